@@ -1,0 +1,190 @@
+#include "troupe/actors/agents.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "troupe/protocol/errors.hpp"
+#include "troupe/runtime/executors.hpp"
+#include "troupe/runtime/log.hpp"
+
+namespace troupe {
+
+namespace {
+
+// Time an executor gets beyond its own timeout before the agent gives up on
+// it: executors enforce timeouts themselves, this only catches lost ones.
+constexpr auto executor_grace = std::chrono::seconds(30);
+
+std::chrono::milliseconds request_timeout(const workstream_spec& spec) {
+  auto secs = spec.timeout_s > 0 ? spec.timeout_s : 24 * 3600.0;
+  return std::chrono::milliseconds(static_cast<int64_t>(secs * 1000))
+         + executor_grace;
+}
+
+struct agent_state {
+  static inline const char* name = "troupe.agent";
+  std::string persona;
+  std::string node;
+  std::shared_ptr<const executor_registry> executors;
+  executor_actor exec;
+  bool cancelled = false;
+};
+
+agent_actor::behavior_type
+agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
+      std::string node, std::shared_ptr<const executor_registry> executors) {
+  self->state.persona = std::move(persona);
+  self->state.node = std::move(node);
+  self->state.executors = std::move(executors);
+  return {
+    [=](dispatch_atom, workstream_spec& spec, progress_actor& progress)
+      -> caf::result<workstream_result> {
+      auto& st = self->state;
+      if (progress)
+        self->send(progress, started_atom_v, spec.run_id, spec.ws.id,
+                   spec.attempt, st.node);
+      if (spec.ws.executor.kind == "noop") {
+        // Nothing to drive: answer at once, without an executor actor.
+        workstream_result r;
+        r.id = spec.ws.id;
+        r.persona = spec.ws.persona;
+        r.title = spec.ws.title;
+        r.status = ws_state::succeeded;
+        r.attempts = spec.attempt;
+        r.node = st.node;
+        r.exit_code = 0;
+        r.summary = "noop";
+        self->quit();
+        return r;
+      }
+      auto factory = st.executors ? st.executors->find(spec.ws.executor.kind)
+                                  : nullptr;
+      if (factory == nullptr) {
+        self->quit();
+        return caf::make_error(errc::unknown_executor, spec.ws.executor.kind,
+                               st.node);
+      }
+      st.exec = (*factory)(self->system());
+      if (st.cancelled)
+        self->send(st.exec, cancel_atom_v);
+      auto rp = self->make_response_promise<workstream_result>();
+      auto started = std::chrono::steady_clock::now();
+      auto timeout = request_timeout(spec);
+      self->request(st.exec, timeout, run_atom_v, spec)
+        .then(
+          [=](workstream_result& r) mutable {
+            r.node = self->state.node;
+            r.persona = spec.ws.persona;
+            rp.deliver(std::move(r));
+            self->quit();
+          },
+          [=](caf::error& err) mutable {
+            workstream_result r;
+            r.id = spec.ws.id;
+            r.persona = spec.ws.persona;
+            r.title = spec.ws.title;
+            r.attempts = spec.attempt;
+            r.node = self->state.node;
+            r.wall_s = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - started)
+                         .count();
+            if (err == caf::sec::request_timeout) {
+              r.status = ws_state::timed_out;
+              r.summary = "executor did not answer in time";
+              self->send(self->state.exec, cancel_atom_v);
+            } else {
+              r.status = ws_state::failed;
+              r.summary = self->system().render(err);
+            }
+            r.output = r.summary;
+            rp.deliver(std::move(r));
+            self->quit();
+          });
+      return rp;
+    },
+    [=](cancel_atom, const std::string&, const std::string&) {
+      auto& st = self->state;
+      st.cancelled = true;
+      if (st.exec)
+        self->send(st.exec, cancel_atom_v);
+    },
+  };
+}
+
+struct pool_state {
+  static inline const char* name = "troupe.agent_pool";
+  pool_config cfg;
+  // Running agents by run id and workstream id.
+  std::map<std::pair<std::string, std::string>, agent_actor> running;
+  std::unordered_map<caf::actor_addr, std::pair<std::string, std::string>>
+    by_addr;
+};
+
+pool_actor::behavior_type
+agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
+  self->state.cfg = std::move(cfg);
+  self->set_down_handler([=](const caf::down_msg& dm) {
+    auto& st = self->state;
+    auto i = st.by_addr.find(dm.source);
+    if (i == st.by_addr.end())
+      return;
+    st.running.erase(i->second);
+    st.by_addr.erase(i);
+  });
+  return {
+    [=](dispatch_atom, workstream_spec& spec, progress_actor& progress)
+      -> caf::result<workstream_result> {
+      auto& st = self->state;
+      auto& personas = st.cfg.info.personas;
+      auto& persona = spec.ws.persona;
+      if (auto i = st.cfg.custom_agents.find(persona);
+          i != st.cfg.custom_agents.end())
+        return self->delegate(i->second, dispatch_atom_v, std::move(spec),
+                              std::move(progress));
+      if (!personas.empty()
+          && std::find(personas.begin(), personas.end(), persona)
+               == personas.end()) {
+        return caf::make_error(errc::unknown_persona, persona,
+                               st.cfg.info.name);
+      }
+      auto a = spawn_agent(self->system(), persona, st.cfg.info.name,
+                           st.cfg.executors);
+      auto key = std::make_pair(spec.run_id, spec.ws.id);
+      self->monitor(a);
+      st.by_addr.emplace(a.address(), key);
+      st.running[key] = a;
+      return self->delegate(a, dispatch_atom_v, std::move(spec),
+                            std::move(progress));
+    },
+    [=](cancel_atom, const std::string& run, const std::string& ws) {
+      auto& st = self->state;
+      for (auto& [persona, custom] : st.cfg.custom_agents)
+        self->send(custom, cancel_atom_v, run, ws);
+      auto i = st.running.find({run, ws});
+      if (i != st.running.end())
+        self->send(i->second, cancel_atom_v, run, ws);
+    },
+    [=](caf::get_atom) -> node_info {
+      auto info = self->state.cfg.info;
+      return info;
+    },
+  };
+}
+
+} // namespace
+
+agent_actor spawn_agent(caf::actor_system& sys, std::string persona,
+                        std::string node,
+                        std::shared_ptr<const executor_registry> executors) {
+  return sys.spawn(agent, std::move(persona), std::move(node),
+                   std::move(executors));
+}
+
+pool_actor spawn_agent_pool(caf::actor_system& sys, pool_config cfg) {
+  return sys.spawn(agent_pool, std::move(cfg));
+}
+
+} // namespace troupe

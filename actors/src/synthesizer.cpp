@@ -1,0 +1,255 @@
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "troupe/actors/gate.hpp"
+
+namespace troupe {
+
+namespace {
+
+std::string seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f s", s);
+  return buf;
+}
+
+// Markdown table cells cannot hold pipes or newlines.
+std::string cell(std::string s) {
+  for (auto& c : s)
+    if (c == '\n' || c == '\r')
+      c = ' ';
+  std::string out;
+  for (auto c : s) {
+    if (c == '|')
+      out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string last_lines(const std::string& s, size_t n) {
+  size_t pos = s.size();
+  while (pos > 0 && (s[pos - 1] == '\n'))
+    --pos;
+  size_t end = pos;
+  for (size_t lines = 0; pos > 0; --pos) {
+    if (s[pos - 1] == '\n' && ++lines == n)
+      break;
+  }
+  return s.substr(pos, end - pos);
+}
+
+} // namespace
+
+void fold_report(const plan& p, run_report& r) {
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < r.workstreams.size(); ++i)
+    index.emplace(r.workstreams[i].id, i);
+  r.sequential_s = 0;
+  std::map<std::string, troupe::usage> totals;
+  for (auto& w : r.workstreams) {
+    r.sequential_s += w.wall_s;
+    for (auto& u : w.usage) {
+      auto& t = totals[u.model];
+      t.model = u.model;
+      t.input_tokens += u.input_tokens;
+      t.output_tokens += u.output_tokens;
+      t.cost_usd += u.cost_usd;
+    }
+  }
+  r.usage.clear();
+  for (auto& [model, u] : totals)
+    r.usage.push_back(u);
+  // Longest path by wall time over the plan's dependencies, in topological
+  // order (Kahn), so deep chains need no recursion.
+  std::unordered_map<std::string, size_t> def_index;
+  for (size_t i = 0; i < p.workstreams.size(); ++i)
+    def_index.emplace(p.workstreams[i].id, i);
+  auto n = p.workstreams.size();
+  std::vector<size_t> pending(n, 0);
+  std::vector<std::vector<size_t>> dependents(n);
+  for (size_t i = 0; i < n; ++i)
+    for (auto& dep : p.workstreams[i].depends_on)
+      if (auto d = def_index.find(dep); d != def_index.end()) {
+        ++pending[i];
+        dependents[d->second].push_back(i);
+      }
+  std::vector<size_t> order;
+  for (size_t i = 0; i < n; ++i)
+    if (pending[i] == 0)
+      order.push_back(i);
+  for (size_t k = 0; k < order.size(); ++k)
+    for (auto j : dependents[order[k]])
+      if (--pending[j] == 0)
+        order.push_back(j);
+  std::unordered_map<std::string, double> best;
+  std::unordered_map<std::string, std::string> via;
+  auto own = [&](const std::string& id) {
+    auto i = index.find(id);
+    return i == index.end() ? 0.0 : r.workstreams[i->second].wall_s;
+  };
+  for (auto i : order) {
+    auto& w = p.workstreams[i];
+    double before = 0;
+    bool found = false;
+    for (auto& dep : w.depends_on) {
+      auto b = best.find(dep);
+      if (b != best.end() && (!found || b->second > before)) {
+        before = b->second;
+        via[w.id] = dep;
+        found = true;
+      }
+    }
+    best[w.id] = own(w.id) + before;
+  }
+  auto longest = [&](const std::string& id) {
+    auto b = best.find(id);
+    return b == best.end() ? own(id) : b->second;
+  };
+  r.critical_path_s = 0;
+  std::string end;
+  for (auto& w : r.workstreams) {
+    auto v = longest(w.id);
+    if (end.empty() || v > r.critical_path_s) {
+      r.critical_path_s = v;
+      end = w.id;
+    }
+  }
+  r.critical_path.clear();
+  for (auto id = end; !id.empty();) {
+    r.critical_path.push_back(id);
+    auto i = via.find(id);
+    id = i == via.end() ? std::string{} : i->second;
+  }
+  std::reverse(r.critical_path.begin(), r.critical_path.end());
+}
+
+std::string render_markdown(const plan& p, const run_report& r) {
+  std::ostringstream md;
+  md << "# " << (r.plan.empty() ? "Run" : r.plan) << ": "
+     << to_string(r.status) << "\n\n";
+  if (!r.goal.empty())
+    md << "Goal: " << r.goal << "\n\n";
+  size_t ok = 0;
+  for (auto& w : r.workstreams)
+    ok += w.status == ws_state::succeeded ? 1 : 0;
+  md << "Run `" << r.run_id << "`: " << ok << " of " << r.workstreams.size()
+     << " workstreams succeeded in " << seconds(r.wall_s) << " (sequential "
+     << seconds(r.sequential_s);
+  if (r.sequential_s > r.wall_s)
+    md << ", " << seconds(r.sequential_s - r.wall_s) << " saved by parallelism";
+  md << "; critical path " << seconds(r.critical_path_s);
+  if (!r.critical_path.empty()) {
+    md << ": ";
+    for (size_t i = 0; i < r.critical_path.size(); ++i)
+      md << (i ? " -> " : "") << r.critical_path[i];
+  }
+  md << ").\n\n";
+  md << "| workstream | persona | status | attempts | node | wall | summary |\n"
+     << "|---|---|---|---|---|---|---|\n";
+  for (auto& w : r.workstreams)
+    md << "| " << cell(w.id) << " | " << cell(w.persona) << " | "
+       << to_string(w.status) << " | " << w.attempts << " | " << cell(w.node)
+       << " | " << seconds(w.wall_s) << " | " << cell(w.summary) << " |\n";
+  if (!r.gates.empty()) {
+    md << "\n## Gates\n\n| gate | status | attempts | checks |\n"
+       << "|---|---|---|---|\n";
+    for (auto& g : r.gates) {
+      std::string checks;
+      for (auto& c : g.checks)
+        checks += (checks.empty() ? "" : ", ") + c.name + " "
+                  + (c.passed ? "passed" : "failed");
+      md << "| " << cell(g.id) << " | " << to_string(g.status) << " | "
+         << g.attempts << " | " << cell(checks) << " |\n";
+    }
+  }
+  if (!r.usage.empty()) {
+    md << "\n## Usage\n\n| model | input tokens | output tokens | cost |\n"
+       << "|---|---|---|---|\n";
+    for (auto& u : r.usage) {
+      char cost[32];
+      std::snprintf(cost, sizeof(cost), "$%.4f", u.cost_usd);
+      md << "| " << cell(u.model) << " | " << u.input_tokens << " | "
+         << u.output_tokens << " | " << cost << " |\n";
+    }
+  }
+  bool heading = false;
+  for (auto& w : r.workstreams) {
+    if (w.status != ws_state::failed && w.status != ws_state::timed_out)
+      continue;
+    if (!heading) {
+      md << "\n## Failures\n";
+      heading = true;
+    }
+    md << "\n### " << w.id << " (" << to_string(w.status) << ", exit "
+       << w.exit_code << ", " << w.attempts << " attempts)\n\n```\n"
+       << last_lines(w.output, 20) << "\n```\n";
+  }
+  for (auto& g : r.gates) {
+    if (g.status != gate_state::failed)
+      continue;
+    if (!heading) {
+      md << "\n## Failures\n";
+      heading = true;
+    }
+    md << "\n### gate " << g.id << "\n\n";
+    for (auto& c : g.checks)
+      if (!c.passed)
+        md << "- " << c.name << ": " << last_lines(c.detail, 10) << "\n";
+  }
+  size_t blocked = 0;
+  for (auto& w : r.workstreams)
+    blocked += w.status == ws_state::blocked ? 1 : 0;
+  if (blocked > 0)
+    md << "\nPartial result: " << blocked
+       << (blocked == 1 ? " workstream was" : " workstreams were")
+       << " blocked and did not run.\n";
+  return md.str();
+}
+
+namespace {
+
+struct synthesizer_state {
+  static inline const char* name = "troupe.synthesizer";
+};
+
+synthesizer_actor::behavior_type
+synthesizer(synthesizer_actor::stateful_pointer<synthesizer_state>) {
+  return {
+    [](synthesize_atom, const plan& p, run_report& r) -> run_report {
+      fold_report(p, r);
+      r.synthesized_by = p.synthesis.persona;
+      r.markdown = render_markdown(p, r);
+      return std::move(r);
+    },
+  };
+}
+
+struct planner_state {
+  static inline const char* name = "troupe.planner";
+};
+
+planner_actor::behavior_type
+planner(planner_actor::stateful_pointer<planner_state>) {
+  return {
+    [](assess_atom, const plan& p) -> plan_assessment { return assess(p); },
+  };
+}
+
+} // namespace
+
+synthesizer_actor spawn_synthesizer(caf::actor_system& sys) {
+  return sys.spawn(synthesizer);
+}
+
+planner_actor spawn_planner(caf::actor_system& sys) {
+  return sys.spawn(planner);
+}
+
+} // namespace troupe

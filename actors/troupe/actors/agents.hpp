@@ -1,0 +1,35 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "troupe/protocol/interfaces.hpp"
+
+namespace troupe {
+
+class executor_registry;
+
+/// Spawns an agent for one workstream: it drives the executor the
+/// workstream names, tells `progress` when the attempt starts, answers with
+/// the attempt's result and quits. `noop` needs no executor actor.
+agent_actor spawn_agent(caf::actor_system& sys, std::string persona,
+                        std::string node,
+                        std::shared_ptr<const executor_registry> executors);
+
+/// What an agent pool offers and how it runs work.
+struct pool_config {
+  /// Name, slots, personas (empty: any) and executors of the node.
+  node_info info;
+  std::shared_ptr<const executor_registry> executors;
+  /// Long-lived agents that take every workstream of their persona, in
+  /// place of Troupe's own agents.
+  std::map<std::string, agent_actor> custom_agents;
+};
+
+/// Spawns a node's agent pool: one agent per running workstream.
+pool_actor spawn_agent_pool(caf::actor_system& sys, pool_config cfg);
+
+} // namespace troupe

@@ -1,0 +1,28 @@
+#pragma once
+
+#include <memory>
+
+#include <caf/fwd.hpp>
+
+#include "troupe/protocol/interfaces.hpp"
+
+namespace troupe {
+
+class executor_registry;
+
+/// What an orchestrator stands on.
+struct orchestrator_config {
+  /// Executors for gate checks, which run where the orchestrator runs.
+  std::shared_ptr<const executor_registry> executors;
+};
+
+/// Spawns an orchestrator. It owns runs: a run starts with `run_atom` (the
+/// answer is its id), dispatches each workstream to the least-loaded pool
+/// that fits the moment its dependencies and gates allow, never exceeding
+/// the run's parallelism, retries failures within their budget, applies the
+/// plan's failure policy, holds gates (with remediation), and finally sends
+/// the synthesized report to the run's observer. Pools join with `join_atom`.
+orchestrator_actor spawn_orchestrator(caf::actor_system& sys,
+                                      orchestrator_config cfg);
+
+} // namespace troupe

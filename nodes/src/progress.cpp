@@ -1,0 +1,228 @@
+#include "progress.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+namespace troupe::cli {
+
+namespace {
+
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+constexpr tick_atom tick_atom_v{};
+
+constexpr auto redraw_interval = std::chrono::milliseconds(200);
+
+using progress_actor_t = observer_actor::extend<caf::reacts_to<tick_atom>>;
+
+struct running_ws {
+  std::string persona;
+  std::string title;
+  std::string state;
+  double since = 0;
+  double estimate = 0;
+  int32_t attempt = 0;
+};
+
+struct progress_state {
+  static inline const char* name = "troupe.progress";
+  progress_config cfg;
+  std::unordered_map<std::string, const workstream*> defs;
+  std::map<std::string, running_ws> running;
+  size_t total = 0;
+  size_t done = 0;
+  size_t failed = 0;
+  size_t blocked = 0;
+  double done_time = 0;
+  double t = 0;
+  size_t drawn = 0;
+  bool finished = false;
+  std::chrono::steady_clock::time_point start
+    = std::chrono::steady_clock::now();
+};
+
+std::string upper(std::string s) {
+  for (auto& c : s)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string fit(std::string s, size_t n) {
+  if (s.size() > n)
+    return s.substr(0, n - 1) + "~";
+  s.append(n - s.size(), ' ');
+  return s;
+}
+
+void clear_live(progress_state& st) {
+  for (size_t i = 0; i < st.drawn; ++i)
+    std::fputs("\x1b[1A\x1b[2K", stderr);
+  st.drawn = 0;
+}
+
+void draw_live(progress_state& st) {
+  clear_live(st);
+  auto now = std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                           - st.start)
+               .count();
+  for (auto& [id, r] : st.running) {
+    auto elapsed = now - r.since;
+    std::string bar;
+    int pct = -1;
+    if (r.estimate > 0) {
+      pct = std::min(99, static_cast<int>(100 * elapsed / r.estimate));
+      auto filled = pct / 10;
+      for (int i = 0; i < 10; ++i)
+        bar += i < filled ? "\xe2\x96\x88" : "\xe2\x96\x91";
+    } else {
+      auto pos = static_cast<int>(elapsed * 5) % 10;
+      for (int i = 0; i < 10; ++i)
+        bar += i == pos ? "\xe2\x96\x88" : "\xe2\x96\x91";
+    }
+    char line[512];
+    std::snprintf(line, sizeof(line), " %s [%s] %s %s %6.1fs %s%s\n",
+                  fit(upper(r.persona), 10).c_str(), bar.c_str(),
+                  pct >= 0 ? (std::to_string(pct) + "%").c_str() : "  ?",
+                  fit(id + (r.title != id ? " - " + r.title : ""), 40).c_str(),
+                  elapsed, r.state.c_str(),
+                  r.attempt > 1
+                    ? (" (attempt " + std::to_string(r.attempt) + ")").c_str()
+                    : "");
+    std::fputs(line, stderr);
+    ++st.drawn;
+  }
+  char totals[256];
+  std::string eta = "-";
+  if (st.done > 0 && st.done < st.total) {
+    auto avg = st.done_time / st.done;
+    auto left = avg * (st.total - st.done)
+                / std::max<int32_t>(1, st.cfg.max_parallel);
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "~%.0fs", left);
+    eta = buf;
+  }
+  std::snprintf(totals, sizeof(totals),
+                " %zu/%zu done, %zu running, %zu failed, %zu blocked, "
+                "%.1fs elapsed, ETA %s\n",
+                st.done, st.total, st.running.size(), st.failed, st.blocked,
+                now, eta.c_str());
+  std::fputs(totals, stderr);
+  ++st.drawn;
+  std::fflush(stderr);
+}
+
+void print_line(progress_state& st, const event& ev) {
+  std::string line;
+  char t[32];
+  std::snprintf(t, sizeof(t), "[%7.2fs] ", ev.t_s);
+  line = t;
+  line += ev.kind + " " + ev.subject + " " + ev.state;
+  if (ev.attempt > 0)
+    line += " (attempt " + std::to_string(ev.attempt)
+            + (ev.node.empty() ? "" : ", node " + ev.node) + ")";
+  if (!ev.message.empty())
+    line += ": " + ev.message;
+  line += '\n';
+  if (st.cfg.live)
+    clear_live(st);
+  std::fputs(line.c_str(), stderr);
+}
+
+progress_actor_t::behavior_type
+progress(progress_actor_t::stateful_pointer<progress_state> self,
+         progress_config cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  if (st.cfg.p) {
+    st.total = st.cfg.p->workstreams.size();
+    for (auto& w : st.cfg.p->workstreams)
+      st.defs.emplace(w.id, &w);
+  }
+  if (st.cfg.live && !st.cfg.quiet)
+    self->delayed_send(self, redraw_interval, tick_atom_v);
+  return {
+    [=](const event& ev) {
+      auto& st = self->state;
+      if (st.cfg.events) {
+        nlohmann::json j = ev;
+        auto line = j.dump() + "\n";
+        std::fputs(line.c_str(), st.cfg.events);
+        std::fflush(st.cfg.events);
+      }
+      bool notable = true;
+      if (ev.kind == "workstream") {
+        auto d = st.defs.find(ev.subject);
+        if (ev.state == "dispatched" || ev.state == "running") {
+          auto& r = st.running[ev.subject];
+          if (d != st.defs.end()) {
+            r.persona = d->second->persona;
+            r.title = d->second->title;
+            r.estimate = d->second->estimate_s > 0
+                           ? d->second->estimate_s
+                           : (d->second->executor.kind == "sleep"
+                                ? d->second->executor.seconds
+                                : 0);
+          } else {
+            r.persona = "remediate";
+            r.title = ev.subject;
+          }
+          if (ev.state == "dispatched")
+            r.since = ev.t_s;
+          r.state = ev.state;
+          r.attempt = ev.attempt;
+          notable = !st.cfg.live;
+        } else if (ev.state == "ready") {
+          notable = !st.cfg.live;
+        } else if (ev.state == "retrying") {
+          st.running.erase(ev.subject);
+        } else {
+          auto r = st.running.find(ev.subject);
+          if (r != st.running.end()) {
+            st.done_time += ev.t_s - r->second.since;
+            st.running.erase(r);
+          }
+          if (d != st.defs.end()) {
+            st.done += 1;
+            if (ev.state == "failed" || ev.state == "timed_out")
+              st.failed += 1;
+            if (ev.state == "blocked" || ev.state == "cancelled")
+              st.blocked += 1;
+          }
+          notable = !st.cfg.live || ev.state != "succeeded";
+        }
+      }
+      if (!st.cfg.quiet && notable)
+        print_line(st, ev);
+      if (st.cfg.live && !st.cfg.quiet && !st.finished)
+        draw_live(st);
+    },
+    [=](run_report& r) {
+      auto& st = self->state;
+      st.finished = true;
+      if (st.cfg.live && !st.cfg.quiet)
+        clear_live(st);
+      if (st.cfg.on_report)
+        st.cfg.on_report(std::move(r));
+      self->quit();
+    },
+    [=](tick_atom) {
+      auto& st = self->state;
+      if (st.finished)
+        return;
+      draw_live(st);
+      self->delayed_send(self, redraw_interval, tick_atom_v);
+    },
+  };
+}
+
+} // namespace
+
+observer_actor spawn_progress(caf::actor_system& sys, progress_config cfg) {
+  return sys.spawn(progress, std::move(cfg));
+}
+
+} // namespace troupe::cli

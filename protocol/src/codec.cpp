@@ -1,0 +1,379 @@
+// Enum spellings and JSON codecs of the protocol types.
+
+#include <array>
+#include <string>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "troupe/protocol/diagnostics.hpp"
+#include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/plan.hpp"
+#include "troupe/protocol/planning.hpp"
+#include "troupe/protocol/result.hpp"
+
+namespace troupe {
+
+namespace {
+
+using json = nlohmann::json;
+
+// One table per enum, in enumerator order, so both directions agree.
+constexpr std::array<const char*, 3> agent_kind_names{"explore", "plan",
+                                                      "general"};
+constexpr std::array<const char*, 3> model_tier_names{"fast", "balanced",
+                                                      "deep"};
+constexpr std::array<const char*, 3> failure_policy_names{
+  "block_dependents", "fail_fast", "continue"};
+constexpr std::array<const char*, 9> ws_state_names{
+  "pending", "ready",     "dispatched", "running", "succeeded",
+  "failed",  "timed_out", "cancelled",  "blocked"};
+constexpr std::array<const char*, 4> run_status_names{"succeeded", "failed",
+                                                      "blocked", "cancelled"};
+constexpr std::array<const char*, 5> gate_state_names{
+  "pending", "evaluating", "remediating", "passed", "failed"};
+constexpr std::array<const char*, 4> complexity_names{"SIMPLE", "MODERATE",
+                                                      "COMPLEX", "EPIC"};
+constexpr std::array<const char*, 8> errc_names{
+  "unknown_persona", "unknown_executor", "unknown_run", "invalid_plan",
+  "no_capacity",     "node_lost",        "cancelled",   "executor_failed"};
+
+template <class E, size_t N>
+std::string name_of(E x, const std::array<const char*, N>& names) {
+  auto i = static_cast<size_t>(x);
+  return i < N ? names[i] : "unknown(" + std::to_string(i) + ")";
+}
+
+template <class E, size_t N>
+bool parse_name(const std::string& s, E& x,
+                const std::array<const char*, N>& names) {
+  for (size_t i = 0; i < N; ++i)
+    if (s == names[i]) {
+      x = static_cast<E>(i);
+      return true;
+    }
+  return false;
+}
+
+// Reads an enum written by `to_json`; an unknown spelling throws rather
+// than becoming some other value.
+template <class E>
+E enum_at(const json& j, const char* key, const char* what) {
+  auto& v = j.at(key);
+  E result{};
+  if (!v.is_string() || !from_string(v.get<std::string>(), result))
+    throw json::other_error::create(
+      501, std::string{"unknown "} + what + " " + v.dump(), &j);
+  return result;
+}
+
+template <class T>
+void read(const json& j, const char* key, T& x) {
+  j.at(key).get_to(x);
+}
+
+} // namespace
+
+// -- enums --------------------------------------------------------------------
+
+std::string to_string(agent_kind x) {
+  return name_of(x, agent_kind_names);
+}
+
+std::string to_string(model_tier x) {
+  return name_of(x, model_tier_names);
+}
+
+std::string to_string(failure_policy x) {
+  return name_of(x, failure_policy_names);
+}
+
+bool from_string(const std::string& s, agent_kind& x) {
+  return parse_name(s, x, agent_kind_names);
+}
+
+bool from_string(const std::string& s, model_tier& x) {
+  return parse_name(s, x, model_tier_names);
+}
+
+bool from_string(const std::string& s, failure_policy& x) {
+  return parse_name(s, x, failure_policy_names);
+}
+
+std::string to_string(ws_state x) {
+  return name_of(x, ws_state_names);
+}
+
+std::string to_string(run_status x) {
+  return name_of(x, run_status_names);
+}
+
+std::string to_string(gate_state x) {
+  return name_of(x, gate_state_names);
+}
+
+bool from_string(const std::string& s, ws_state& x) {
+  return parse_name(s, x, ws_state_names);
+}
+
+bool from_string(const std::string& s, run_status& x) {
+  return parse_name(s, x, run_status_names);
+}
+
+bool from_string(const std::string& s, gate_state& x) {
+  return parse_name(s, x, gate_state_names);
+}
+
+bool is_terminal(ws_state x) {
+  switch (x) {
+    case ws_state::succeeded:
+    case ws_state::failed:
+    case ws_state::timed_out:
+    case ws_state::cancelled:
+    case ws_state::blocked:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string to_string(complexity x) {
+  return name_of(x, complexity_names);
+}
+
+std::string to_string(errc x) {
+  // errc starts at 1; 0 means "no error".
+  auto i = static_cast<size_t>(x);
+  if (i >= 1 && i <= errc_names.size())
+    return errc_names[i - 1];
+  return "unknown(" + std::to_string(i) + ")";
+}
+
+std::string to_string(const diagnostic& d) {
+  return d.path.empty() ? d.message : d.path + ": " + d.message;
+}
+
+// -- plan ---------------------------------------------------------------------
+
+void to_json(json& j, const executor_spec& x) {
+  j = {{"kind", x.kind},
+       {"run", x.run},
+       {"cwd", x.cwd},
+       {"seconds", x.seconds},
+       {"env", x.env}};
+}
+
+void to_json(json& j, const workstream& x) {
+  j = {{"id", x.id},
+       {"title", x.title},
+       {"persona", x.persona},
+       {"agent", to_string(x.agent)},
+       {"model", to_string(x.model)},
+       {"prompt", x.prompt},
+       {"owns", x.owns},
+       {"depends_on", x.depends_on},
+       {"executor", x.executor},
+       {"retries", x.retries},
+       {"estimate_s", x.estimate_s}};
+  // 0 means "the plan's default", which the plan schema spells by leaving
+  // the key out.
+  if (x.timeout_s != 0)
+    j["timeout_s"] = x.timeout_s;
+}
+
+void to_json(json& j, const gate_check& x) {
+  // The plan spelling: a bare word for the built-in checks, an object for
+  // commands.
+  if ((x.kind == "completion" || x.kind == "conflicts") && x.run.empty()
+      && x.cwd.empty() && x.timeout_s == 0) {
+    j = x.kind;
+    return;
+  }
+  j = json::object();
+  if (x.kind != "command")
+    j["kind"] = x.kind;
+  j["run"] = x.run;
+  if (!x.cwd.empty())
+    j["cwd"] = x.cwd;
+  if (x.timeout_s != 0)
+    j["timeout_s"] = x.timeout_s;
+}
+
+void to_json(json& j, const remediation& x) {
+  j = {{"persona", x.persona},
+       {"max_attempts", x.max_attempts},
+       {"prompt", x.prompt},
+       {"executor", x.executor}};
+}
+
+void to_json(json& j, const gate& x) {
+  j = {{"id", x.id},
+       {"after", x.after},
+       {"checks", x.checks},
+       {"remediate", x.remediate}};
+}
+
+void to_json(json& j, const plan_settings& x) {
+  j = {{"max_parallel_agents", x.max_parallel_agents},
+       {"default_timeout_s", x.default_timeout_s},
+       {"on_failure", to_string(x.on_failure)},
+       {"confirm_before_execute", x.confirm_before_execute},
+       {"max_phase_width", x.max_phase_width}};
+}
+
+void to_json(json& j, const plan& x) {
+  j = {{"name", x.name},
+       {"goal", x.goal},
+       {"settings", x.settings},
+       {"workstreams", x.workstreams},
+       {"gates", x.gates},
+       {"synthesis", {{"persona", x.synthesis.persona}}}};
+}
+
+// -- results ------------------------------------------------------------------
+
+void to_json(json& j, const usage& x) {
+  j = {{"model", x.model},
+       {"input_tokens", x.input_tokens},
+       {"output_tokens", x.output_tokens},
+       {"cost_usd", x.cost_usd}};
+}
+
+void from_json(const json& j, usage& x) {
+  read(j, "model", x.model);
+  read(j, "input_tokens", x.input_tokens);
+  read(j, "output_tokens", x.output_tokens);
+  read(j, "cost_usd", x.cost_usd);
+}
+
+void to_json(json& j, const workstream_result& x) {
+  j = {{"id", x.id},
+       {"persona", x.persona},
+       {"title", x.title},
+       {"status", to_string(x.status)},
+       {"attempts", x.attempts},
+       {"node", x.node},
+       {"wall_s", x.wall_s},
+       {"started_s", x.started_s},
+       {"exit_code", x.exit_code},
+       {"summary", x.summary},
+       {"output", x.output},
+       {"files_changed", x.files_changed},
+       {"outputs", x.outputs},
+       {"usage", x.usage}};
+}
+
+void from_json(const json& j, workstream_result& x) {
+  read(j, "id", x.id);
+  read(j, "persona", x.persona);
+  read(j, "title", x.title);
+  x.status = enum_at<ws_state>(j, "status", "workstream state");
+  read(j, "attempts", x.attempts);
+  read(j, "node", x.node);
+  read(j, "wall_s", x.wall_s);
+  read(j, "started_s", x.started_s);
+  read(j, "exit_code", x.exit_code);
+  read(j, "summary", x.summary);
+  read(j, "output", x.output);
+  read(j, "files_changed", x.files_changed);
+  read(j, "outputs", x.outputs);
+  read(j, "usage", x.usage);
+}
+
+void to_json(json& j, const check_result& x) {
+  j = {{"name", x.name}, {"passed", x.passed}, {"detail", x.detail}};
+}
+
+void from_json(const json& j, check_result& x) {
+  read(j, "name", x.name);
+  read(j, "passed", x.passed);
+  read(j, "detail", x.detail);
+}
+
+void to_json(json& j, const gate_result& x) {
+  j = {{"id", x.id},
+       {"status", to_string(x.status)},
+       {"attempts", x.attempts},
+       {"checks", x.checks}};
+}
+
+void from_json(const json& j, gate_result& x) {
+  read(j, "id", x.id);
+  x.status = enum_at<gate_state>(j, "status", "gate state");
+  read(j, "attempts", x.attempts);
+  read(j, "checks", x.checks);
+}
+
+void to_json(json& j, const run_report& x) {
+  j = {{"run_id", x.run_id},
+       {"plan", x.plan},
+       {"goal", x.goal},
+       {"status", to_string(x.status)},
+       {"wall_s", x.wall_s},
+       {"sequential_s", x.sequential_s},
+       {"critical_path_s", x.critical_path_s},
+       {"critical_path", x.critical_path},
+       {"workstreams", x.workstreams},
+       {"gates", x.gates},
+       {"usage", x.usage},
+       {"synthesized_by", x.synthesized_by},
+       {"markdown", x.markdown}};
+}
+
+void from_json(const json& j, run_report& x) {
+  read(j, "run_id", x.run_id);
+  read(j, "plan", x.plan);
+  read(j, "goal", x.goal);
+  x.status = enum_at<run_status>(j, "status", "run status");
+  read(j, "wall_s", x.wall_s);
+  read(j, "sequential_s", x.sequential_s);
+  read(j, "critical_path_s", x.critical_path_s);
+  read(j, "critical_path", x.critical_path);
+  read(j, "workstreams", x.workstreams);
+  read(j, "gates", x.gates);
+  read(j, "usage", x.usage);
+  read(j, "synthesized_by", x.synthesized_by);
+  read(j, "markdown", x.markdown);
+}
+
+void to_json(json& j, const event& x) {
+  j = {{"run_id", x.run_id},   {"seq", x.seq},         {"t_s", x.t_s},
+       {"kind", x.kind},       {"subject", x.subject}, {"state", x.state},
+       {"attempt", x.attempt}, {"node", x.node},       {"message", x.message}};
+}
+
+void from_json(const json& j, event& x) {
+  read(j, "run_id", x.run_id);
+  read(j, "seq", x.seq);
+  read(j, "t_s", x.t_s);
+  read(j, "kind", x.kind);
+  read(j, "subject", x.subject);
+  read(j, "state", x.state);
+  read(j, "attempt", x.attempt);
+  read(j, "node", x.node);
+  read(j, "message", x.message);
+}
+
+void to_json(json& j, const node_info& x) {
+  j = {{"name", x.name},
+       {"slots", x.slots},
+       {"personas", x.personas},
+       {"executors", x.executors},
+       {"protocol_version", x.protocol_version}};
+}
+
+// -- planning -----------------------------------------------------------------
+
+void to_json(json& j, const plan_assessment& x) {
+  j = {{"level", to_string(x.level)},
+       {"score", x.score},
+       {"indicators", x.indicators},
+       {"phases", x.phases},
+       {"critical_path", x.critical_path},
+       {"critical_path_s", x.critical_path_s},
+       {"sequential_s", x.sequential_s},
+       {"parallel_s", x.parallel_s},
+       {"strategy", x.strategy}};
+}
+
+} // namespace troupe

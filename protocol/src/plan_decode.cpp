@@ -1,0 +1,863 @@
+// Plan text (YAML or JSON) to JSON to `plan`, collecting every problem with
+// the path of the field it is about. Nothing here throws.
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "troupe/protocol/diagnostics.hpp"
+#include "troupe/protocol/plan.hpp"
+#include "troupe/protocol/plan_io.hpp"
+
+namespace troupe {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Deeper YAML or JSON is refused; it also stops self-referencing YAML
+// aliases (`&a [*a]`) from recursing forever.
+constexpr int max_depth = 64;
+
+// -- paths and messages -------------------------------------------------------
+
+std::string join(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+std::string index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+std::string quote(std::string s) {
+  if (s.size() > 60)
+    s = s.substr(0, 57) + "...";
+  // Input may hold invalid UTF-8; replace it rather than throw.
+  return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string format_number(double x) {
+  std::ostringstream os;
+  os << x;
+  return os.str();
+}
+
+/// Names a JSON value for "expected X, got Y".
+std::string describe(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return v.get<bool>() ? "boolean true" : "boolean false";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return "integer " + v.dump();
+    case json::value_t::number_float:
+      return "number " + v.dump();
+    case json::value_t::string:
+      return "string " + quote(v.get<std::string>());
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "binary data";
+  }
+}
+
+void type_error(const json& v, const std::string& path, const char* expected,
+                diagnostics& out) {
+  out.error(path, std::string{"expected "} + expected + ", got " + describe(v));
+}
+
+/// Edit distance with transpositions (optimal string alignment).
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1,
+                                     std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i)
+    d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j)
+    d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j]
+        = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+/// ` (did you mean "title"?)` for the closest candidate within two edits,
+/// or nothing.
+template <class Range>
+std::string suggestion(const std::string& word, const Range& candidates) {
+  std::string best;
+  size_t best_d = 3;
+  for (const std::string& c : candidates) {
+    if (std::max(word.size(), c.size()) - std::min(word.size(), c.size()) > 2)
+      continue;
+    auto d = edit_distance(word, c);
+    if (d < best_d && d < std::min(word.size(), c.size())) {
+      best = c;
+      best_d = d;
+    }
+  }
+  return best.empty() ? "" : " (did you mean " + quote(best) + "?)";
+}
+
+// -- reading fields -----------------------------------------------------------
+
+bool expect_object(const json& v, const std::string& path, diagnostics& out) {
+  if (v.is_object())
+    return true;
+  type_error(v, path, "an object", out);
+  return false;
+}
+
+void reject_unknown_keys(const json& obj, const std::string& path,
+                         std::initializer_list<const char*> allowed,
+                         diagnostics& out) {
+  std::vector<std::string> names(allowed.begin(), allowed.end());
+  for (auto& [key, value] : obj.items())
+    if (std::find(names.begin(), names.end(), key) == names.end())
+      out.error(join(path, key), "unknown field" + suggestion(key, names));
+}
+
+// Each `read` assigns `x` only when `v` has the right type (vectors and maps
+// keep their good elements), records a diagnostic otherwise, and says
+// whether all of `v` was good.
+
+bool read(const json& v, const std::string& path, std::string& x,
+          diagnostics& out) {
+  if (!v.is_string()) {
+    type_error(v, path, "a string", out);
+    return false;
+  }
+  x = v.get<std::string>();
+  return true;
+}
+
+bool read(const json& v, const std::string& path, int32_t& x,
+          diagnostics& out) {
+  // 3.0 is an integer too; 2.5 and "two" are not.
+  if (!v.is_number()
+      || (v.is_number_float()
+          && v.get<double>() != std::floor(v.get<double>()))) {
+    type_error(v, path, "an integer", out);
+    return false;
+  }
+  auto d = v.get<double>();
+  if (d < std::numeric_limits<int32_t>::min()
+      || d > std::numeric_limits<int32_t>::max()) {
+    out.error(path, "integer out of range: " + v.dump());
+    return false;
+  }
+  x = static_cast<int32_t>(d);
+  return true;
+}
+
+bool read(const json& v, const std::string& path, double& x, diagnostics& out) {
+  if (!v.is_number()) {
+    type_error(v, path, "a number", out);
+    return false;
+  }
+  x = v.get<double>();
+  return true;
+}
+
+bool read(const json& v, const std::string& path, bool& x, diagnostics& out) {
+  if (!v.is_boolean()) {
+    type_error(v, path, "a boolean", out);
+    return false;
+  }
+  x = v.get<bool>();
+  return true;
+}
+
+bool read(const json& v, const std::string& path, std::vector<std::string>& x,
+          diagnostics& out) {
+  if (!v.is_array()) {
+    type_error(v, path, "an array of strings", out);
+    return false;
+  }
+  x.clear();
+  bool ok = true;
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::string s;
+    if (read(v[i], index(path, i), s, out))
+      x.push_back(std::move(s));
+    else
+      ok = false;
+  }
+  return ok;
+}
+
+bool read(const json& v, const std::string& path,
+          std::map<std::string, std::string>& x, diagnostics& out) {
+  if (!v.is_object()) {
+    type_error(v, path, "an object of strings", out);
+    return false;
+  }
+  x.clear();
+  bool ok = true;
+  for (auto& [key, value] : v.items()) {
+    std::string s;
+    if (read(value, join(path, key), s, out))
+      x.emplace(key, std::move(s));
+    else
+      ok = false;
+  }
+  return ok;
+}
+
+template <class E>
+bool read_enum(const json& v, const std::string& path, E& x,
+               std::initializer_list<E> values, diagnostics& out) {
+  std::vector<std::string> names;
+  for (auto e : values)
+    names.push_back(to_string(e));
+  std::string expected;
+  for (size_t i = 0; i < names.size(); ++i)
+    expected += (i == 0                    ? ""
+                   : i + 1 == names.size() ? " or "
+                                           : ", ")
+      + names[i];
+  if (!v.is_string()) {
+    type_error(v, path, ("one of " + expected).c_str(), out);
+    return false;
+  }
+  auto s = v.get<std::string>();
+  if (from_string(s, x))
+    return true;
+  out.error(path,
+            "unknown value " + quote(s) + " (expected " + expected + ")"
+              + suggestion(s, names));
+  return false;
+}
+
+bool read(const json& v, const std::string& path, agent_kind& x,
+          diagnostics& out) {
+  using k = agent_kind;
+  return read_enum(v, path, x, {k::explore, k::plan, k::general}, out);
+}
+
+bool read(const json& v, const std::string& path, model_tier& x,
+          diagnostics& out) {
+  using m = model_tier;
+  return read_enum(v, path, x, {m::fast, m::balanced, m::deep}, out);
+}
+
+bool read(const json& v, const std::string& path, failure_policy& x,
+          diagnostics& out) {
+  using f = failure_policy;
+  return read_enum(v, path, x,
+                   {f::block_dependents, f::fail_fast, f::continue_run}, out);
+}
+
+/// Reads `obj[key]`, reporting `path.key: missing` when absent.
+template <class T>
+bool read_required(const json& obj, const std::string& path, const char* key,
+                   T& x, diagnostics& out) {
+  auto i = obj.find(key);
+  if (i == obj.end()) {
+    out.error(join(path, key), "missing");
+    return false;
+  }
+  return read(*i, join(path, key), x, out);
+}
+
+/// Reads `obj[key]` if present and not null; true if it was and was good.
+template <class T>
+bool read_optional(const json& obj, const std::string& path, const char* key,
+                   T& x, diagnostics& out) {
+  auto i = obj.find(key);
+  if (i == obj.end() || i->is_null())
+    return false;
+  return read(*i, join(path, key), x, out);
+}
+
+bool has(const json& obj, const char* key) {
+  auto i = obj.find(key);
+  return i != obj.end() && !i->is_null();
+}
+
+// -- value checks -------------------------------------------------------------
+
+void check_at_least(int32_t x, int32_t min, const std::string& path,
+                    diagnostics& out) {
+  if (x < min)
+    out.error(path,
+              min == 0 ? "must not be negative, got " + std::to_string(x)
+                       : "must be at least " + std::to_string(min) + ", got "
+                  + std::to_string(x));
+}
+
+void check_positive(double x, const std::string& path, diagnostics& out) {
+  if (!(x > 0))
+    out.error(path, "must be positive, got " + format_number(x));
+}
+
+void check_non_negative(double x, const std::string& path, diagnostics& out) {
+  if (!(x >= 0))
+    out.error(path, "must not be negative, got " + format_number(x));
+}
+
+/// Ids are plain words: letters, digits, '_', '.' and '-'.
+bool valid_id(const std::string& id) {
+  return !id.empty() && std::all_of(id.begin(), id.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+void check_id(const std::string& id, const std::string& path,
+              diagnostics& out) {
+  if (id.empty())
+    out.error(path, "must not be empty");
+  else if (!valid_id(id))
+    out.error(path,
+              "invalid id " + quote(id)
+                + " (use letters, digits, '_', '.' and '-')");
+}
+
+// -- defaults -----------------------------------------------------------------
+
+/// True if `pattern` lies under a directory named `dir` (at any depth), or
+/// is that directory.
+bool under(const std::string& pattern, const std::string& dir) {
+  auto p = "/" + pattern;
+  auto d = "/" + dir;
+  return p.find(d + "/") != std::string::npos
+    || (p.size() >= d.size()
+        && p.compare(p.size() - d.size(), d.size(), d) == 0);
+}
+
+std::string file_name(const std::string& pattern) {
+  auto slash = pattern.find_last_of('/');
+  return slash == std::string::npos ? pattern : pattern.substr(slash + 1);
+}
+
+/// The persona a workstream gets when its plan names none, from the files
+/// it owns (DESIGN.md, "Planning").
+std::string derive_persona(const workstream& ws) {
+  auto any = [&](auto pred) {
+    return std::any_of(ws.owns.begin(), ws.owns.end(), pred);
+  };
+  auto ends_with = [](const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size()
+      && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (any([&](const std::string& p) {
+        auto f = file_name(p);
+        return under(p, "tests") || under(p, "test")
+          || f.find("_test.") != std::string::npos
+          || f.find(".test.") != std::string::npos;
+      }))
+    return "qa";
+  if (any([&](const std::string& p) {
+        return under(p, "docs") || ends_with(p, ".md");
+      }))
+    return "docs";
+  if (any([&](const std::string& p) {
+        return under(p, ".github") || under(p, "deploy")
+          || file_name(p).rfind("Dockerfile", 0) == 0;
+      }))
+    return "devops";
+  if (ws.agent == agent_kind::explore && ws.owns.empty())
+    return "analyzer";
+  return "backend";
+}
+
+model_tier default_model(agent_kind k) {
+  switch (k) {
+    case agent_kind::explore:
+      return model_tier::fast;
+    case agent_kind::plan:
+      return model_tier::deep;
+    default:
+      return model_tier::balanced;
+  }
+}
+
+// -- plan parts ---------------------------------------------------------------
+
+void decode_executor(const json& v, const std::string& path, executor_spec& x,
+                     diagnostics& out) {
+  if (!expect_object(v, path, out))
+    return;
+  reject_unknown_keys(v, path, {"kind", "run", "cwd", "seconds", "env"}, out);
+  if (read_required(v, path, "kind", x.kind, out) && x.kind.empty())
+    out.error(join(path, "kind"), "must not be empty");
+  bool has_run = read_optional(v, path, "run", x.run, out);
+  read_optional(v, path, "cwd", x.cwd, out);
+  if (read_optional(v, path, "seconds", x.seconds, out))
+    check_non_negative(x.seconds, join(path, "seconds"), out);
+  read_optional(v, path, "env", x.env, out);
+  if (x.kind == "command" && x.run.empty()) {
+    if (!has(v, "run"))
+      out.error(join(path, "run"), "missing (a command executor needs one)");
+    else if (has_run)
+      out.error(join(path, "run"), "must not be empty for a command executor");
+  }
+}
+
+void decode_workstream(const json& v, const std::string& path, workstream& ws,
+                       diagnostics& out) {
+  if (!expect_object(v, path, out))
+    return;
+  reject_unknown_keys(v, path,
+                      {"id", "title", "persona", "agent", "model", "prompt",
+                       "owns", "depends_on", "executor", "timeout_s", "retries",
+                       "estimate_s"},
+                      out);
+  if (read_required(v, path, "id", ws.id, out))
+    check_id(ws.id, join(path, "id"), out);
+  if (!read_optional(v, path, "title", ws.title, out))
+    ws.title = ws.id;
+  read_optional(v, path, "prompt", ws.prompt, out);
+  if (read_optional(v, path, "owns", ws.owns, out))
+    for (size_t i = 0; i < ws.owns.size(); ++i)
+      if (ws.owns[i].empty())
+        out.error(index(join(path, "owns"), i), "must not be empty");
+  read_optional(v, path, "depends_on", ws.depends_on, out);
+  // Routing (DESIGN.md): writing work goes to general agents, the rest is
+  // read-only exploration; the tier follows the agent.
+  ws.agent = ws.owns.empty() ? agent_kind::explore : agent_kind::general;
+  read_optional(v, path, "agent", ws.agent, out);
+  ws.model = default_model(ws.agent);
+  read_optional(v, path, "model", ws.model, out);
+  if (!read_optional(v, path, "persona", ws.persona, out))
+    ws.persona = derive_persona(ws);
+  else if (ws.persona.empty())
+    out.error(join(path, "persona"), "must not be empty");
+  if (has(v, "executor"))
+    decode_executor(v["executor"], join(path, "executor"), ws.executor, out);
+  else
+    out.warn(join(path, "executor"), "none given; runs as noop");
+  if (read_optional(v, path, "timeout_s", ws.timeout_s, out))
+    check_positive(ws.timeout_s, join(path, "timeout_s"), out);
+  if (read_optional(v, path, "retries", ws.retries, out))
+    check_at_least(ws.retries, 0, join(path, "retries"), out);
+  if (read_optional(v, path, "estimate_s", ws.estimate_s, out))
+    check_non_negative(ws.estimate_s, join(path, "estimate_s"), out);
+}
+
+bool decode_check(const json& v, const std::string& path, gate_check& c,
+                  diagnostics& out) {
+  static const std::vector<std::string> kinds{"completion", "conflicts",
+                                              "command"};
+  if (v.is_string()) {
+    auto s = v.get<std::string>();
+    if (s == "completion" || s == "conflicts") {
+      c.kind = s;
+      return true;
+    }
+    out.error(path,
+              "unknown check " + quote(s)
+                + " (expected completion, conflicts or {run: ...})"
+                + suggestion(s, kinds));
+    return false;
+  }
+  if (!v.is_object()) {
+    type_error(v, path, "\"completion\", \"conflicts\" or {run: ...}", out);
+    return false;
+  }
+  auto errors = out.error_count();
+  // `name` is accepted for readability of the plan; checks are reported by
+  // kind and command.
+  reject_unknown_keys(v, path, {"kind", "name", "run", "cwd", "timeout_s"},
+                      out);
+  std::string name;
+  read_optional(v, path, "name", name, out);
+  c.kind = "command";
+  if (read_optional(v, path, "kind", c.kind, out)
+      && std::find(kinds.begin(), kinds.end(), c.kind) == kinds.end())
+    out.error(join(path, "kind"),
+              "unknown check " + quote(c.kind)
+                + " (expected completion, conflicts or command)"
+                + suggestion(c.kind, kinds));
+  if (c.kind == "command") {
+    if (read_required(v, path, "run", c.run, out) && c.run.empty())
+      out.error(join(path, "run"), "must not be empty");
+  } else {
+    read_optional(v, path, "run", c.run, out);
+  }
+  read_optional(v, path, "cwd", c.cwd, out);
+  if (read_optional(v, path, "timeout_s", c.timeout_s, out))
+    check_positive(c.timeout_s, join(path, "timeout_s"), out);
+  return out.error_count() == errors;
+}
+
+void decode_gate(const json& v, const std::string& path, gate& g,
+                 diagnostics& out) {
+  if (!expect_object(v, path, out))
+    return;
+  reject_unknown_keys(v, path, {"id", "after", "checks", "remediate"}, out);
+  if (read_required(v, path, "id", g.id, out))
+    check_id(g.id, join(path, "id"), out);
+  if (read_required(v, path, "after", g.after, out) && g.after.empty())
+    out.error(join(path, "after"), "must not be empty");
+  if (!has(v, "checks")) {
+    g.checks = {gate_check{"completion", "", "", 0}};
+  } else if (auto& checks = v["checks"]; !checks.is_array()) {
+    type_error(checks, join(path, "checks"), "an array", out);
+  } else {
+    for (size_t i = 0; i < checks.size(); ++i) {
+      gate_check c;
+      if (decode_check(checks[i], index(join(path, "checks"), i), c, out))
+        g.checks.push_back(std::move(c));
+    }
+  }
+  if (has(v, "remediate")) {
+    auto& r = v["remediate"];
+    auto rpath = join(path, "remediate");
+    if (expect_object(r, rpath, out)) {
+      reject_unknown_keys(
+        r, rpath, {"persona", "max_attempts", "prompt", "executor"}, out);
+      if (read_optional(r, rpath, "persona", g.remediate.persona, out)
+          && g.remediate.persona.empty())
+        out.error(join(rpath, "persona"), "must not be empty");
+      if (read_optional(r, rpath, "max_attempts", g.remediate.max_attempts,
+                        out))
+        check_at_least(g.remediate.max_attempts, 0, join(rpath, "max_attempts"),
+                       out);
+      read_optional(r, rpath, "prompt", g.remediate.prompt, out);
+      if (has(r, "executor"))
+        decode_executor(r["executor"], join(rpath, "executor"),
+                        g.remediate.executor, out);
+    }
+  }
+}
+
+void decode_settings(const json& v, const std::string& path, plan_settings& s,
+                     diagnostics& out) {
+  if (!expect_object(v, path, out))
+    return;
+  reject_unknown_keys(v, path,
+                      {"max_parallel_agents", "default_timeout_s", "on_failure",
+                       "confirm_before_execute", "max_phase_width"},
+                      out);
+  if (read_optional(v, path, "max_parallel_agents", s.max_parallel_agents, out))
+    check_at_least(s.max_parallel_agents, 1, join(path, "max_parallel_agents"),
+                   out);
+  if (read_optional(v, path, "default_timeout_s", s.default_timeout_s, out))
+    check_positive(s.default_timeout_s, join(path, "default_timeout_s"), out);
+  read_optional(v, path, "on_failure", s.on_failure, out);
+  read_optional(v, path, "confirm_before_execute", s.confirm_before_execute,
+                out);
+  if (read_optional(v, path, "max_phase_width", s.max_phase_width, out))
+    check_at_least(s.max_phase_width, 1, join(path, "max_phase_width"), out);
+}
+
+// -- text to JSON -------------------------------------------------------------
+
+bool all_of_chars(const std::string& s, size_t from, const char* chars) {
+  return from < s.size()
+    && s.find_first_not_of(chars, from) == std::string::npos;
+}
+
+/// True for YAML 1.2 core floats: [-+]? (.digits | digits[.digits?])
+/// [e[-+]?digits]?
+bool is_float(const std::string& s) {
+  size_t i = s[0] == '-' || s[0] == '+' ? 1 : 0;
+  auto digits = [&] {
+    auto start = i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+      ++i;
+    return i > start;
+  };
+  bool mantissa = digits();
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    mantissa = digits() || mantissa;
+  }
+  if (!mantissa)
+    return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+'))
+      ++i;
+    if (!digits())
+      return false;
+  }
+  return i == s.size();
+}
+
+/// A plain YAML scalar as YAML 1.2's core schema reads it.
+json plain_scalar(const std::string& s) {
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL")
+    return nullptr;
+  if (s == "true" || s == "True" || s == "TRUE")
+    return true;
+  if (s == "false" || s == "False" || s == "FALSE")
+    return false;
+  auto as_integer = [&](const char* digits, int base) -> json {
+    errno = 0;
+    auto x = std::strtoll(digits, nullptr, base);
+    if (errno == ERANGE)
+      return std::strtod(s.c_str(), nullptr);
+    return x;
+  };
+  size_t sign = s[0] == '-' || s[0] == '+' ? 1 : 0;
+  if (all_of_chars(s, sign, "0123456789"))
+    return as_integer(s.c_str(), 10);
+  if (s.compare(0, 2, "0x") == 0
+      && all_of_chars(s, 2, "0123456789abcdefABCDEF"))
+    return as_integer(s.c_str() + 2, 16);
+  if (s.compare(0, 2, "0o") == 0 && all_of_chars(s, 2, "01234567"))
+    return as_integer(s.c_str() + 2, 8);
+  if (is_float(s)) {
+    auto x = std::strtod(s.c_str(), nullptr);
+    if (std::isfinite(x))
+      return x;
+  }
+  return s;
+}
+
+bool yaml_to_json(const YAML::Node& n, const std::string& path, int depth,
+                  json& result, diagnostics& out) {
+  if (depth > max_depth) {
+    out.error(path,
+              "nested deeper than " + std::to_string(max_depth) + " levels");
+    return false;
+  }
+  auto where = [&](const YAML::Node& x) {
+    auto m = x.Mark();
+    return m.is_null() ? std::string{}
+                       : " (line " + std::to_string(m.line + 1) + ")";
+  };
+  switch (n.Type()) {
+    case YAML::NodeType::Scalar: {
+      // Quoted and block scalars carry the non-specific tag "!": strings,
+      // whatever they spell.
+      auto& tag = n.Tag();
+      if (tag == "!" || tag == "tag:yaml.org,2002:str")
+        result = n.Scalar();
+      else
+        result = plain_scalar(n.Scalar());
+      return true;
+    }
+    case YAML::NodeType::Sequence: {
+      result = json::array();
+      bool ok = true;
+      size_t i = 0;
+      for (auto item : n) {
+        json x;
+        ok = yaml_to_json(item, index(path, i++), depth + 1, x, out) && ok;
+        result.push_back(std::move(x));
+      }
+      return ok;
+    }
+    case YAML::NodeType::Map: {
+      result = json::object();
+      bool ok = true;
+      for (auto kv : n) {
+        if (!kv.first.IsScalar()) {
+          out.error(path, "keys must be strings" + where(kv.first));
+          ok = false;
+          continue;
+        }
+        auto key = kv.first.Scalar();
+        if (result.contains(key)) {
+          out.error(join(path, key), "duplicate key" + where(kv.first));
+          ok = false;
+          continue;
+        }
+        json x;
+        ok = yaml_to_json(kv.second, join(path, key), depth + 1, x, out) && ok;
+        result[key] = std::move(x);
+      }
+      return ok;
+    }
+    default:
+      result = nullptr;
+      return true;
+  }
+}
+
+std::string format_of(const std::string& path) {
+  auto ext = std::filesystem::path{path}.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (ext == ".json")
+    return "json";
+  if (ext == ".yaml" || ext == ".yml")
+    return "yaml";
+  return "";
+}
+
+} // namespace
+
+bool parse_plan_text(const std::string& text, const std::string& format,
+                     json& result, diagnostics& out) {
+  auto fmt = format;
+  if (fmt.empty()) {
+    auto i = text.find_first_not_of(" \t\r\n");
+    fmt = i != std::string::npos && text[i] == '{' ? "json" : "yaml";
+  }
+  if (fmt == "json") {
+    try {
+      result = json::parse(text);
+      return true;
+    } catch (const json::exception& e) {
+      // what() reads "[json.exception.parse_error.101] parse error at line
+      // 3, column 5: ..."; the bracket is noise to a user.
+      std::string what = e.what();
+      auto close = what.find("] ");
+      out.error(
+        "",
+        "invalid JSON: "
+          + (close == std::string::npos ? what : what.substr(close + 2)));
+      return false;
+    }
+  }
+  if (fmt == "yaml") {
+    try {
+      auto root = YAML::Load(text);
+      json j;
+      if (!yaml_to_json(root, "", 0, j, out))
+        return false;
+      result = std::move(j);
+      return true;
+    } catch (const YAML::Exception& e) {
+      std::string msg = "invalid YAML";
+      if (!e.mark.is_null())
+        msg += " at line " + std::to_string(e.mark.line + 1) + ", column "
+          + std::to_string(e.mark.column + 1);
+      msg += ": " + (e.msg.empty() ? std::string{e.what()} : e.msg);
+      // A plain scalar starting with '*' reads as an alias: `owns: [**/x]`.
+      if (e.msg.find("anchor") != std::string::npos)
+        msg += " (quote globs that start with '*')";
+      out.error("", msg);
+      return false;
+    } catch (const std::exception& e) {
+      out.error("", std::string{"invalid YAML: "} + e.what());
+      return false;
+    }
+  }
+  out.error("",
+            "unknown plan format " + quote(fmt) + " (expected json or yaml)");
+  return false;
+}
+
+plan decode_plan(const json& j, diagnostics& out) {
+  plan p;
+  p.name = "plan";
+  if (!j.is_object()) {
+    out.error("", "expected a plan (an object), got " + describe(j));
+    return p;
+  }
+  reject_unknown_keys(
+    j, "", {"name", "goal", "settings", "workstreams", "gates", "synthesis"},
+    out);
+  read_optional(j, "", "name", p.name, out);
+  read_optional(j, "", "goal", p.goal, out);
+  if (has(j, "settings"))
+    decode_settings(j["settings"], "settings", p.settings, out);
+  if (auto i = j.find("workstreams"); i == j.end()) {
+    out.error("workstreams", "missing");
+  } else if (!i->is_array()) {
+    type_error(*i, "workstreams", "an array", out);
+  } else if (i->empty()) {
+    out.error("workstreams", "must not be empty");
+  } else {
+    // Every element gets a slot, good or bad, so later paths keep their
+    // indices.
+    p.workstreams.resize(i->size());
+    for (size_t k = 0; k < i->size(); ++k)
+      decode_workstream((*i)[k], index("workstreams", k), p.workstreams[k],
+                        out);
+  }
+  if (auto i = j.find("gates"); i != j.end() && !i->is_null()) {
+    if (!i->is_array()) {
+      type_error(*i, "gates", "an array", out);
+    } else {
+      p.gates.resize(i->size());
+      for (size_t k = 0; k < i->size(); ++k)
+        decode_gate((*i)[k], index("gates", k), p.gates[k], out);
+    }
+  }
+  if (has(j, "synthesis") && expect_object(j["synthesis"], "synthesis", out)) {
+    auto& s = j["synthesis"];
+    reject_unknown_keys(s, "synthesis", {"persona"}, out);
+    if (read_optional(s, "synthesis", "persona", p.synthesis.persona, out)
+        && p.synthesis.persona.empty())
+      out.error("synthesis.persona", "must not be empty");
+  }
+  return p;
+}
+
+plan load_plan_text(const std::string& text, const std::string& format,
+                    const validation_options& opts, diagnostics& out) {
+  json j;
+  if (!parse_plan_text(text, format, j, out))
+    return plan{};
+  auto first = out.items().size();
+  auto p = decode_plan(j, out);
+  // Validation checks plans built in code too, so it may find again what
+  // decoding found. One finding per spot: drop what falls under a path
+  // decoding already reported an error for.
+  std::vector<std::string> bad;
+  for (auto i = first; i < out.items().size(); ++i)
+    if (!out.items()[i].warning)
+      bad.push_back(out.items()[i].path);
+  auto covered = [&](const std::string& path) {
+    for (auto& b : bad)
+      if (b.empty()
+          || (path.compare(0, b.size(), b) == 0
+              && (path.size() == b.size() || path[b.size()] == '.'
+                  || path[b.size()] == '[')))
+        return true;
+    return false;
+  };
+  diagnostics found;
+  validate_plan(p, opts, found);
+  for (auto& d : found.items())
+    if (!covered(d.path)) {
+      if (d.warning)
+        out.warn(d.path, d.message);
+      else
+        out.error(d.path, d.message);
+    }
+  return p;
+}
+
+plan load_plan_file(const std::string& path, const validation_options& opts,
+                    diagnostics& out) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    out.error("", "cannot read plan file " + quote(path) + ": is a directory");
+    return plan{};
+  }
+  std::ifstream in{path, std::ios::binary};
+  if (!in) {
+    out.error(
+      "", "cannot read plan file " + quote(path) + ": " + std::strerror(errno));
+    return plan{};
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    out.error("", "cannot read plan file " + quote(path));
+    return plan{};
+  }
+  return load_plan_text(text.str(), format_of(path), opts, out);
+}
+
+} // namespace troupe

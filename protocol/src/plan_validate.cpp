@@ -1,0 +1,634 @@
+// Semantic checks of a plan: ids, dependencies, cycles, ownership, agent
+// kinds, executors, gates and settings. Works on any plan, decoded or built
+// in code, and reports everything it finds.
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "troupe/protocol/diagnostics.hpp"
+#include "troupe/protocol/plan.hpp"
+#include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/planning.hpp"
+
+namespace troupe {
+
+namespace {
+
+// -- messages -----------------------------------------------------------------
+
+std::string quote(std::string s) {
+  if (s.size() > 60)
+    s = s.substr(0, 57) + "...";
+  return nlohmann::json(s).dump(-1, ' ', false,
+                                nlohmann::json::error_handler_t::replace);
+}
+
+std::string format_number(double x) {
+  std::ostringstream os;
+  os << x;
+  return os.str();
+}
+
+std::string ws_path(size_t i) {
+  return "workstreams[" + std::to_string(i) + "]";
+}
+
+std::string gate_path(size_t i) {
+  return "gates[" + std::to_string(i) + "]";
+}
+
+std::string index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1,
+                                     std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i)
+    d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j)
+    d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j]
+        = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+/// ` (did you mean "jwt"?)` for the closest id within two edits, or nothing.
+std::string suggestion(const std::string& word,
+                       const std::map<std::string, size_t>& ids) {
+  std::string best;
+  size_t best_d = 3;
+  for (auto& [id, pos] : ids) {
+    if (std::max(word.size(), id.size()) - std::min(word.size(), id.size()) > 2)
+      continue;
+    auto d = edit_distance(word, id);
+    if (d < best_d && d < std::min(word.size(), id.size())) {
+      best = id;
+      best_d = d;
+    }
+  }
+  return best.empty() ? "" : " (did you mean " + quote(best) + "?)";
+}
+
+void check_id(const std::string& id, const std::string& path,
+              diagnostics& out) {
+  auto valid = [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+  };
+  if (id.empty())
+    out.error(path, "missing");
+  else if (!std::all_of(id.begin(), id.end(), valid))
+    out.error(path,
+              "invalid id " + quote(id)
+                + " (use letters, digits, '_', '.' and '-')");
+}
+
+void check_executor(const executor_spec& x, const std::string& path,
+                    const validation_options& opts, diagnostics& out) {
+  if (x.kind.empty()) {
+    out.error(path + ".kind", "must not be empty");
+  } else if (opts.executor_kinds.count(x.kind) == 0) {
+    std::string available;
+    for (auto& k : opts.executor_kinds)
+      available += (available.empty() ? "" : ", ") + k;
+    out.error(path + ".kind",
+              "unknown executor " + quote(x.kind) + " (available: " + available
+                + ")");
+  }
+  if (x.kind == "command" && x.run.empty())
+    out.error(path + ".run", "must not be empty for a command executor");
+  if (x.seconds < 0)
+    out.error(path + ".seconds",
+              "must not be negative, got " + format_number(x.seconds));
+}
+
+/// Executors that hand the prompt to a model and do nothing without one.
+bool needs_prompt(const std::string& kind) {
+  return kind == "llm" || kind == "claude-code" || kind == "claude_code";
+}
+
+// -- globs --------------------------------------------------------------------
+
+/// A glob as a nondeterministic automaton: state i means "tokens before i
+/// matched"; `accepting[i]` marks the states where a whole path matched.
+struct glob_automaton {
+  enum kind_t : uint8_t {
+    literal, // the character `c`
+    one,     // `?`: one character but '/'
+    star,    // `*`: any run without '/'
+    any,     // `**`: any run
+    dirs,    // `**/`: empty, or any run ending in '/'
+  };
+  struct token {
+    kind_t kind;
+    char c;
+  };
+  std::vector<token> tokens;
+  std::vector<bool> accepting;
+
+  explicit glob_automaton(std::string p) {
+    while (p.compare(0, 2, "./") == 0)
+      p.erase(0, 2);
+    // A plain path, or one ending in '/', owns everything below it too.
+    bool subtree = !p.empty()
+      && (p.back() == '/' || p.find_first_of("*?") == std::string::npos);
+    while (!p.empty() && p.back() == '/')
+      p.pop_back();
+    for (size_t i = 0; i < p.size();) {
+      if (p[i] == '?') {
+        tokens.push_back({one, 0});
+        ++i;
+      } else if (p[i] != '*') {
+        tokens.push_back({literal, p[i]});
+        ++i;
+      } else {
+        auto j = p.find_first_not_of('*', i);
+        if (j == std::string::npos)
+          j = p.size();
+        if (j - i == 1) {
+          tokens.push_back({star, 0});
+        } else if ((i == 0 || p[i - 1] == '/') && j < p.size() && p[j] == '/') {
+          // `a/**/z` matches `a/z`: the slash after `**` is part of it.
+          tokens.push_back({dirs, 0});
+          ++j;
+        } else {
+          tokens.push_back({any, 0});
+        }
+        i = j;
+      }
+    }
+    auto end = tokens.size();
+    if (subtree) {
+      tokens.push_back({literal, '/'});
+      tokens.push_back({any, 0});
+    }
+    accepting.assign(tokens.size() + 1, false);
+    accepting[end] = true;
+    accepting[tokens.size()] = true;
+  }
+
+  size_t size() const {
+    return tokens.size() + 1;
+  }
+
+  /// Where state `i` goes without reading, if anywhere.
+  bool skips(size_t i) const {
+    return i < tokens.size() && tokens[i].kind >= star;
+  }
+
+  /// The states reading `c` in state `i` leads to.
+  void step(size_t i, char c, std::vector<size_t>& next) const {
+    next.clear();
+    if (i >= tokens.size())
+      return;
+    auto& t = tokens[i];
+    switch (t.kind) {
+      case literal:
+        if (c == t.c)
+          next.push_back(i + 1);
+        break;
+      case one:
+        if (c != '/')
+          next.push_back(i + 1);
+        break;
+      case star:
+        if (c != '/')
+          next.push_back(i);
+        break;
+      case any:
+        next.push_back(i);
+        break;
+      case dirs:
+        next.push_back(i);
+        if (c == '/')
+          next.push_back(i + 1);
+        break;
+    }
+  }
+};
+
+// -- the dependency graph -----------------------------------------------------
+
+/// Strongly connected components (Tarjan's, iterative so deep plans cannot
+/// overflow the stack); `comp[v]` numbers v's component.
+std::vector<size_t> components(const std::vector<std::vector<size_t>>& succ) {
+  auto n = succ.size();
+  const auto none = SIZE_MAX;
+  std::vector<size_t> idx(n, none), low(n, 0), comp(n, none), stack;
+  std::vector<bool> on_stack(n, false);
+  size_t counter = 0, comps = 0;
+  std::vector<std::pair<size_t, size_t>> work; // vertex, next edge
+  for (size_t root = 0; root < n; ++root) {
+    if (idx[root] != none)
+      continue;
+    work.push_back({root, 0});
+    while (!work.empty()) {
+      auto& [v, e] = work.back();
+      if (e == 0 && idx[v] == none) {
+        idx[v] = low[v] = counter++;
+        stack.push_back(v);
+        on_stack[v] = true;
+      }
+      if (e < succ[v].size()) {
+        auto w = succ[v][e++];
+        if (idx[w] == none)
+          work.push_back({w, 0});
+        else if (on_stack[w])
+          low[v] = std::min(low[v], idx[w]);
+        continue;
+      }
+      auto done = v;
+      work.pop_back();
+      if (!work.empty())
+        low[work.back().first] = std::min(low[work.back().first], low[done]);
+      if (low[done] == idx[done]) {
+        size_t w;
+        do {
+          w = stack.back();
+          stack.pop_back();
+          on_stack[w] = false;
+          comp[w] = comps;
+        } while (w != done);
+        ++comps;
+      }
+    }
+  }
+  return comp;
+}
+
+/// The shortest cycle through `v` inside its component, as v, ..., v.
+std::vector<size_t> shortest_cycle(size_t v,
+                                   const std::vector<std::vector<size_t>>& succ,
+                                   const std::vector<size_t>& comp) {
+  std::vector<size_t> parent(succ.size(), SIZE_MAX);
+  std::deque<size_t> queue{v};
+  while (!queue.empty()) {
+    auto u = queue.front();
+    queue.pop_front();
+    for (auto w : succ[u]) {
+      if (comp[w] != comp[v])
+        continue;
+      if (w == v) {
+        std::vector<size_t> cycle{v};
+        for (auto x = u; x != v; x = parent[x])
+          cycle.push_back(x);
+        cycle.push_back(v);
+        std::reverse(cycle.begin() + 1, cycle.end() - 1);
+        return cycle;
+      }
+      if (parent[w] == SIZE_MAX) {
+        parent[w] = u;
+        queue.push_back(w);
+      }
+    }
+  }
+  return {};
+}
+
+/// Everything `v` depends on, directly or not.
+std::vector<bool> ancestors(size_t v,
+                            const std::vector<std::vector<size_t>>& succ) {
+  std::vector<bool> seen(succ.size(), false);
+  std::vector<size_t> todo{v};
+  while (!todo.empty()) {
+    auto u = todo.back();
+    todo.pop_back();
+    for (auto w : succ[u])
+      if (!seen[w]) {
+        seen[w] = true;
+        todo.push_back(w);
+      }
+  }
+  return seen;
+}
+
+} // namespace
+
+const std::set<std::string>& builtin_executor_kinds() {
+  static const std::set<std::string> kinds{"command", "noop", "sleep"};
+  return kinds;
+}
+
+bool globs_overlap(const std::string& a, const std::string& b) {
+  glob_automaton x{a}, y{b};
+  // Only whether a character equals some literal, or is '/', matters; one
+  // character no pattern names stands for all the others.
+  std::set<char> alphabet{'/'};
+  for (auto* g : {&x, &y})
+    for (auto& t : g->tokens)
+      if (t.kind == glob_automaton::literal)
+        alphabet.insert(t.c);
+  for (int c = 1; c < 256; ++c)
+    if (alphabet.count(static_cast<char>(c)) == 0) {
+      alphabet.insert(static_cast<char>(c));
+      break;
+    }
+  // Breadth-first search of the product automaton: some path matches both
+  // patterns iff a pair of accepting states is reachable.
+  std::vector<bool> seen(x.size() * y.size(), false);
+  std::vector<std::pair<size_t, size_t>> todo{{0, 0}};
+  seen[0] = true;
+  auto visit = [&](size_t i, size_t j) {
+    if (!seen[i * y.size() + j]) {
+      seen[i * y.size() + j] = true;
+      todo.push_back({i, j});
+    }
+  };
+  std::vector<size_t> next_x, next_y;
+  while (!todo.empty()) {
+    auto [i, j] = todo.back();
+    todo.pop_back();
+    if (x.accepting[i] && y.accepting[j])
+      return true;
+    if (x.skips(i))
+      visit(i + 1, j);
+    if (y.skips(j))
+      visit(i, j + 1);
+    for (auto c : alphabet) {
+      x.step(i, c, next_x);
+      if (next_x.empty())
+        continue;
+      y.step(j, c, next_y);
+      for (auto i2 : next_x)
+        for (auto j2 : next_y)
+          visit(i2, j2);
+    }
+  }
+  return false;
+}
+
+void validate_plan(const plan& p, const validation_options& opts,
+                   diagnostics& out) {
+  auto& s = p.settings;
+  if (s.max_parallel_agents < 1)
+    out.error("settings.max_parallel_agents",
+              "must be at least 1, got "
+                + std::to_string(s.max_parallel_agents));
+  if (!(s.default_timeout_s > 0))
+    out.error("settings.default_timeout_s",
+              "must be positive, got " + format_number(s.default_timeout_s));
+  if (s.max_phase_width < 1)
+    out.error("settings.max_phase_width",
+              "must be at least 1, got " + std::to_string(s.max_phase_width));
+  if (p.workstreams.empty())
+    out.error("workstreams", "must not be empty");
+
+  // Ids: workstreams and gates share one name space.
+  auto n = p.workstreams.size();
+  std::map<std::string, size_t> ws_ids, gate_ids;
+  std::vector<bool> first(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    auto& id = p.workstreams[i].id;
+    check_id(id, ws_path(i) + ".id", out);
+    if (id.empty())
+      continue;
+    auto [pos, fresh] = ws_ids.emplace(id, i);
+    first[i] = fresh;
+    if (!fresh)
+      out.error(ws_path(i) + ".id",
+                "duplicate id " + quote(id) + " (first at "
+                  + ws_path(pos->second) + ")");
+  }
+  for (size_t k = 0; k < p.gates.size(); ++k) {
+    auto& id = p.gates[k].id;
+    check_id(id, gate_path(k) + ".id", out);
+    if (id.empty())
+      continue;
+    if (auto w = ws_ids.find(id); w != ws_ids.end())
+      out.error(gate_path(k) + ".id",
+                "duplicate id " + quote(id) + " (a workstream at "
+                  + ws_path(w->second) + ")");
+    else if (auto [pos, fresh] = gate_ids.emplace(id, k); !fresh)
+      out.error(gate_path(k) + ".id",
+                "duplicate id " + quote(id) + " (first at "
+                  + gate_path(pos->second) + ")");
+  }
+
+  // Each workstream on its own; `succ[i]` lists what i depends on.
+  std::vector<std::vector<size_t>> succ(n);
+  bool self_dependency = false;
+  for (size_t i = 0; i < n; ++i) {
+    auto& ws = p.workstreams[i];
+    auto path = ws_path(i);
+    if (ws.persona.empty())
+      out.error(path + ".persona", "must not be empty");
+    for (size_t k = 0; k < ws.owns.size(); ++k)
+      if (ws.owns[k].empty())
+        out.error(index(path + ".owns", k), "must not be empty");
+    if (ws.agent == agent_kind::explore && !ws.owns.empty())
+      out.error(path + ".agent",
+                "an explore agent is read-only, but this workstream owns "
+                  + quote(ws.owns.front())
+                  + "; use agent general, or drop owns");
+    if (ws.timeout_s < 0)
+      out.error(path + ".timeout_s",
+                "must be positive, got " + format_number(ws.timeout_s));
+    if (ws.retries < 0)
+      out.error(path + ".retries",
+                "must not be negative, got " + std::to_string(ws.retries));
+    if (ws.estimate_s < 0)
+      out.error(path + ".estimate_s",
+                "must not be negative, got " + format_number(ws.estimate_s));
+    check_executor(ws.executor, path + ".executor", opts, out);
+    if (needs_prompt(ws.executor.kind) && ws.prompt.empty())
+      out.error(path + ".prompt",
+                "must not be empty: executor " + quote(ws.executor.kind)
+                  + " needs a prompt");
+    std::set<std::string> seen;
+    for (size_t k = 0; k < ws.depends_on.size(); ++k) {
+      auto& dep = ws.depends_on[k];
+      auto dpath = index(path + ".depends_on", k);
+      if (!seen.insert(dep).second) {
+        out.warn(dpath, quote(dep) + " is listed twice");
+      } else if (!ws.id.empty() && dep == ws.id) {
+        out.error(dpath, "depends on itself");
+        self_dependency = true;
+      } else if (auto d = ws_ids.find(dep); d != ws_ids.end()) {
+        succ[i].push_back(d->second);
+      } else if (gate_ids.count(dep) > 0) {
+        out.error(dpath,
+                  "unknown workstream " + quote(dep)
+                    + " (it is a gate: depend on its workstreams)");
+      } else {
+        out.error(dpath,
+                  "unknown workstream " + quote(dep) + suggestion(dep, ws_ids));
+      }
+    }
+  }
+
+  // Gates.
+  for (size_t k = 0; k < p.gates.size(); ++k) {
+    auto& g = p.gates[k];
+    auto path = gate_path(k);
+    if (g.after.empty())
+      out.error(path + ".after", "must not be empty");
+    for (size_t a = 0; a < g.after.size(); ++a)
+      if (ws_ids.count(g.after[a]) == 0)
+        out.error(index(path + ".after", a),
+                  "unknown workstream " + quote(g.after[a])
+                    + suggestion(g.after[a], ws_ids));
+    for (size_t c = 0; c < g.checks.size(); ++c) {
+      auto& check = g.checks[c];
+      auto cpath = index(path + ".checks", c);
+      if (check.kind != "completion" && check.kind != "conflicts"
+          && check.kind != "command")
+        out.error(cpath + ".kind",
+                  "unknown check " + quote(check.kind)
+                    + " (expected completion, conflicts or "
+                      "command)");
+      if (check.kind == "command" && check.run.empty())
+        out.error(cpath + ".run", "must not be empty");
+      if (check.timeout_s < 0)
+        out.error(cpath + ".timeout_s",
+                  "must be positive, got " + format_number(check.timeout_s));
+    }
+    auto rpath = path + ".remediate";
+    if (g.remediate.persona.empty())
+      out.error(rpath + ".persona", "must not be empty");
+    if (g.remediate.max_attempts < 0)
+      out.error(rpath + ".max_attempts",
+                "must not be negative, got "
+                  + std::to_string(g.remediate.max_attempts));
+    check_executor(g.remediate.executor, rpath + ".executor", opts, out);
+  }
+  if (p.synthesis.persona.empty())
+    out.error("synthesis.persona", "must not be empty");
+
+  // Cycles, each reported once, on its first member in plan order.
+  auto comp = components(succ);
+  std::vector<size_t> comp_size(n, 0);
+  for (auto c : comp)
+    ++comp_size[c];
+  std::set<std::vector<size_t>> cycles;
+  // Bounded, so a huge tangle costs no more than a few hundred searches.
+  constexpr size_t max_cycles = 20;
+  size_t searches = 0;
+  for (size_t v = 0; v < n && cycles.size() < max_cycles && searches < 500;
+       ++v) {
+    if (comp_size[comp[v]] < 2)
+      continue;
+    ++searches;
+    auto cycle = shortest_cycle(v, succ, comp);
+    if (cycle.empty())
+      continue;
+    cycle.pop_back();
+    std::rotate(cycle.begin(), std::min_element(cycle.begin(), cycle.end()),
+                cycle.end());
+    if (!cycles.insert(cycle).second)
+      continue;
+    std::string text;
+    for (auto u : cycle)
+      text += p.workstreams[u].id + " -> ";
+    text += p.workstreams[cycle.front()].id;
+    out.error(ws_path(cycle.front()) + ".depends_on",
+              "dependency cycle: " + text);
+  }
+  // Without a DAG, "can run at the same time" and phases mean nothing.
+  if (!cycles.empty() || self_dependency)
+    return;
+
+  // Ancestor sets, made only for the workstreams asked about.
+  std::map<size_t, std::vector<bool>> anc_cache;
+  auto depends = [&](size_t i, size_t j) -> bool {
+    auto a = anc_cache.find(i);
+    if (a == anc_cache.end())
+      a = anc_cache.emplace(i, ancestors(i, succ)).first;
+    return a->second[j];
+  };
+  std::vector<std::vector<size_t>> pred(n);
+  for (size_t i = 0; i < n; ++i)
+    for (auto d : succ[i])
+      pred[d].push_back(i);
+
+  // A gate holds back everything downstream of its `after` members; if one
+  // of those members itself depends on such work, the gate never opens.
+  for (size_t k = 0; k < p.gates.size(); ++k) {
+    std::vector<bool> member(n, false), downstream(n, false);
+    std::vector<size_t> todo;
+    for (auto& a : p.gates[k].after)
+      if (auto w = ws_ids.find(a); w != ws_ids.end() && !member[w->second]) {
+        member[w->second] = true;
+        todo.push_back(w->second);
+      }
+    auto members = todo;
+    while (!todo.empty()) {
+      auto u = todo.back();
+      todo.pop_back();
+      for (auto v : pred[u])
+        if (!downstream[v]) {
+          downstream[v] = true;
+          todo.push_back(v);
+        }
+    }
+    bool reported = false;
+    for (auto a : members)
+      for (size_t c = 0; c < n && !reported; ++c)
+        if (downstream[c] && !member[c] && depends(a, c)) {
+          out.error(gate_path(k) + ".after",
+                    "workstream " + quote(p.workstreams[c].id)
+                      + " waits for this gate, but "
+                      + quote(p.workstreams[a].id)
+                      + ", which the gate waits for, depends on it (add it "
+                        "to after?)");
+          reported = true;
+        }
+  }
+
+  // Writers that can run at the same time must own disjoint files.
+  for (size_t j = 0; j < n; ++j) {
+    auto& b = p.workstreams[j];
+    if (!first[j] || b.owns.empty())
+      continue;
+    for (size_t i = 0; i < j; ++i) {
+      auto& a = p.workstreams[i];
+      if (!first[i] || a.owns.empty() || depends(i, j) || depends(j, i))
+        continue;
+      bool found = false;
+      for (size_t kb = 0; kb < b.owns.size() && !found; ++kb)
+        for (size_t ka = 0; ka < a.owns.size() && !found; ++ka)
+          if (!a.owns[ka].empty() && !b.owns[kb].empty()
+              && globs_overlap(b.owns[kb], a.owns[ka])) {
+            out.error(index(ws_path(j) + ".owns", kb),
+                      quote(b.owns[kb]) + " overlaps " + quote(a.owns[ka])
+                        + " owned by workstream " + quote(a.id)
+                        + ", which can run at the same time");
+            found = true;
+          }
+    }
+  }
+
+  // Wide phases are allowed, but usually a sign of a plan to split.
+  auto phases = assess(p).phases;
+  for (size_t k = 0; k < phases.size(); ++k) {
+    auto& phase = phases[k];
+    if (phase.size() <= static_cast<size_t>(std::max(s.max_phase_width, 1)))
+      continue;
+    std::string names;
+    for (size_t i = 0; i < phase.size() && i < 8; ++i)
+      names += (i == 0 ? "" : ", ") + phase[i];
+    if (phase.size() > 8)
+      names += ", ...";
+    out.warn("workstreams",
+             "phase " + std::to_string(k + 1) + " has "
+               + std::to_string(phase.size()) + " workstreams (" + names
+               + "), more than max_phase_width "
+               + std::to_string(s.max_phase_width));
+  }
+}
+
+} // namespace troupe

@@ -1,0 +1,93 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "troupe/protocol/plan.hpp"
+#include "troupe/protocol/planning.hpp"
+#include "troupe/protocol/result.hpp"
+
+namespace troupe {
+
+using run_atom = caf::atom_constant<caf::atom("run")>;
+constexpr run_atom run_atom_v{};
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+constexpr cancel_atom cancel_atom_v{};
+using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
+constexpr dispatch_atom dispatch_atom_v{};
+using started_atom = caf::atom_constant<caf::atom("started")>;
+constexpr started_atom started_atom_v{};
+using evaluate_atom = caf::atom_constant<caf::atom("evaluate")>;
+constexpr evaluate_atom evaluate_atom_v{};
+using synthesize_atom = caf::atom_constant<caf::atom("synthesize")>;
+constexpr synthesize_atom synthesize_atom_v{};
+using assess_atom = caf::atom_constant<caf::atom("assess")>;
+constexpr assess_atom assess_atom_v{};
+using join_atom = caf::atom_constant<caf::atom("join")>;
+constexpr join_atom join_atom_v{};
+using done_atom = caf::atom_constant<caf::atom("done")>;
+constexpr done_atom done_atom_v{};
+using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
+constexpr timeout_atom timeout_atom_v{};
+using status_atom = caf::atom_constant<caf::atom("status")>;
+constexpr status_atom status_atom_v{};
+
+/// Receives an attempt's start from wherever it runs.
+using progress_actor = caf::typed_actor<
+  caf::reacts_to<started_atom, std::string /* run */, std::string /* ws */,
+                 int32_t /* attempt */, std::string /* node */>>;
+
+/// Runs one attempt of one workstream; one executor actor per attempt.
+using executor_actor = caf::typed_actor<
+  caf::replies_to<run_atom, workstream_spec>::with<workstream_result>,
+  caf::reacts_to<cancel_atom>>;
+
+/// An agent: takes workstreams for its persona and reports their results.
+/// Troupe spawns one per running workstream; an embedding program may give
+/// the pool a long-lived one of its own for a persona.
+using agent_actor = caf::typed_actor<
+  caf::replies_to<dispatch_atom, workstream_spec,
+                  progress_actor>::with<workstream_result>,
+  caf::reacts_to<cancel_atom, std::string /* run */, std::string /* ws */>>;
+
+/// A node's agent slots. Answers `get_atom` with what it offers.
+using pool_actor = caf::typed_actor<
+  caf::replies_to<dispatch_atom, workstream_spec,
+                  progress_actor>::with<workstream_result>,
+  caf::reacts_to<cancel_atom, std::string /* run */, std::string /* ws */>,
+  caf::replies_to<caf::get_atom>::with<node_info>>;
+
+/// Receives a run's events and, last, its report.
+using observer_actor = caf::typed_actor<caf::reacts_to<event>,
+                                        caf::reacts_to<run_report>>;
+
+/// Runs one round of a gate's checks against the results they guard.
+using gate_actor = caf::typed_actor<
+  caf::replies_to<evaluate_atom, gate, std::vector<workstream_result>,
+                  std::string /* workdir */>::with<gate_result>>;
+
+/// Folds a run's results into its report.
+using synthesizer_actor = caf::typed_actor<
+  caf::replies_to<synthesize_atom, plan, run_report>::with<run_report>>;
+
+/// Assesses plans before they run.
+using planner_actor = caf::typed_actor<
+  caf::replies_to<assess_atom, plan>::with<plan_assessment>>;
+
+/// Owns runs: takes plans, lends work to pools, tells observers.
+/// `run_atom` answers with the new run's id; the report goes to the observer.
+using orchestrator_actor = caf::typed_actor<
+  caf::replies_to<run_atom, plan, run_options,
+                  observer_actor>::with<std::string>,
+  caf::reacts_to<cancel_atom, std::string /* run */>,
+  caf::replies_to<join_atom, node_info, pool_actor>::with<bool>,
+  caf::reacts_to<started_atom, std::string, std::string, int32_t,
+                 std::string>>;
+
+} // namespace troupe

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <cstdint>
+
+#include <caf/fwd.hpp>
+
+namespace troupe {
+
+/// The protocol version; nodes refuse peers with another one.
+constexpr int32_t protocol_version = 1;
+
+/// Registers every Troupe message type (and the `troupe` error category)
+/// with `cfg`. Nodes, tests and embedding programs all call it, so every
+/// process uses the same wire names.
+void add_message_types(caf::actor_system_config& cfg);
+
+} // namespace troupe

@@ -1,0 +1,168 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+#include <nlohmann/json_fwd.hpp>
+
+namespace troupe {
+
+/// What an agent may do: read only, design, or write.
+enum class agent_kind : uint8_t { explore, plan, general };
+
+/// Model tiers, mapped to real model names in configuration.
+enum class model_tier : uint8_t { fast, balanced, deep };
+
+/// What a run does once a workstream has failed for good.
+enum class failure_policy : uint8_t { block_dependents, fail_fast, continue_run };
+
+std::string to_string(agent_kind x);
+std::string to_string(model_tier x);
+std::string to_string(failure_policy x);
+
+/// Parses the plan spelling of an enum; false for an unknown string.
+bool from_string(const std::string& s, agent_kind& x);
+bool from_string(const std::string& s, model_tier& x);
+bool from_string(const std::string& s, failure_policy& x);
+
+/// How a workstream's work is done. `kind` names an executor: `noop`,
+/// `sleep` (for `seconds`), `command` (`run` in `cwd` with extra `env`), or
+/// one an embedding program registers.
+struct executor_spec {
+  std::string kind = "noop";
+  std::string run;
+  std::string cwd;
+  double seconds = 0;
+  std::map<std::string, std::string> env;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, executor_spec& x) {
+  return f(caf::meta::type_name("troupe::executor_spec"), x.kind, x.run, x.cwd,
+           x.seconds, x.env);
+}
+
+/// One unit of work in a plan, handled by one agent.
+struct workstream {
+  std::string id;
+  std::string title;
+  std::string persona;
+  agent_kind agent = agent_kind::general;
+  model_tier model = model_tier::balanced;
+  std::string prompt;
+  std::vector<std::string> owns;
+  std::vector<std::string> depends_on;
+  executor_spec executor;
+  /// Seconds before an attempt is killed; 0 takes the plan's default.
+  double timeout_s = 0;
+  /// Attempts after the first one.
+  int32_t retries = 0;
+  /// Expected seconds of work, for estimates and progress; 0 if unknown.
+  double estimate_s = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, workstream& x) {
+  return f(caf::meta::type_name("troupe::workstream"), x.id, x.title,
+           x.persona, x.agent, x.model, x.prompt, x.owns, x.depends_on,
+           x.executor, x.timeout_s, x.retries, x.estimate_s);
+}
+
+/// One check a gate runs: `completion`, `conflicts`, or `command` (`run`).
+struct gate_check {
+  std::string kind;
+  std::string run;
+  std::string cwd;
+  double timeout_s = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gate_check& x) {
+  return f(caf::meta::type_name("troupe::gate_check"), x.kind, x.run, x.cwd,
+           x.timeout_s);
+}
+
+/// What a failing gate dispatches before it checks again.
+struct remediation {
+  std::string persona = "analyzer";
+  int32_t max_attempts = 0;
+  std::string prompt;
+  executor_spec executor;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, remediation& x) {
+  return f(caf::meta::type_name("troupe::remediation"), x.persona,
+           x.max_attempts, x.prompt, x.executor);
+}
+
+/// A quality gate: runs its checks once every workstream in `after` has
+/// ended; everything downstream of those workstreams waits for it.
+struct gate {
+  std::string id;
+  std::vector<std::string> after;
+  std::vector<gate_check> checks;
+  remediation remediate;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gate& x) {
+  return f(caf::meta::type_name("troupe::gate"), x.id, x.after, x.checks,
+           x.remediate);
+}
+
+/// Run-wide settings of a plan.
+struct plan_settings {
+  int32_t max_parallel_agents = 4;
+  double default_timeout_s = 1800;
+  failure_policy on_failure = failure_policy::block_dependents;
+  bool confirm_before_execute = false;
+  /// Widest phase before validation warns.
+  int32_t max_phase_width = 7;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, plan_settings& x) {
+  return f(caf::meta::type_name("troupe::plan_settings"),
+           x.max_parallel_agents, x.default_timeout_s, x.on_failure,
+           x.confirm_before_execute, x.max_phase_width);
+}
+
+/// Who writes the report.
+struct synthesis_spec {
+  std::string persona = "analyzer";
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, synthesis_spec& x) {
+  return f(caf::meta::type_name("troupe::synthesis_spec"), x.persona);
+}
+
+/// A goal broken into workstreams, gates and a synthesis.
+struct plan {
+  std::string name;
+  std::string goal;
+  plan_settings settings;
+  std::vector<workstream> workstreams;
+  std::vector<gate> gates;
+  synthesis_spec synthesis;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, plan& x) {
+  return f(caf::meta::type_name("troupe::plan"), x.name, x.goal, x.settings,
+           x.workstreams, x.gates, x.synthesis);
+}
+
+void to_json(nlohmann::json& j, const executor_spec& x);
+void to_json(nlohmann::json& j, const workstream& x);
+void to_json(nlohmann::json& j, const gate_check& x);
+void to_json(nlohmann::json& j, const remediation& x);
+void to_json(nlohmann::json& j, const gate& x);
+void to_json(nlohmann::json& j, const plan_settings& x);
+void to_json(nlohmann::json& j, const plan& x);
+
+} // namespace troupe

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <set>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "troupe/protocol/diagnostics.hpp"
+#include "troupe/protocol/plan.hpp"
+
+namespace troupe {
+
+/// The executor kinds every Troupe build has.
+const std::set<std::string>& builtin_executor_kinds();
+
+/// What validation accepts beyond the built-ins.
+struct validation_options {
+  /// Executor kinds that can run; defaults to the built-in ones.
+  std::set<std::string> executor_kinds = builtin_executor_kinds();
+};
+
+/// Parses plan text, YAML or JSON (`format` is "yaml", "json", or "" to tell
+/// from the text), into JSON. Syntax errors land in `out` with their line.
+bool parse_plan_text(const std::string& text, const std::string& format,
+                     nlohmann::json& result, diagnostics& out);
+
+/// Decodes a plan from JSON, reporting unknown keys, wrong types and missing
+/// fields with their paths, and filling defaults.
+plan decode_plan(const nlohmann::json& j, diagnostics& out);
+
+/// Checks a decoded plan's semantics: ids, dependencies, cycles, ownership,
+/// agent kinds, gates and settings.
+void validate_plan(const plan& p, const validation_options& opts,
+                   diagnostics& out);
+
+/// Reads, decodes and validates a plan file. The result is usable only when
+/// `out.ok()`.
+plan load_plan_file(const std::string& path, const validation_options& opts,
+                    diagnostics& out);
+
+/// Same as `load_plan_file` for text already in memory; `origin` names it.
+plan load_plan_text(const std::string& text, const std::string& format,
+                    const validation_options& opts, diagnostics& out);
+
+/// True if some path matches both ownership globs (`*`, `?`, `**`; a plain
+/// path also owns everything below it).
+bool globs_overlap(const std::string& a, const std::string& b);
+
+} // namespace troupe

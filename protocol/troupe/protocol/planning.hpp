@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+#include <nlohmann/json_fwd.hpp>
+
+#include "troupe/protocol/plan.hpp"
+
+namespace troupe {
+
+/// How much orchestration a goal needs, from the indicators in DESIGN.md.
+enum class complexity : uint8_t { simple, moderate, complex, epic };
+
+std::string to_string(complexity x);
+
+/// What the planner makes of a plan before anything runs.
+struct plan_assessment {
+  complexity level = complexity::simple;
+  int32_t score = 0;
+  /// The indicators that scored, in words.
+  std::vector<std::string> indicators;
+  /// Workstream ids by phase: a phase holds what can run once the phases
+  /// before it are done.
+  std::vector<std::vector<std::string>> phases;
+  std::vector<std::string> critical_path;
+  double critical_path_s = 0;
+  double sequential_s = 0;
+  /// Estimated wall time with the plan's parallelism limit.
+  double parallel_s = 0;
+  std::string strategy;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, plan_assessment& x) {
+  return f(caf::meta::type_name("troupe::plan_assessment"), x.level, x.score,
+           x.indicators, x.phases, x.critical_path, x.critical_path_s,
+           x.sequential_s, x.parallel_s, x.strategy);
+}
+
+/// Assesses a validated plan: phases, critical path by `estimate_s`,
+/// sequential and parallel estimates, complexity and strategy.
+plan_assessment assess(const plan& p);
+
+void to_json(nlohmann::json& j, const plan_assessment& x);
+
+} // namespace troupe

@@ -1,0 +1,233 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+#include <nlohmann/json_fwd.hpp>
+
+#include "troupe/protocol/plan.hpp"
+
+namespace troupe {
+
+/// Workstream states:
+///
+///   pending -> ready -> dispatched -> running -> succeeded
+///                                             -> failed | timed_out
+///   any state before an end may become cancelled or blocked.
+enum class ws_state : uint8_t {
+  pending,
+  ready,
+  dispatched,
+  running,
+  succeeded,
+  failed,
+  timed_out,
+  cancelled,
+  blocked,
+};
+
+/// How a run (or a gate) ended.
+enum class run_status : uint8_t { succeeded, failed, blocked, cancelled };
+
+enum class gate_state : uint8_t { pending, evaluating, remediating, passed,
+                                  failed };
+
+std::string to_string(ws_state x);
+std::string to_string(run_status x);
+std::string to_string(gate_state x);
+bool from_string(const std::string& s, ws_state& x);
+bool from_string(const std::string& s, run_status& x);
+bool from_string(const std::string& s, gate_state& x);
+
+/// True for the states a workstream never leaves.
+bool is_terminal(ws_state x);
+
+/// Tokens and money one model spent.
+struct usage {
+  std::string model;
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  double cost_usd = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage& x) {
+  return f(caf::meta::type_name("troupe::usage"), x.model, x.input_tokens,
+           x.output_tokens, x.cost_usd);
+}
+
+/// What an agent is asked to do: one attempt at one workstream.
+struct workstream_spec {
+  std::string run_id;
+  workstream ws;
+  int32_t attempt = 1;
+  /// Seconds the attempt may take.
+  double timeout_s = 0;
+  /// The directory the work runs in.
+  std::string workdir;
+  /// JSON text: dependencies' results, earlier failed attempts, gate output.
+  std::string context;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, workstream_spec& x) {
+  return f(caf::meta::type_name("troupe::workstream_spec"), x.run_id, x.ws,
+           x.attempt, x.timeout_s, x.workdir, x.context);
+}
+
+/// The outcome of one attempt, or of a whole workstream in a report.
+struct workstream_result {
+  std::string id;
+  std::string persona;
+  std::string title;
+  ws_state status = ws_state::pending;
+  int32_t attempts = 0;
+  std::string node;
+  double wall_s = 0;
+  /// Seconds since the run started, when the accepted attempt began.
+  double started_s = 0;
+  int32_t exit_code = -1;
+  std::string summary;
+  /// The tail of the attempt's standard output and error.
+  std::string output;
+  std::vector<std::string> files_changed;
+  std::map<std::string, std::string> outputs;
+  std::vector<troupe::usage> usage;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, workstream_result& x) {
+  return f(caf::meta::type_name("troupe::workstream_result"), x.id,
+           x.persona, x.title, x.status, x.attempts, x.node, x.wall_s,
+           x.started_s, x.exit_code, x.summary, x.output, x.files_changed,
+           x.outputs, x.usage);
+}
+
+/// The verdict of one gate check.
+struct check_result {
+  std::string name;
+  bool passed = false;
+  std::string detail;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, check_result& x) {
+  return f(caf::meta::type_name("troupe::check_result"), x.name, x.passed,
+           x.detail);
+}
+
+/// The verdict of a gate, after any remediation.
+struct gate_result {
+  std::string id;
+  gate_state status = gate_state::pending;
+  int32_t attempts = 0;
+  std::vector<check_result> checks;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gate_result& x) {
+  return f(caf::meta::type_name("troupe::gate_result"), x.id, x.status,
+           x.attempts, x.checks);
+}
+
+/// Everything a run produced, folded by the synthesizer.
+struct run_report {
+  std::string run_id;
+  std::string plan;
+  std::string goal;
+  run_status status = run_status::succeeded;
+  double wall_s = 0;
+  double sequential_s = 0;
+  double critical_path_s = 0;
+  std::vector<std::string> critical_path;
+  std::vector<workstream_result> workstreams;
+  std::vector<gate_result> gates;
+  std::vector<troupe::usage> usage;
+  std::string synthesized_by;
+  /// The report as Markdown.
+  std::string markdown;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, run_report& x) {
+  return f(caf::meta::type_name("troupe::run_report"), x.run_id, x.plan,
+           x.goal, x.status, x.wall_s, x.sequential_s, x.critical_path_s,
+           x.critical_path, x.workstreams, x.gates, x.usage, x.synthesized_by,
+           x.markdown);
+}
+
+/// A state change in a run, as observers see it.
+struct event {
+  std::string run_id;
+  uint64_t seq = 0;
+  /// Seconds since the run started.
+  double t_s = 0;
+  /// What happened: run_started, workstream, gate, waiting, run_finished.
+  std::string kind;
+  /// The workstream or gate concerned, if any.
+  std::string subject;
+  /// The subject's new state.
+  std::string state;
+  int32_t attempt = 0;
+  std::string node;
+  std::string message;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event& x) {
+  return f(caf::meta::type_name("troupe::event"), x.run_id, x.seq, x.t_s,
+           x.kind, x.subject, x.state, x.attempt, x.node, x.message);
+}
+
+/// A node's offer of agent slots.
+struct node_info {
+  std::string name;
+  int32_t slots = 0;
+  /// Personas served; empty means any.
+  std::vector<std::string> personas;
+  /// Executor kinds available; empty means the built-in ones.
+  std::vector<std::string> executors;
+  int32_t protocol_version = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_info& x) {
+  return f(caf::meta::type_name("troupe::node_info"), x.name, x.slots,
+           x.personas, x.executors, x.protocol_version);
+}
+
+/// How to run a plan, beside the plan itself.
+struct run_options {
+  /// Overrides the plan's max_parallel_agents when above zero.
+  int32_t max_parallel = 0;
+  /// Where workstreams and gate checks run, unless they say otherwise.
+  std::string workdir;
+  /// Run id to use; empty lets the orchestrator make one.
+  std::string run_id;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, run_options& x) {
+  return f(caf::meta::type_name("troupe::run_options"), x.max_parallel,
+           x.workdir, x.run_id);
+}
+
+void to_json(nlohmann::json& j, const usage& x);
+void to_json(nlohmann::json& j, const workstream_result& x);
+void to_json(nlohmann::json& j, const check_result& x);
+void to_json(nlohmann::json& j, const gate_result& x);
+void to_json(nlohmann::json& j, const run_report& x);
+void to_json(nlohmann::json& j, const event& x);
+void to_json(nlohmann::json& j, const node_info& x);
+
+void from_json(const nlohmann::json& j, usage& x);
+void from_json(const nlohmann::json& j, workstream_result& x);
+void from_json(const nlohmann::json& j, check_result& x);
+void from_json(const nlohmann::json& j, gate_result& x);
+void from_json(const nlohmann::json& j, run_report& x);
+void from_json(const nlohmann::json& j, event& x);
+
+} // namespace troupe

@@ -1,0 +1,292 @@
+#include "troupe/runtime/executors.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "troupe/protocol/errors.hpp"
+#include "troupe/runtime/log.hpp"
+#include "troupe/runtime/process.hpp"
+
+namespace fs = std::filesystem;
+
+namespace troupe {
+
+std::shared_ptr<executor_registry> executor_registry::with_builtins() {
+  auto reg = std::make_shared<executor_registry>();
+  reg->add("command", [](caf::actor_system& sys) {
+    return spawn_command_executor(sys, process_runner::shared());
+  });
+  reg->add("sleep",
+           [](caf::actor_system& sys) { return spawn_sleep_executor(sys); });
+  return reg;
+}
+
+void executor_registry::add(std::string kind, executor_factory f) {
+  factories_[std::move(kind)] = std::move(f);
+}
+
+const executor_factory*
+executor_registry::find(const std::string& kind) const {
+  auto i = factories_.find(kind);
+  return i == factories_.end() ? nullptr : &i->second;
+}
+
+std::set<std::string> executor_registry::kinds() const {
+  std::set<std::string> result{"noop"};
+  for (auto& [k, f] : factories_)
+    result.insert(k);
+  return result;
+}
+
+std::string last_line(const std::string& text, size_t max) {
+  auto end = text.find_last_not_of(" \t\r\n");
+  if (end == std::string::npos)
+    return {};
+  auto begin = text.rfind('\n', end);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  auto line = text.substr(begin, end - begin + 1);
+  if (line.size() > max)
+    line = line.substr(0, max - 3) + "...";
+  return line;
+}
+
+namespace {
+
+using command_executor_actor = executor_actor::extend<
+  caf::reacts_to<done_atom, workstream_result>>;
+
+struct command_state {
+  static inline const char* name = "troupe.command_executor";
+  process_runner* runner = nullptr;
+  uint64_t process_id = 0;
+  bool started = false;
+  bool cancel_requested = false;
+  caf::response_promise rp;
+  fs::path scratch;
+};
+
+// Where an attempt keeps its context and result files.
+fs::path scratch_dir(const workstream_spec& spec) {
+  std::error_code ec;
+  auto base = fs::temp_directory_path(ec);
+  if (ec)
+    base = "/tmp";
+  auto run = spec.run_id.empty() ? std::string{"adhoc"} : spec.run_id;
+  return base / ("troupe-" + run)
+         / (spec.ws.id + "-" + std::to_string(spec.attempt));
+}
+
+// Reads the optional result file a command wrote.
+void read_result_file(const fs::path& file, workstream_result& r) {
+  std::ifstream in{file};
+  if (!in)
+    return;
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    r.output += "\n[troupe] ignored TROUPE_RESULT: not a JSON object";
+    return;
+  }
+  if (auto i = j.find("summary"); i != j.end() && i->is_string())
+    r.summary = i->get<std::string>();
+  if (auto i = j.find("files_changed"); i != j.end() && i->is_array())
+    for (auto& f : *i)
+      if (f.is_string())
+        r.files_changed.push_back(f.get<std::string>());
+  if (auto i = j.find("outputs"); i != j.end() && i->is_object())
+    for (auto& [k, v] : i->items())
+      r.outputs[k] = v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+workstream_result to_result(const workstream_spec& spec,
+                            process_outcome& o, const fs::path& scratch) {
+  workstream_result r;
+  r.id = spec.ws.id;
+  r.persona = spec.ws.persona;
+  r.title = spec.ws.title;
+  r.attempts = spec.attempt;
+  r.wall_s = std::chrono::duration<double>(o.wall).count();
+  r.exit_code = o.exit_code;
+  if (!o.spawn_error.empty()) {
+    r.status = ws_state::failed;
+    r.output = o.spawn_error;
+    r.summary = o.spawn_error;
+    return r;
+  }
+  if (o.cancelled)
+    r.status = ws_state::cancelled;
+  else if (o.timed_out)
+    r.status = ws_state::timed_out;
+  else
+    r.status = o.exit_code == 0 ? ws_state::succeeded : ws_state::failed;
+  r.output = o.out;
+  if (!o.err.empty()) {
+    if (!r.output.empty() && r.output.back() != '\n')
+      r.output += '\n';
+    r.output += o.err;
+  }
+  if (o.dropped > 0)
+    r.output = "[troupe] " + std::to_string(o.dropped)
+               + " bytes of output dropped\n" + r.output;
+  r.summary = last_line(o.out);
+  read_result_file(scratch / "result.json", r);
+  if (r.status == ws_state::timed_out)
+    r.summary = "timed out after " + std::to_string(spec.timeout_s) + " s";
+  else if (r.status == ws_state::failed && r.summary.empty())
+    r.summary = last_line(o.err);
+  if (r.status == ws_state::failed && o.signal != 0 && r.summary.empty())
+    r.summary = "killed by signal " + std::to_string(o.signal);
+  return r;
+}
+
+command_executor_actor::behavior_type
+command_executor(command_executor_actor::stateful_pointer<command_state> self,
+                 process_runner* runner) {
+  self->state.runner = runner;
+  return {
+    [=](run_atom, const workstream_spec& spec)
+      -> caf::result<workstream_result> {
+      auto& st = self->state;
+      st.rp = self->make_response_promise();
+      st.scratch = scratch_dir(spec);
+      std::error_code ec;
+      fs::create_directories(st.scratch, ec);
+      if (ec) {
+        self->quit();
+        return caf::make_error(errc::executor_failed,
+                               "cannot create " + st.scratch.string() + ": "
+                                 + ec.message());
+      }
+      auto context_file = st.scratch / "context.json";
+      {
+        std::ofstream out{context_file};
+        out << (spec.context.empty() ? std::string{"{}"} : spec.context);
+        if (!out) {
+          self->quit();
+          return caf::make_error(errc::executor_failed,
+                                 "cannot write " + context_file.string());
+        }
+      }
+      fs::remove(st.scratch / "result.json", ec);
+      process_request req;
+      req.command = spec.ws.executor.run;
+      fs::path cwd = spec.workdir.empty() ? fs::current_path(ec)
+                                          : fs::path{spec.workdir};
+      if (!spec.ws.executor.cwd.empty())
+        cwd /= spec.ws.executor.cwd;
+      req.cwd = cwd.string();
+      req.env = spec.ws.executor.env;
+      req.env["TROUPE_PROMPT"] = spec.ws.prompt;
+      req.env["TROUPE_WORKSTREAM"] = spec.ws.id;
+      req.env["TROUPE_CONTEXT"] = context_file.string();
+      req.env["TROUPE_RESULT"] = (st.scratch / "result.json").string();
+      req.env["TROUPE_ATTEMPT"] = std::to_string(spec.attempt);
+      req.env["TROUPE_RUN_ID"] = spec.run_id;
+      req.env["TROUPE_PERSONA"] = spec.ws.persona;
+      req.env["TROUPE_MODEL"] = to_string(spec.ws.model);
+      if (spec.timeout_s > 0)
+        req.timeout = std::chrono::milliseconds(
+          static_cast<int64_t>(spec.timeout_s * 1000));
+      auto me = caf::actor_cast<command_executor_actor>(self);
+      auto scratch = st.scratch;
+      st.process_id = st.runner->start(
+        std::move(req), [me, spec, scratch](process_outcome o) {
+          caf::anon_send(me, done_atom_v, to_result(spec, o, scratch));
+        });
+      st.started = true;
+      if (st.cancel_requested)
+        st.runner->cancel(st.process_id);
+      return st.rp;
+    },
+    [=](cancel_atom) {
+      auto& st = self->state;
+      st.cancel_requested = true;
+      if (st.started)
+        st.runner->cancel(st.process_id);
+    },
+    [=](done_atom, workstream_result& r) {
+      auto& st = self->state;
+      std::error_code ec;
+      fs::remove_all(st.scratch, ec);
+      st.rp.deliver(std::move(r));
+      self->quit();
+    },
+  };
+}
+
+struct sleep_state {
+  static inline const char* name = "troupe.sleep_executor";
+  caf::response_promise rp;
+  workstream_result result;
+  bool done = false;
+};
+
+using sleep_executor_actor = executor_actor::extend<caf::reacts_to<done_atom>>;
+
+sleep_executor_actor::behavior_type
+sleep_executor(sleep_executor_actor::stateful_pointer<sleep_state> self) {
+  return {
+    [=](run_atom, const workstream_spec& spec)
+      -> caf::result<workstream_result> {
+      auto& st = self->state;
+      st.rp = self->make_response_promise();
+      auto& r = st.result;
+      r.id = spec.ws.id;
+      r.persona = spec.ws.persona;
+      r.title = spec.ws.title;
+      r.attempts = spec.attempt;
+      auto want = spec.ws.executor.seconds;
+      if (spec.timeout_s > 0 && spec.timeout_s < want) {
+        want = spec.timeout_s;
+        r.status = ws_state::timed_out;
+        r.summary = "timed out after " + std::to_string(spec.timeout_s)
+                    + " s";
+      } else {
+        r.status = ws_state::succeeded;
+        r.exit_code = 0;
+        r.summary = "slept " + std::to_string(want) + " s";
+      }
+      r.wall_s = want;
+      self->delayed_send(self,
+                         std::chrono::microseconds(
+                           static_cast<int64_t>(want * 1e6)),
+                         done_atom_v);
+      return st.rp;
+    },
+    [=](cancel_atom) {
+      auto& st = self->state;
+      if (st.done)
+        return;
+      st.result.status = ws_state::cancelled;
+      st.result.summary = "cancelled";
+      st.done = true;
+      st.rp.deliver(st.result);
+      self->quit();
+    },
+    [=](done_atom) {
+      auto& st = self->state;
+      if (st.done)
+        return;
+      st.done = true;
+      st.rp.deliver(st.result);
+      self->quit();
+    },
+  };
+}
+
+} // namespace
+
+executor_actor spawn_command_executor(caf::actor_system& sys,
+                                      process_runner& runner) {
+  return sys.spawn(command_executor, &runner);
+}
+
+executor_actor spawn_sleep_executor(caf::actor_system& sys) {
+  return sys.spawn(sleep_executor);
+}
+
+} // namespace troupe

@@ -1,0 +1,405 @@
+#include "troupe/runtime/process.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace troupe {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// Appends to `buf`, keeping only its last `limit` bytes.
+void append_tail(std::string& buf, const char* data, size_t n, size_t limit,
+                 size_t& dropped) {
+  buf.append(data, n);
+  if (buf.size() > limit) {
+    auto excess = buf.size() - limit;
+    buf.erase(0, excess);
+    dropped += excess;
+  }
+}
+
+struct child {
+  uint64_t id = 0;
+  pid_t pid = -1;
+  int pidfd = -1;
+  int out_fd = -1;
+  int err_fd = -1;
+  process_request req;
+  process_runner::callback done;
+  process_outcome outcome;
+  clock_type::time_point started;
+  clock_type::time_point deadline = clock_type::time_point::max();
+  clock_type::time_point kill_at = clock_type::time_point::max();
+  bool exited = false;
+};
+
+void close_fd(int& fd) {
+  if (fd >= 0) {
+    ::close(fd);
+    fd = -1;
+  }
+}
+
+} // namespace
+
+struct process_runner::impl {
+  std::mutex mtx;
+  std::deque<std::unique_ptr<child>> incoming;
+  std::vector<uint64_t> cancels;
+  std::unordered_map<uint64_t, std::unique_ptr<child>> children;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<size_t> count{0};
+  std::atomic<bool> stop{false};
+  int wake_fd = -1;
+  std::thread worker;
+
+  impl() {
+    wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    worker = std::thread([this] { loop(); });
+  }
+
+  ~impl() {
+    stop = true;
+    wake();
+    worker.join();
+    close_fd(wake_fd);
+  }
+
+  void wake() {
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof(one));
+  }
+
+  // Starts the process; on failure fills `spawn_error` and returns false.
+  bool spawn(child& c) {
+    int out[2];
+    int err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+      c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
+      return false;
+    }
+    if (::pipe2(err, O_CLOEXEC) != 0) {
+      c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
+      ::close(out[0]);
+      ::close(out[1]);
+      return false;
+    }
+    // Environment: the caller's, with the request's entries on top.
+    std::map<std::string, std::string> env_map;
+    for (char** e = environ; e && *e; ++e) {
+      std::string kv{*e};
+      auto eq = kv.find('=');
+      if (eq != std::string::npos)
+        env_map.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    for (auto& [k, v] : c.req.env)
+      env_map[k] = v;
+    std::vector<std::string> env_strs;
+    env_strs.reserve(env_map.size());
+    for (auto& [k, v] : env_map)
+      env_strs.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& s : env_strs)
+      envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::string sh = "/bin/sh";
+    std::string dash_c = "-c";
+    std::vector<char*> argv{sh.data(), dash_c.data(), c.req.command.data(),
+                            nullptr};
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    if (!c.req.cwd.empty())
+      posix_spawn_file_actions_addchdir_np(&fa, c.req.cwd.c_str());
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setpgroup(&attr, 0);
+    sigset_t no_signals;
+    sigemptyset(&no_signals);
+    posix_spawnattr_setsigmask(&attr, &no_signals);
+    sigset_t default_signals;
+    sigemptyset(&default_signals);
+    sigaddset(&default_signals, SIGINT);
+    sigaddset(&default_signals, SIGTERM);
+    sigaddset(&default_signals, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &default_signals);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP
+                                      | POSIX_SPAWN_SETSIGMASK
+                                      | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = -1;
+    auto rc = ::posix_spawn(&pid, sh.c_str(), &fa, &attr, argv.data(),
+                            envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    ::close(out[1]);
+    ::close(err[1]);
+    if (rc != 0) {
+      ::close(out[0]);
+      ::close(err[0]);
+      c.outcome.spawn_error = "cannot start /bin/sh";
+      if (!c.req.cwd.empty())
+        c.outcome.spawn_error += " in " + c.req.cwd;
+      c.outcome.spawn_error += std::string{": "} + std::strerror(rc);
+      return false;
+    }
+    c.pid = pid;
+    c.out_fd = out[0];
+    c.err_fd = err[0];
+    ::fcntl(c.out_fd, F_SETFL, O_NONBLOCK);
+    ::fcntl(c.err_fd, F_SETFL, O_NONBLOCK);
+    // glibc 2.36's <sys/pidfd.h> lacks C linkage; call the kernel directly.
+    c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    c.started = clock_type::now();
+    if (c.req.timeout.count() > 0)
+      c.deadline = c.started + c.req.timeout;
+    return true;
+  }
+
+  void signal_group(child& c, int sig) {
+    if (c.pid > 0)
+      ::kill(-c.pid, sig);
+  }
+
+  void stop_child(child& c) {
+    signal_group(c, SIGTERM);
+    auto at = clock_type::now() + c.req.kill_grace;
+    c.kill_at = std::min(c.kill_at, at);
+  }
+
+  // Reads what is available; returns false at end of file or error.
+  bool drain(child& c, int& fd, std::string& buf) {
+    char chunk[16384];
+    for (;;) {
+      auto n = ::read(fd, chunk, sizeof(chunk));
+      if (n > 0) {
+        append_tail(buf, chunk, static_cast<size_t>(n), c.req.output_limit,
+                    c.outcome.dropped);
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return true;
+      if (n < 0 && errno == EINTR)
+        continue;
+      close_fd(fd);
+      return false;
+    }
+  }
+
+  void reap(child& c) {
+    int status = 0;
+    pid_t r;
+    do {
+      r = ::waitpid(c.pid, &status, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r == c.pid) {
+      if (WIFEXITED(status)) {
+        c.outcome.exit_code = WEXITSTATUS(status);
+      } else if (WIFSIGNALED(status)) {
+        c.outcome.exit_code = -1;
+        c.outcome.signal = WTERMSIG(status);
+      }
+    }
+    // Whatever the command left behind in its group goes with it.
+    signal_group(c, SIGKILL);
+    c.exited = true;
+    close_fd(c.pidfd);
+  }
+
+  void finish(std::unique_ptr<child> c) {
+    if (c->out_fd >= 0)
+      drain(*c, c->out_fd, c->outcome.out);
+    if (c->err_fd >= 0)
+      drain(*c, c->err_fd, c->outcome.err);
+    close_fd(c->out_fd);
+    close_fd(c->err_fd);
+    close_fd(c->pidfd);
+    c->outcome.wall = clock_type::now() - c->started;
+    --count;
+    auto done = std::move(c->done);
+    if (done)
+      done(std::move(c->outcome));
+  }
+
+  void take_incoming() {
+    std::deque<std::unique_ptr<child>> fresh;
+    std::vector<uint64_t> cancel_ids;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      fresh.swap(incoming);
+      cancel_ids.swap(cancels);
+    }
+    for (auto& c : fresh) {
+      if (!spawn(*c)) {
+        c->started = clock_type::now();
+        finish(std::move(c));
+        continue;
+      }
+      auto id = c->id;
+      children.emplace(id, std::move(c));
+    }
+    for (auto id : cancel_ids) {
+      auto i = children.find(id);
+      if (i == children.end() || i->second->exited)
+        continue;
+      i->second->outcome.cancelled = true;
+      stop_child(*i->second);
+    }
+  }
+
+  void loop() {
+    std::vector<pollfd> fds;
+    std::vector<std::pair<uint64_t, int>> owners; // child id, which fd
+    while (!stop) {
+      take_incoming();
+      auto now = clock_type::now();
+      auto next = clock_type::time_point::max();
+      for (auto& [id, c] : children) {
+        if (!c->exited && now >= c->deadline && !c->outcome.timed_out) {
+          c->outcome.timed_out = true;
+          stop_child(*c);
+        }
+        if (!c->exited && now >= c->kill_at) {
+          signal_group(*c, SIGKILL);
+          c->kill_at = clock_type::time_point::max();
+        }
+        if (!c->outcome.timed_out)
+          next = std::min(next, c->deadline);
+        next = std::min(next, c->kill_at);
+      }
+      fds.clear();
+      owners.clear();
+      fds.push_back({wake_fd, POLLIN, 0});
+      owners.emplace_back(0, -1);
+      for (auto& [id, c] : children) {
+        if (c->pidfd >= 0) {
+          fds.push_back({c->pidfd, POLLIN, 0});
+          owners.emplace_back(id, 0);
+        }
+        if (c->out_fd >= 0) {
+          fds.push_back({c->out_fd, POLLIN, 0});
+          owners.emplace_back(id, 1);
+        }
+        if (c->err_fd >= 0) {
+          fds.push_back({c->err_fd, POLLIN, 0});
+          owners.emplace_back(id, 2);
+        }
+      }
+      int timeout_ms = -1;
+      if (next != clock_type::time_point::max()) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          next - now);
+        timeout_ms = static_cast<int>(std::max<int64_t>(left.count() + 1, 0));
+      }
+      auto n = ::poll(fds.data(), fds.size(), timeout_ms);
+      if (n < 0 && errno != EINTR)
+        break;
+      if (n <= 0)
+        continue;
+      if (fds[0].revents & POLLIN) {
+        uint64_t v;
+        [[maybe_unused]] auto r = ::read(wake_fd, &v, sizeof(v));
+      }
+      std::vector<uint64_t> ended;
+      for (size_t i = 1; i < fds.size(); ++i) {
+        if (fds[i].revents == 0)
+          continue;
+        auto& c = *children[owners[i].first];
+        switch (owners[i].second) {
+          case 0:
+            reap(c);
+            ended.push_back(c.id);
+            break;
+          case 1:
+            if (c.out_fd >= 0)
+              drain(c, c.out_fd, c.outcome.out);
+            break;
+          default:
+            if (c.err_fd >= 0)
+              drain(c, c.err_fd, c.outcome.err);
+            break;
+        }
+      }
+      for (auto id : ended) {
+        auto i = children.find(id);
+        if (i == children.end())
+          continue;
+        auto c = std::move(i->second);
+        children.erase(i);
+        finish(std::move(c));
+      }
+    }
+    // Shutting down: nothing may outlive the runner.
+    for (auto& [id, c] : children) {
+      signal_group(*c, SIGKILL);
+      if (!c->exited)
+        reap(*c);
+      c->outcome.cancelled = true;
+      auto ptr = std::move(c);
+      finish(std::move(ptr));
+    }
+    children.clear();
+  }
+};
+
+process_runner::process_runner() : impl_(std::make_unique<impl>()) {
+  // nop
+}
+
+process_runner::~process_runner() = default;
+
+process_runner& process_runner::shared() {
+  static process_runner instance;
+  return instance;
+}
+
+uint64_t process_runner::start(process_request req, callback done) {
+  auto c = std::make_unique<child>();
+  c->id = impl_->next_id++;
+  c->req = std::move(req);
+  c->done = std::move(done);
+  auto id = c->id;
+  ++impl_->count;
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->incoming.push_back(std::move(c));
+  }
+  impl_->wake();
+  return id;
+}
+
+void process_runner::cancel(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->cancels.push_back(id);
+  }
+  impl_->wake();
+}
+
+size_t process_runner::running() const {
+  return impl_->count;
+}
+
+} // namespace troupe

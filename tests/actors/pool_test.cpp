@@ -1,0 +1,167 @@
+#include <catch2/catch.hpp>
+
+#include <caf/all.hpp>
+
+#include "troupe/actors/agents.hpp"
+#include "troupe/actors/gate.hpp"
+#include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/message_types.hpp"
+#include "troupe/runtime/executors.hpp"
+
+using namespace troupe;
+
+namespace {
+
+/// CAF's deterministic scheduler: nothing runs until `sched.run()`.
+struct actor_fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys_ptr;
+  caf::scheduler::test_coordinator* sched = nullptr;
+
+  actor_fixture() {
+    add_message_types(cfg);
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    sys_ptr = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(
+      sys_ptr->scheduler());
+  }
+
+  caf::actor_system& sys() {
+    return *sys_ptr;
+  }
+};
+
+workstream_spec spec_with_persona(std::string persona) {
+  workstream_spec spec;
+  spec.run_id = "r1";
+  spec.ws.id = "w1";
+  spec.ws.persona = std::move(persona);
+  spec.ws.executor.kind = "noop";
+  spec.attempt = 1;
+  return spec;
+}
+
+pool_config pool_for(std::vector<std::string> personas) {
+  pool_config cfg;
+  cfg.info.name = "n1";
+  cfg.info.slots = 2;
+  cfg.info.personas = std::move(personas);
+  cfg.executors = executor_registry::with_builtins();
+  return cfg;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(actor_fixture, "a pool refuses a persona it does not offer",
+                 "[actors]") {
+  auto pool = spawn_agent_pool(sys(), pool_for({"qa"}));
+  caf::scoped_actor self{sys()};
+  self->send(pool, dispatch_atom_v, spec_with_persona("backend"),
+             progress_actor{});
+  sched->run();
+  self->receive([](const workstream_result&) { FAIL("expected an error"); },
+                [&](const caf::error& err) {
+                  CHECK(err == errc::unknown_persona);
+                  CHECK(sys().render(err).find("backend")
+                        != std::string::npos);
+                });
+  caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
+  sched->run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "a pool runs a persona it offers on its node",
+                 "[actors]") {
+  auto pool = spawn_agent_pool(sys(), pool_for({"qa"}));
+  caf::scoped_actor self{sys()};
+  self->send(pool, dispatch_atom_v, spec_with_persona("qa"), progress_actor{});
+  sched->run();
+  self->receive(
+    [](const workstream_result& r) {
+      CHECK(r.status == ws_state::succeeded);
+      CHECK(r.node == "n1");
+      CHECK(r.id == "w1");
+    },
+    [&](const caf::error& err) { FAIL(sys().render(err)); });
+  caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
+  sched->run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "an agent refuses an executor it does not have",
+                 "[actors]") {
+  auto pool = spawn_agent_pool(sys(), pool_for({}));
+  caf::scoped_actor self{sys()};
+  auto spec = spec_with_persona("backend");
+  spec.ws.executor.kind = "teleport";
+  self->send(pool, dispatch_atom_v, spec, progress_actor{});
+  sched->run();
+  self->receive([](const workstream_result&) { FAIL("expected an error"); },
+                [&](const caf::error& err) {
+                  CHECK(err == errc::unknown_executor);
+                });
+  caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
+  sched->run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "a custom agent takes its persona's work",
+                 "[actors]") {
+  auto custom = sys().spawn([](agent_actor::pointer) -> agent_actor::behavior_type {
+    return {
+      [](dispatch_atom, const workstream_spec& spec,
+         const progress_actor&) -> workstream_result {
+        workstream_result r;
+        r.id = spec.ws.id;
+        r.status = ws_state::succeeded;
+        r.summary = "custom: " + spec.ws.persona;
+        return r;
+      },
+      [](cancel_atom, const std::string&, const std::string&) {},
+    };
+  });
+  auto cfg = pool_for({});
+  cfg.custom_agents["reviewer"] = custom;
+  auto pool = spawn_agent_pool(sys(), cfg);
+  caf::scoped_actor self{sys()};
+  self->send(pool, dispatch_atom_v, spec_with_persona("reviewer"),
+             progress_actor{});
+  sched->run();
+  self->receive(
+    [](const workstream_result& r) { CHECK(r.summary == "custom: reviewer"); },
+    [&](const caf::error& err) { FAIL(sys().render(err)); });
+  caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(custom, caf::exit_reason::user_shutdown);
+  sched->run();
+}
+
+TEST_CASE_METHOD(actor_fixture,
+                 "a gate reports incomplete work and conflicting files",
+                 "[actors]") {
+  auto g = spawn_gate(sys(), executor_registry::with_builtins());
+  gate spec;
+  spec.id = "g";
+  spec.after = {"a", "b"};
+  spec.checks = {{"completion", "", "", 0}, {"conflicts", "", "", 0}};
+  workstream_result a;
+  a.id = "a";
+  a.status = ws_state::succeeded;
+  a.files_changed = {"x.cpp"};
+  workstream_result b;
+  b.id = "b";
+  b.status = ws_state::failed;
+  b.files_changed = {"x.cpp", "y.cpp"};
+  caf::scoped_actor self{sys()};
+  self->send(g, evaluate_atom_v, spec, std::vector<workstream_result>{a, b},
+             std::string{});
+  sched->run();
+  self->receive(
+    [](const gate_result& r) {
+      CHECK(r.status == gate_state::failed);
+      REQUIRE(r.checks.size() == 2);
+      CHECK_FALSE(r.checks[0].passed);
+      CHECK(r.checks[0].detail == "b failed");
+      CHECK_FALSE(r.checks[1].passed);
+      CHECK(r.checks[1].detail == "x.cpp changed by a b");
+    },
+    [&](const caf::error& err) { FAIL(sys().render(err)); });
+  caf::anon_send_exit(g, caf::exit_reason::user_shutdown);
+  sched->run();
+}

@@ -1,0 +1,288 @@
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/message_types.hpp"
+#include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/planning.hpp"
+#include "troupe/protocol/result.hpp"
+
+using nlohmann::json;
+
+namespace {
+
+const char* sample_plan = R"(
+name: auth-feature
+goal: Implement user authentication with JWT
+settings: {max_parallel_agents: 3, default_timeout_s: 900, on_failure: continue,
+           confirm_before_execute: true, max_phase_width: 5}
+workstreams:
+  - id: types
+    owns: [auth/types.ts]
+    prompt: Define the types.
+    executor: {kind: command, run: ./gen.sh, cwd: scripts, env: {A: "1"}}
+    estimate_s: 60
+  - id: jwt
+    persona: security
+    agent: plan
+    model: fast
+    owns: [auth/jwt.ts]
+    depends_on: [types]
+    retries: 2
+    timeout_s: 300
+    executor: {kind: sleep, seconds: 0.5}
+gates:
+  - id: foundation
+    after: [types, jwt]
+    checks: [completion, conflicts, {run: "ctest", cwd: build, timeout_s: 60}]
+    remediate: {persona: debugger, max_attempts: 2, prompt: Fix it.,
+                executor: {kind: noop}}
+synthesis: {persona: docs}
+)";
+
+troupe::plan load_sample() {
+  troupe::diagnostics d;
+  auto p = troupe::load_plan_text(sample_plan, "yaml", {}, d);
+  REQUIRE(d.items().empty());
+  return p;
+}
+
+troupe::workstream_result sample_result() {
+  troupe::workstream_result r;
+  r.id = "jwt";
+  r.persona = "security";
+  r.title = "JWT";
+  r.status = troupe::ws_state::timed_out;
+  r.attempts = 3;
+  r.node = "worker-1";
+  r.wall_s = 12.5;
+  r.started_s = 1.25;
+  r.exit_code = 137;
+  r.summary = "ran out of time";
+  r.output = "line 1\nline 2";
+  r.files_changed = {"auth/jwt.ts"};
+  r.outputs = {{"token_type", "JWT"}};
+  r.usage = {{"claude", 100, 20, 0.01}, {"local", 5, 6, 0}};
+  return r;
+}
+
+troupe::run_report sample_report() {
+  troupe::run_report r;
+  r.run_id = "run-1";
+  r.plan = "auth-feature";
+  r.goal = "auth";
+  r.status = troupe::run_status::blocked;
+  r.wall_s = 30;
+  r.sequential_s = 50;
+  r.critical_path_s = 25;
+  r.critical_path = {"types", "jwt"};
+  r.workstreams = {sample_result()};
+  r.gates = {{"foundation",
+              troupe::gate_state::failed,
+              2,
+              {{"completion", true, ""}, {"ctest", false, "1 test failed"}}}};
+  r.usage = {{"claude", 100, 20, 0.01}};
+  r.synthesized_by = "docs";
+  r.markdown = "# Report\n";
+  return r;
+}
+
+template <class T>
+json as_json(const T& x) {
+  return json(x);
+}
+
+struct system_fixture {
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+
+  static caf::actor_system_config& configure(caf::actor_system_config& cfg) {
+    troupe::add_message_types(cfg);
+    return cfg;
+  }
+
+  system_fixture() : sys(configure(cfg)) {
+    // nop
+  }
+
+  template <class T>
+  T binary_round_trip(T x) {
+    caf::binary_serializer::container_type buf;
+    caf::binary_serializer bs{sys, buf};
+    auto e = bs(x);
+    REQUIRE(!e);
+    T y;
+    caf::binary_deserializer bd{sys, buf};
+    e = bd(y);
+    REQUIRE(!e);
+    return y;
+  }
+};
+
+} // namespace
+
+TEST_CASE("every enum spelling reads back as the value it names",
+          "[protocol]") {
+  using namespace troupe;
+  for (auto x : {agent_kind::explore, agent_kind::plan, agent_kind::general}) {
+    agent_kind y{};
+    CHECK((from_string(to_string(x), y) && y == x));
+  }
+  for (auto x : {model_tier::fast, model_tier::balanced, model_tier::deep}) {
+    model_tier y{};
+    CHECK((from_string(to_string(x), y) && y == x));
+  }
+  for (auto x : {failure_policy::block_dependents, failure_policy::fail_fast,
+                 failure_policy::continue_run}) {
+    failure_policy y{};
+    CHECK((from_string(to_string(x), y) && y == x));
+  }
+  for (int i = 0; i <= static_cast<int>(ws_state::blocked); ++i) {
+    auto x = static_cast<ws_state>(i);
+    ws_state y{};
+    CHECK((from_string(to_string(x), y) && y == x));
+  }
+  for (int i = 0; i <= static_cast<int>(run_status::cancelled); ++i) {
+    auto x = static_cast<run_status>(i);
+    run_status y{};
+    CHECK((from_string(to_string(x), y) && y == x));
+  }
+  for (int i = 0; i <= static_cast<int>(gate_state::failed); ++i) {
+    auto x = static_cast<gate_state>(i);
+    gate_state y{};
+    CHECK((from_string(to_string(x), y) && y == x));
+  }
+  CHECK(to_string(failure_policy::continue_run) == "continue");
+  CHECK(to_string(ws_state::timed_out) == "timed_out");
+  CHECK(to_string(complexity::epic) == "EPIC");
+  CHECK(to_string(errc::unknown_persona) == "unknown_persona");
+  CHECK(to_string(errc::executor_failed) == "executor_failed");
+  agent_kind k = agent_kind::plan;
+  CHECK_FALSE(from_string("General", k));
+  CHECK(k == agent_kind::plan);
+  ws_state s{};
+  CHECK_FALSE(from_string("done", s));
+}
+
+TEST_CASE("only ends of the workstream state machine are terminal",
+          "[protocol]") {
+  using troupe::ws_state;
+  CHECK_FALSE(troupe::is_terminal(ws_state::pending));
+  CHECK_FALSE(troupe::is_terminal(ws_state::ready));
+  CHECK_FALSE(troupe::is_terminal(ws_state::dispatched));
+  CHECK_FALSE(troupe::is_terminal(ws_state::running));
+  CHECK(troupe::is_terminal(ws_state::succeeded));
+  CHECK(troupe::is_terminal(ws_state::failed));
+  CHECK(troupe::is_terminal(ws_state::timed_out));
+  CHECK(troupe::is_terminal(ws_state::cancelled));
+  CHECK(troupe::is_terminal(ws_state::blocked));
+}
+
+TEST_CASE("a diagnostic renders as path and message", "[protocol]") {
+  CHECK(troupe::to_string(troupe::diagnostic{"workstreams[0].id", "missing"})
+        == "workstreams[0].id: missing");
+  CHECK(troupe::to_string(troupe::diagnostic{"", "invalid JSON"})
+        == "invalid JSON");
+}
+
+TEST_CASE("a plan survives a JSON round trip through the plan decoder",
+          "[protocol]") {
+  auto p = load_sample();
+  auto j = as_json(p);
+  troupe::diagnostics d;
+  auto q = troupe::decode_plan(j, d);
+  CHECK(d.items().empty());
+  CHECK(as_json(q) == j);
+  CHECK(j["settings"]["on_failure"] == "continue");
+  CHECK(j["workstreams"][1]["agent"] == "plan");
+  CHECK(j["gates"][0]["checks"][0] == "completion");
+  CHECK(j["gates"][0]["checks"][2]["run"] == "ctest");
+  // And through text, as a plan file would be.
+  troupe::diagnostics d2;
+  auto r = troupe::load_plan_text(j.dump(2), "", {}, d2);
+  CHECK(d2.items().empty());
+  CHECK(as_json(r) == j);
+}
+
+TEST_CASE("a run report survives a JSON round trip, with the report's key "
+          "names",
+          "[protocol]") {
+  auto r = sample_report();
+  auto j = as_json(r);
+  for (auto key : {"run_id", "plan", "status", "wall_s", "sequential_s",
+                   "critical_path_s", "workstreams", "gates", "usage"})
+    CHECK(j.contains(key));
+  auto& w = j["workstreams"][0];
+  for (auto key : {"id", "persona", "status", "attempts", "node", "wall_s",
+                   "exit_code", "summary", "usage"})
+    CHECK(w.contains(key));
+  CHECK(j["status"] == "blocked");
+  CHECK(w["status"] == "timed_out");
+  CHECK(w["usage"][0]["input_tokens"] == 100);
+  CHECK(j["gates"][0]["status"] == "failed");
+  CHECK(as_json(j.get<troupe::run_report>()) == j);
+  CHECK(as_json(w.get<troupe::workstream_result>()) == w);
+}
+
+TEST_CASE("an event survives a JSON round trip", "[protocol]") {
+  troupe::event e{"run-1",   42, 1.5,        "workstream", "jwt",
+                  "running", 2,  "worker-1", "started"};
+  auto j = as_json(e);
+  CHECK(j["seq"] == 42);
+  CHECK(j["state"] == "running");
+  CHECK(as_json(j.get<troupe::event>()) == j);
+}
+
+TEST_CASE("reading a result refuses an unknown status rather than guess",
+          "[protocol]") {
+  auto j = as_json(sample_report());
+  j["status"] = "exploded";
+  CHECK_THROWS_AS(j.get<troupe::run_report>(), json::exception);
+  auto w = as_json(sample_result());
+  w["status"] = 3;
+  CHECK_THROWS_AS(w.get<troupe::workstream_result>(), json::exception);
+  auto g = j["gates"][0];
+  g["status"] = "open";
+  CHECK_THROWS_AS(g.get<troupe::gate_result>(), json::exception);
+}
+
+TEST_CASE_METHOD(system_fixture,
+                 "plans, results and reports survive CAF's binary "
+                 "serialization",
+                 "[protocol]") {
+  auto p = load_sample();
+  CHECK(as_json(binary_round_trip(p)) == as_json(p));
+  auto r = sample_result();
+  CHECK(as_json(binary_round_trip(r)) == as_json(r));
+  auto report = sample_report();
+  CHECK(as_json(binary_round_trip(report)) == as_json(report));
+}
+
+TEST_CASE_METHOD(system_fixture,
+                 "registered message types can travel in messages",
+                 "[protocol]") {
+  auto msg = caf::make_message(load_sample(), sample_result());
+  caf::binary_serializer::container_type buf;
+  caf::binary_serializer bs{sys, buf};
+  REQUIRE(!bs(msg));
+  caf::message copy;
+  caf::binary_deserializer bd{sys, buf};
+  REQUIRE(!bd(copy));
+  REQUIRE(copy.match_elements<troupe::plan, troupe::workstream_result>());
+  CHECK(as_json(copy.get_as<troupe::workstream_result>(1))
+        == as_json(sample_result()));
+}
+
+TEST_CASE_METHOD(system_fixture,
+                 "troupe errors render with their code name and context",
+                 "[protocol]") {
+  auto err = caf::make_error(troupe::errc::unknown_persona, "nope");
+  CHECK(err == troupe::errc::unknown_persona);
+  CHECK(sys.render(err) == "troupe: unknown_persona (\"nope\")");
+  CHECK(sys.render(caf::make_error(troupe::errc::node_lost))
+        == "troupe: node_lost");
+}

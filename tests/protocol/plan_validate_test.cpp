@@ -1,0 +1,327 @@
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "troupe/protocol/plan_io.hpp"
+
+namespace {
+
+struct checked {
+  troupe::plan p;
+  troupe::diagnostics d;
+};
+
+checked load(const std::string& yaml, troupe::validation_options opts = {}) {
+  checked r;
+  r.p = troupe::load_plan_text(yaml, "yaml", opts, r.d);
+  return r;
+}
+
+std::string all(const troupe::diagnostics& d) {
+  std::string s;
+  for (auto& x : d.items())
+    s += (x.warning ? "warning: " : "error: ") + troupe::to_string(x) + "\n";
+  return s;
+}
+
+std::vector<std::string> messages_at(const troupe::diagnostics& d,
+                                     const std::string& path) {
+  std::vector<std::string> result;
+  for (auto& x : d.items())
+    if (x.path == path)
+      result.push_back(x.message);
+  return result;
+}
+
+std::string at(const troupe::diagnostics& d, const std::string& path) {
+  auto m = messages_at(d, path);
+  return m.empty() ? "" : m.front();
+}
+
+/// A workstream line for a YAML plan.
+std::string ws(const std::string& fields) {
+  return "  - {" + fields + ", executor: {kind: noop}}\n";
+}
+
+} // namespace
+
+TEST_CASE("duplicate workstream ids are refused, pointing at the first",
+          "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: types") + ws("id: jwt")
+                + ws("id: hash") + ws("id: api") + ws("id: jwt"));
+  INFO(all(r.d));
+  CHECK(at(r.d, "workstreams[4].id")
+        == "duplicate id \"jwt\" (first at workstreams[1])");
+  CHECK(r.d.error_count() == 1);
+}
+
+TEST_CASE("a gate id may repeat neither another gate's nor a workstream's",
+          "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: a")
+                + "gates:\n  - {id: g, after: [a]}\n  - {id: g, after: [a]}\n"
+                  "  - {id: a, after: [a]}\n");
+  INFO(all(r.d));
+  CHECK(at(r.d, "gates[1].id") == "duplicate id \"g\" (first at gates[0])");
+  CHECK_THAT(at(r.d, "gates[2].id"),
+             Catch::StartsWith("duplicate id \"a\"")
+               && Catch::Contains("workstreams[0]"));
+  CHECK(r.d.error_count() == 2);
+}
+
+TEST_CASE("a dependency on an unknown workstream is refused with a "
+          "suggestion",
+          "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: types") + ws("id: jwt")
+                + ws("id: hash") + ws("id: api, depends_on: [jwtt, hash]"));
+  INFO(all(r.d));
+  CHECK(at(r.d, "workstreams[3].depends_on[0]")
+        == "unknown workstream \"jwtt\" (did you mean \"jwt\"?)");
+  CHECK(r.d.error_count() == 1);
+}
+
+TEST_CASE("a workstream depending on itself is refused", "[protocol]") {
+  auto r
+    = load("workstreams:\n" + ws("id: a") + ws("id: b, depends_on: [a, b]"));
+  INFO(all(r.d));
+  CHECK(at(r.d, "workstreams[1].depends_on[1]") == "depends on itself");
+  CHECK(r.d.error_count() == 1);
+}
+
+TEST_CASE("a dependency cycle is refused once, naming its members in order",
+          "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: x") + ws("id: y, depends_on: [x]")
+                + ws("id: a, depends_on: [b]") + ws("id: b, depends_on: [c]")
+                + ws("id: c, depends_on: [a, y]"));
+  INFO(all(r.d));
+  CHECK(messages_at(r.d, "workstreams[2].depends_on")
+        == std::vector<std::string>{"dependency cycle: a -> b -> c -> a"});
+  CHECK(r.d.error_count() == 1);
+}
+
+TEST_CASE("two cycles through one workstream are both reported", "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: a, depends_on: [b, c]")
+                + ws("id: b, depends_on: [a]") + ws("id: c, depends_on: [a]"));
+  INFO(all(r.d));
+  auto m = messages_at(r.d, "workstreams[0].depends_on");
+  REQUIRE(m.size() == 2);
+  CHECK(m[0] == "dependency cycle: a -> b -> a");
+  CHECK(m[1] == "dependency cycle: a -> c -> a");
+  CHECK(r.d.error_count() == 2);
+}
+
+TEST_CASE("workstreams that can run at the same time may not own "
+          "overlapping files",
+          "[protocol]") {
+  auto r
+    = load("workstreams:\n" + ws("id: types, owns: [src/types.ts]")
+           + ws("id: api, owns: [src/api/x.ts], depends_on: [types]")
+           + ws("id: docs, owns: [docs/**]") + ws("id: lint, owns: [src/**]"));
+  INFO(all(r.d));
+  // `lint` overlaps both `types` and `api`, neither ordered with it.
+  CHECK(at(r.d, "workstreams[3].owns[0]")
+        == "\"src/**\" overlaps \"src/types.ts\" owned by workstream "
+           "\"types\", which can run at the same time");
+  CHECK(messages_at(r.d, "workstreams[3].owns[0]").size() == 2);
+  CHECK(r.d.error_count() == 2);
+}
+
+TEST_CASE("ownership may overlap between workstreams ordered by their "
+          "dependencies",
+          "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: a, owns: [src/**]")
+                + ws("id: b, owns: [src/x.ts], depends_on: [a]")
+                + ws("id: c, owns: [src/y.ts], depends_on: [b]"));
+  INFO(all(r.d));
+  CHECK(r.d.ok());
+}
+
+TEST_CASE("a writing workstream on an explore agent is refused", "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: a") + ws("id: b")
+                + ws("id: c, agent: explore, owns: [src/x.ts]"));
+  INFO(all(r.d));
+  CHECK_THAT(at(r.d, "workstreams[2].agent"),
+             Catch::Contains("explore") && Catch::Contains("read-only")
+               && Catch::Contains("src/x.ts"));
+  CHECK(r.d.error_count() == 1);
+}
+
+TEST_CASE("a gate after an unknown workstream is refused", "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: a")
+                + "gates:\n  - {id: g, after: [a, x]}\n");
+  INFO(all(r.d));
+  CHECK(at(r.d, "gates[0].after[1]") == "unknown workstream \"x\"");
+  CHECK(r.d.error_count() == 1);
+}
+
+TEST_CASE("an executor kind nobody can run is refused, listing those "
+          "available",
+          "[protocol]") {
+  auto r = load(R"(
+workstreams:
+  - {id: a, executor: {kind: foo}}
+gates:
+  - {id: g, after: [a], remediate: {executor: {kind: bar}}}
+)");
+  INFO(all(r.d));
+  CHECK(at(r.d, "workstreams[0].executor.kind")
+        == "unknown executor \"foo\" (available: command, noop, sleep)");
+  CHECK(at(r.d, "gates[0].remediate.executor.kind")
+        == "unknown executor \"bar\" (available: command, noop, sleep)");
+  CHECK(r.d.error_count() == 2);
+}
+
+TEST_CASE("an LLM executor without a prompt is refused", "[protocol]") {
+  troupe::validation_options opts;
+  opts.executor_kinds.insert("llm");
+  opts.executor_kinds.insert("claude-code");
+  auto r = load(R"(
+workstreams:
+  - {id: a, executor: {kind: llm}}
+  - {id: b, prompt: Write it., executor: {kind: llm}}
+  - {id: c, executor: {kind: claude-code}}
+)",
+                opts);
+  INFO(all(r.d));
+  CHECK_THAT(at(r.d, "workstreams[0].prompt"),
+             Catch::Contains("\"llm\" needs a prompt"));
+  CHECK_THAT(at(r.d, "workstreams[2].prompt"),
+             Catch::Contains("\"claude-code\" needs a prompt"));
+  CHECK(r.d.error_count() == 2);
+}
+
+TEST_CASE("a phase wider than max_phase_width is a warning, not an error",
+          "[protocol]") {
+  auto r = load("settings: {max_phase_width: 2}\nworkstreams:\n" + ws("id: a")
+                + ws("id: b") + ws("id: c") + ws("id: d, depends_on: [a]"));
+  INFO(all(r.d));
+  CHECK(r.d.ok());
+  REQUIRE(r.d.items().size() == 1);
+  CHECK(r.d.items()[0].warning);
+  CHECK(r.d.items()[0].path == "workstreams");
+  CHECK_THAT(r.d.items()[0].message,
+             Catch::Contains("phase 1 has 3 workstreams (a, b, c)")
+               && Catch::Contains("max_phase_width 2"));
+}
+
+TEST_CASE("a gate that waits for work it holds back is refused", "[protocol]") {
+  // c depends on a, so it waits for the gate; b, which the gate waits for,
+  // depends on c.
+  auto r = load("workstreams:\n" + ws("id: a") + ws("id: c, depends_on: [a]")
+                + ws("id: b, depends_on: [c]")
+                + "gates:\n  - {id: g, after: [a, b]}\n");
+  INFO(all(r.d));
+  CHECK_THAT(at(r.d, "gates[0].after"),
+             Catch::Contains("\"c\" waits for this gate")
+               && Catch::Contains("\"b\""));
+  CHECK(r.d.error_count() == 1);
+}
+
+TEST_CASE("every problem of a plan is reported at once", "[protocol]") {
+  auto r = load(R"(
+settings: {max_parallel_agents: 0}
+workstreams:
+  - {id: types, titel: x, owns: [src/**], executor: {kind: noop}}
+  - {id: types, owns: [docs/a.md], executor: {kind: noop}}
+  - {id: jwt, owns: [src/jwt.ts], depends_on: [typs], retries: two,
+     executor: {kind: foo}}
+  - {id: scan, agent: explore, owns: [scan.txt], executor: {kind: noop}}
+gates:
+  - {id: g, after: [jwt, nope]}
+)");
+  INFO(all(r.d));
+  CHECK(at(r.d, "settings.max_parallel_agents") == "must be at least 1, got 0");
+  CHECK_THAT(at(r.d, "workstreams[0].titel"), Catch::Contains("unknown field"));
+  CHECK_THAT(at(r.d, "workstreams[1].id"), Catch::Contains("duplicate id"));
+  CHECK_THAT(at(r.d, "workstreams[2].depends_on[0]"),
+             Catch::Contains("unknown workstream \"typs\""));
+  CHECK_THAT(at(r.d, "workstreams[2].retries"),
+             Catch::Contains("expected an integer"));
+  CHECK_THAT(at(r.d, "workstreams[2].executor.kind"),
+             Catch::Contains("unknown executor \"foo\""));
+  CHECK_THAT(at(r.d, "workstreams[2].owns[0]"),
+             Catch::Contains("overlaps \"src/**\""));
+  CHECK_THAT(at(r.d, "workstreams[3].agent"), Catch::Contains("read-only"));
+  CHECK(at(r.d, "gates[0].after[1]") == "unknown workstream \"nope\"");
+  CHECK(r.d.error_count() == 9);
+}
+
+TEST_CASE("a plan with cycles skips the checks that need an order and does "
+          "not hang",
+          "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: a, owns: [src/**], depends_on: [b]")
+                + ws("id: b, owns: [src/x.ts], depends_on: [a]")
+                + ws("id: c, owns: [src/y.ts], depends_on: [c]")
+                + "gates:\n  - {id: g, after: [a]}\n");
+  INFO(all(r.d));
+  CHECK(r.d.error_count() == 2);
+  CHECK_THAT(at(r.d, "workstreams[0].depends_on"),
+             Catch::Contains("a -> b -> a"));
+  CHECK(at(r.d, "workstreams[2].depends_on[0]") == "depends on itself");
+}
+
+TEST_CASE("a plan built in code is validated too", "[protocol]") {
+  troupe::plan p;
+  p.settings.max_phase_width = 0;
+  troupe::workstream w;
+  w.id = "a";
+  w.executor.kind = "command";
+  p.workstreams.push_back(w);
+  p.workstreams.push_back(troupe::workstream{});
+  troupe::diagnostics d;
+  troupe::validate_plan(p, {}, d);
+  INFO(all(d));
+  CHECK(at(d, "settings.max_phase_width") == "must be at least 1, got 0");
+  CHECK(at(d, "workstreams[0].persona") == "must not be empty");
+  CHECK_THAT(at(d, "workstreams[0].executor.run"),
+             Catch::Contains("must not be empty"));
+  CHECK(at(d, "workstreams[1].id") == "missing");
+}
+
+TEST_CASE("globs overlap exactly when some path matches both", "[protocol]") {
+  struct row {
+    const char* a;
+    const char* b;
+    bool overlap;
+  };
+  auto table = GENERATE(values<row>({
+    {"src/**", "src/a/b.ts", true},
+    {"*.ts", "a/b.ts", false},
+    {"src/*.ts", "src/x.js", false},
+    {"docs", "docs/a.md", true},
+    {"a/**/z", "a/b/c/z", true},
+    {"a/**/z", "a/z", true},
+    {"a/**/z", "a/b/c/*.y", false},
+    // A plain path may be a directory: it owns a/b/c/y/z.
+    {"a/**/z", "a/b/c/y", true},
+    {"src/api/", "src/api/x/y.ts", true},
+    {"src/api", "src/apix.ts", false},
+    {"src/*.ts", "src/a*", true},
+    {"src/*.ts", "src/*.js", false},
+    {"src/?.ts", "src/ab.ts", false},
+    {"src/?.ts", "src/a.ts", true},
+    {"**/*.md", "docs/guide/readme.md", true},
+    {"**/*.md", "README.md", true},
+    {"tests/**", "src/**", false},
+    {"auth/types.ts", "auth/jwt.ts", false},
+    {"auth/types.ts", "auth/types.ts", true},
+    {"a/*/c", "a/b/*", true},
+    {"*", "a/b", false},
+    {"**", "a/b", true},
+    {"src/**/*.test.ts", "src/x/*.js", false},
+    {"src/**/*.test.ts", "src/x/*.ts", true},
+    {"src/**/*.test.ts", "src/**/foo.*", true},
+    {"./src/x.ts", "src/*", true},
+    {"src", "src.ts", false},
+    {"src/*", "src/a/b", false},
+  }));
+  CAPTURE(table.a, table.b);
+  CHECK(troupe::globs_overlap(table.a, table.b) == table.overlap);
+  CHECK(troupe::globs_overlap(table.b, table.a) == table.overlap);
+}
+
+TEST_CASE("the built-in executor kinds are command, noop and sleep",
+          "[protocol]") {
+  CHECK(troupe::builtin_executor_kinds()
+        == std::set<std::string>{"command", "noop", "sleep"});
+}

@@ -1,0 +1,145 @@
+#include "troupe/runtime/process.hpp"
+
+#include <future>
+
+#include <catch2/catch.hpp>
+
+#include "support/reaper.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+
+namespace {
+
+process_outcome run(process_runner& runner, process_request req) {
+  std::promise<process_outcome> p;
+  auto f = p.get_future();
+  runner.start(std::move(req), [&p](process_outcome o) {
+    p.set_value(std::move(o));
+  });
+  REQUIRE(f.wait_for(60s) == std::future_status::ready);
+  return f.get();
+}
+
+} // namespace
+
+TEST_CASE("a command's exit code, stdout and stderr come back separately",
+          "[runtime]") {
+  process_runner runner;
+  process_request req;
+  req.command = "echo out; echo err >&2; exit 3";
+  auto o = run(runner, req);
+  CHECK(o.exit_code == 3);
+  CHECK(o.out == "out\n");
+  CHECK(o.err == "err\n");
+  CHECK_FALSE(o.timed_out);
+  CHECK(o.spawn_error.empty());
+}
+
+TEST_CASE("a command runs in its directory with the extra environment",
+          "[runtime]") {
+  test::temp_dir dir;
+  process_runner runner;
+  process_request req;
+  req.command = "pwd; echo \"$TROUPE_X\"";
+  req.cwd = dir.str();
+  req.env["TROUPE_X"] = "forty two";
+  auto o = run(runner, req);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == dir.str() + "\nforty two\n");
+}
+
+TEST_CASE("output beyond the cap keeps its tail and counts what was dropped",
+          "[runtime]") {
+  process_runner runner;
+  process_request req;
+  req.command = "seq 1 100000";
+  req.output_limit = 1000;
+  auto o = run(runner, req);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out.size() == 1000);
+  CHECK(o.dropped > 0);
+  CHECK(o.out.substr(o.out.size() - 7) == "100000\n");
+}
+
+TEST_CASE("a timeout kills the command's whole process group", "[runtime]") {
+  test::become_subreaper();
+  test::temp_dir dir;
+  process_runner runner;
+  process_request req;
+  auto pid_file = dir.str() + "/bg.pid";
+  req.command = "sleep 1000 & echo $! > " + pid_file + "; wait";
+  req.timeout = 300ms;
+  auto o = run(runner, req);
+  CHECK(o.timed_out);
+  CHECK(o.exit_code == -1);
+  auto bg = test::read_pid(pid_file);
+  REQUIRE(bg > 0);
+  CHECK(test::process_gone(bg));
+}
+
+TEST_CASE("a command that ignores SIGTERM is killed after the grace period",
+          "[runtime]") {
+  test::become_subreaper();
+  test::temp_dir dir;
+  process_runner runner;
+  process_request req;
+  auto pid_file = dir.str() + "/bg.pid";
+  req.command = "trap '' TERM; sleep 1000 & echo $! > " + pid_file
+                + "; while :; do wait; done";
+  req.timeout = 200ms;
+  req.kill_grace = 200ms;
+  auto o = run(runner, req);
+  CHECK(o.timed_out);
+  CHECK(o.signal == SIGKILL);
+  auto bg = test::read_pid(pid_file);
+  REQUIRE(bg > 0);
+  CHECK(test::process_gone(bg));
+}
+
+TEST_CASE("a cancelled command stops and says so", "[runtime]") {
+  test::temp_dir dir;
+  process_runner runner;
+  process_request req;
+  req.command = "echo started; exec sleep 1000";
+  std::promise<process_outcome> p;
+  auto f = p.get_future();
+  auto id = runner.start(req, [&p](process_outcome o) {
+    p.set_value(std::move(o));
+  });
+  runner.cancel(id);
+  REQUIRE(f.wait_for(30s) == std::future_status::ready);
+  auto o = f.get();
+  CHECK(o.cancelled);
+  CHECK(o.exit_code == -1);
+}
+
+TEST_CASE("a command that cannot start reports why", "[runtime]") {
+  process_runner runner;
+  process_request req;
+  req.command = "true";
+  req.cwd = "/nonexistent/troupe/dir";
+  auto o = run(runner, req);
+  CHECK_FALSE(o.spawn_error.empty());
+  CHECK(o.spawn_error.find("/nonexistent/troupe/dir") != std::string::npos);
+}
+
+TEST_CASE("many commands run at once on one runner", "[runtime]") {
+  process_runner runner;
+  constexpr int n = 50;
+  std::vector<std::promise<process_outcome>> ps(n);
+  std::vector<std::future<process_outcome>> fs;
+  for (int i = 0; i < n; ++i) {
+    fs.push_back(ps[i].get_future());
+    process_request req;
+    req.command = "echo " + std::to_string(i);
+    runner.start(req, [&ps, i](process_outcome o) {
+      ps[i].set_value(std::move(o));
+    });
+  }
+  for (int i = 0; i < n; ++i) {
+    REQUIRE(fs[i].wait_for(60s) == std::future_status::ready);
+    CHECK(fs[i].get().out == std::to_string(i) + "\n");
+  }
+}

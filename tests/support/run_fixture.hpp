@@ -1,0 +1,159 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "troupe/actors/agents.hpp"
+#include "troupe/actors/orchestrator.hpp"
+#include "troupe/protocol/message_types.hpp"
+#include "troupe/runtime/executors.hpp"
+
+namespace troupe::test {
+
+/// What one run produced: every event in order, and the report.
+struct run_record {
+  std::vector<event> events;
+  run_report report;
+  bool finished = false;
+
+  /// Position of the first event about `subject` reaching `state`; -1 if
+  /// there is none.
+  long index_of(const std::string& subject, const std::string& state) const {
+    for (size_t i = 0; i < events.size(); ++i)
+      if (events[i].subject == subject && events[i].state == state)
+        return static_cast<long>(i);
+    return -1;
+  }
+
+  const workstream_result* ws(const std::string& id) const {
+    for (auto& w : report.workstreams)
+      if (w.id == id)
+        return &w;
+    return nullptr;
+  }
+
+  const gate_result* gate(const std::string& id) const {
+    for (auto& g : report.gates)
+      if (g.id == id)
+        return &g;
+    return nullptr;
+  }
+
+  /// The most workstreams dispatched and not yet ended at any point.
+  int max_in_flight() const {
+    int now = 0;
+    int most = 0;
+    for (auto& ev : events) {
+      if (ev.kind != "workstream")
+        continue;
+      if (ev.state == "dispatched")
+        most = std::max(most, ++now);
+      else if (ev.state == "retrying" || ev.state == "succeeded"
+               || ev.state == "failed" || ev.state == "timed_out"
+               || (ev.state == "cancelled" && ev.attempt > 0))
+        --now;
+    }
+    return most;
+  }
+};
+
+/// An actor system with Troupe's types, an orchestrator and one local pool,
+/// on CAF's real scheduler: these tests run real commands.
+struct run_fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  orchestrator_actor orch;
+  pool_actor pool;
+  std::shared_ptr<executor_registry> executors;
+
+  explicit run_fixture(int32_t slots = 64) {
+    add_message_types(cfg);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    executors = executor_registry::with_builtins();
+    orch = spawn_orchestrator(*sys, {executors});
+    pool_config pcfg;
+    pcfg.info.name = "local";
+    pcfg.info.slots = slots;
+    pcfg.executors = executors;
+    pool = spawn_agent_pool(*sys, pcfg);
+    caf::scoped_actor self{*sys};
+    self->request(orch, std::chrono::seconds(10), join_atom_v, pcfg.info,
+                  pool)
+      .receive([](bool) {}, [](caf::error&) {});
+  }
+
+  ~run_fixture() {
+    caf::anon_send_exit(orch, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
+  }
+
+  /// Starts `p` and returns its id; events and the report go to `self`.
+  std::string start(caf::scoped_actor& self, const plan& p,
+                    run_options opts = {}) {
+    std::string id;
+    auto observer = caf::actor_cast<observer_actor>(self);
+    self->request(orch, std::chrono::seconds(10), run_atom_v, p, opts,
+                  observer)
+      .receive([&](std::string& run_id) { id = std::move(run_id); },
+               [&](caf::error& err) {
+                 FAIL("run refused: " << sys->render(err));
+               });
+    return id;
+  }
+
+  /// Collects events until the report arrives (at most `limit`).
+  run_record collect(caf::scoped_actor& self,
+                     std::chrono::seconds limit = std::chrono::seconds(120)) {
+    run_record rec;
+    bool done = false;
+    self->receive_while([&] { return !done; })(
+      [&](event& ev) { rec.events.push_back(std::move(ev)); },
+      [&](run_report& r) {
+        rec.report = std::move(r);
+        rec.finished = true;
+        done = true;
+      },
+      caf::after(limit) >> [&] { done = true; });
+    return rec;
+  }
+
+  run_record run(const plan& p, run_options opts = {}) {
+    caf::scoped_actor self{*sys};
+    start(self, p, std::move(opts));
+    return collect(self);
+  }
+};
+
+/// A workstream with a command executor.
+inline workstream command_ws(std::string id, std::string run,
+                             std::vector<std::string> deps = {}) {
+  workstream w;
+  w.id = id;
+  w.title = id;
+  w.persona = "backend";
+  w.agent = agent_kind::explore;
+  w.executor.kind = "command";
+  w.executor.run = std::move(run);
+  w.depends_on = std::move(deps);
+  return w;
+}
+
+/// A workstream that sleeps.
+inline workstream sleep_ws(std::string id, double seconds,
+                           std::vector<std::string> deps = {}) {
+  workstream w;
+  w.id = id;
+  w.title = id;
+  w.persona = "backend";
+  w.agent = agent_kind::explore;
+  w.executor.kind = "sleep";
+  w.executor.seconds = seconds;
+  w.depends_on = std::move(deps);
+  return w;
+}
+
+} // namespace troupe::test
