@@ -302,11 +302,13 @@ bool has(const json& obj, const char* key) {
 
 void check_at_least(int32_t x, int32_t min, const std::string& path,
                     diagnostics& out) {
-  if (x < min)
-    out.error(path,
-              min == 0 ? "must not be negative, got " + std::to_string(x)
-                       : "must be at least " + std::to_string(min) + ", got "
-                  + std::to_string(x));
+  if (x >= min)
+    return;
+  if (min == 0)
+    out.error(path, "must not be negative, got " + std::to_string(x));
+  else
+    out.error(path, "must be at least " + std::to_string(min) + ", got "
+                      + std::to_string(x));
 }
 
 void check_positive(double x, const std::string& path, diagnostics& out) {

@@ -37,7 +37,7 @@ TEST_CASE("the concurrency bound is never exceeded and is reached",
   CHECK(rec.report.workstreams.size() == 30);
 }
 
-TEST_CASE("--max-parallel overrides the plan's limit", "[actors]") {
+TEST_CASE("the max_parallel run option overrides the plan's limit", "[actors]") {
   test::run_fixture fx;
   std::vector<workstream> ws;
   for (int i = 0; i < 12; ++i)

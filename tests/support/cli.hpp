@@ -1,0 +1,61 @@
+#pragma once
+
+#include <chrono>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "troupe/runtime/process.hpp"
+
+namespace troupe::test {
+
+/// Quotes `s` for /bin/sh.
+inline std::string sh_quote(const std::string& s) {
+  std::string out = "'";
+  for (auto c : s) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
+/// How a started program ended.
+struct cli_result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+};
+
+/// Runs a shell command line (the program and its arguments, quoted) in
+/// `cwd`, waiting at most `limit`; the process group is killed past it.
+inline cli_result run_shell(const std::string& command_line,
+                            const std::string& cwd = {},
+                            std::chrono::seconds limit
+                            = std::chrono::seconds(300)) {
+  static process_runner runner;
+  process_request req;
+  req.command = command_line;
+  req.cwd = cwd;
+  req.timeout = limit;
+  req.output_limit = 4 * 1024 * 1024;
+  std::promise<process_outcome> done;
+  auto f = done.get_future();
+  runner.start(req, [&done](process_outcome o) { done.set_value(std::move(o)); });
+  auto o = f.get();
+  return {o.exit_code, o.out, o.err, o.timed_out};
+}
+
+/// Runs the `troupe` executable with `args`.
+inline cli_result run_troupe(const std::vector<std::string>& args,
+                             const std::string& cwd = TROUPE_SOURCE_DIR,
+                             const std::string& prefix = {}) {
+  std::string line = prefix + "exec " + sh_quote(TROUPE_BINARY);
+  for (auto& a : args)
+    line += " " + sh_quote(a);
+  return run_shell(line, cwd);
+}
+
+} // namespace troupe::test
