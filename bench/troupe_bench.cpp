@@ -6,7 +6,8 @@
 // keeps at most `window` requests in flight to a pool actor, which spawns
 // one worker per task and delegates the request to it. Prints JSON.
 //
-//   troupe_bench [--quick]     (--quick: smaller sizes, for the tests)
+//   troupe_bench [--quick]       (--quick: smaller sizes, for the tests)
+//   troupe_bench --fan-out N     (one Troupe fan-out alone, for profilers)
 
 #include <chrono>
 #include <functional>
@@ -74,13 +75,13 @@ plan chain(size_t n) {
 observer_actor::behavior_type sink(observer_actor::pointer self,
                                    caf::actor inbox) {
   return {
-    [](const event&) {
-      // nop: events are part of the cost, their display is not
-    },
-    [=](const run_report& r) {
-      caf::anon_send(inbox, r.status == run_status::succeeded);
-      self->quit();
-    },
+      [](const std::vector<event>&) {
+        // nop: events are part of the cost, their display is not
+      },
+      [=](const run_report& r) {
+        caf::anon_send(inbox, r.status == run_status::succeeded);
+        self->quit();
+      },
   };
 }
 
@@ -95,16 +96,16 @@ double run_troupe(caf::actor_system& sys, const plan& p) {
   auto pool = spawn_agent_pool(sys, pcfg);
   caf::scoped_actor self{sys};
   self->request(orch, std::chrono::seconds(10), join_atom_v, pcfg.info, pool)
-    .receive([](bool) {}, [](caf::error&) {});
+      .receive([](bool) {}, [](caf::error&) {});
   auto observer = sys.spawn(sink, caf::actor{self});
   auto start = clock_type::now();
   bool ok = false;
   self->request(orch, std::chrono::minutes(5), run_atom_v, p, run_options{},
                 observer)
-    .receive([](const std::string&) {},
-             [&](caf::error& err) {
-               std::cerr << "run refused: " << sys.render(err) << "\n";
-             });
+      .receive([](const std::string&) {},
+               [&](caf::error& err) {
+                 std::cerr << "run refused: " << sys.render(err) << "\n";
+               });
   self->receive([&](bool succeeded) { ok = succeeded; },
                 caf::after(std::chrono::minutes(5)) >> [] {});
   auto elapsed = std::chrono::duration<double>(clock_type::now() - start);
@@ -146,15 +147,15 @@ caf::behavior floor_coordinator(caf::stateful_actor<floor_state>* self,
   *issue = [=] {
     auto id = self->state.next++;
     self->request(pool, std::chrono::minutes(1), task_atom_v, id)
-      .then([=](uint64_t) {
-        if (++self->state.done == n) {
-          caf::anon_send(inbox, true);
-          self->quit();
-          return;
-        }
-        if (self->state.next < n)
-          (*issue)();
-      });
+        .then([=](uint64_t) {
+          if (++self->state.done == n) {
+            caf::anon_send(inbox, true);
+            self->quit();
+            return;
+          }
+          if (self->state.next < n)
+            (*issue)();
+        });
   };
   auto parallel = chained ? uint64_t{1} : std::min<uint64_t>(window, n);
   for (uint64_t i = 0; i < parallel; ++i)
@@ -180,25 +181,33 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   add_message_types(cfg);
   caf::actor_system sys{cfg};
-  std::vector<size_t> fan_sizes = quick ? std::vector<size_t>{1000}
-                                        : std::vector<size_t>{1000, 10000,
-                                                              100000};
+  if (argc > 2 && std::strcmp(argv[1], "--fan-out") == 0) {
+    // One Troupe fan-out alone, for profilers.
+    auto n = std::stoul(argv[2]);
+    std::cout << nlohmann::json{{"n", n},
+                                {"troupe_s", run_troupe(sys, fan_out(n))}}
+              << std::endl;
+    return 0;
+  }
+  std::vector<size_t> fan_sizes
+      = quick ? std::vector<size_t>{1000}
+              : std::vector<size_t>{1000, 10000, 100000};
   size_t chain_len = quick ? 200 : 1000;
   nlohmann::json out;
   out["window"] = window;
   out["cores"] = std::thread::hardware_concurrency();
   auto& results = out["results"];
-  auto record = [&](std::string shape, size_t n, size_t tasks, double t,
-                    double floor) {
-    results.push_back({{"shape", shape},
-                       {"n", n},
-                       {"workstreams", tasks},
-                       {"troupe_s", t},
-                       {"troupe_us_per_workstream", t * 1e6 / tasks},
-                       {"caf_floor_s", floor},
-                       {"caf_floor_us_per_task", floor * 1e6 / tasks},
-                       {"ratio", floor > 0 ? t / floor : 0}});
-  };
+  auto record
+      = [&](std::string shape, size_t n, size_t tasks, double t, double floor) {
+          results.push_back({{"shape", shape},
+                             {"n", n},
+                             {"workstreams", tasks},
+                             {"troupe_s", t},
+                             {"troupe_us_per_workstream", t * 1e6 / tasks},
+                             {"caf_floor_s", floor},
+                             {"caf_floor_us_per_task", floor * 1e6 / tasks},
+                             {"ratio", floor > 0 ? t / floor : 0}});
+        };
   for (auto n : fan_sizes) {
     auto t = run_troupe(sys, fan_out(n));
     auto f = run_floor(sys, n + 1, false);

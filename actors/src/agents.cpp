@@ -43,11 +43,9 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
     [=](dispatch_atom, workstream_spec& spec, progress_actor& progress)
       -> caf::result<workstream_result> {
       auto& st = self->state;
-      if (progress)
-        self->send(progress, started_atom_v, spec.run_id, spec.ws.id,
-                   spec.attempt, st.node);
       if (spec.ws.executor.kind == "noop") {
-        // Nothing to drive: answer at once, without an executor actor.
+        // Nothing to drive: answer at once, without an executor actor or a
+        // start notice (the answer says it ran).
         workstream_result r;
         r.id = spec.ws.id;
         r.persona = spec.ws.persona;
@@ -67,6 +65,9 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
         return caf::make_error(errc::unknown_executor, spec.ws.executor.kind,
                                st.node);
       }
+      if (progress)
+        self->send(progress, started_atom_v, spec.run_id, spec.ws.id,
+                   spec.attempt, st.node);
       st.exec = (*factory)(self->system());
       if (st.cancelled)
         self->send(st.exec, cancel_atom_v);
@@ -152,10 +153,13 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
       }
       auto a = spawn_agent(self->system(), persona, st.cfg.info.name,
                            st.cfg.executors);
-      auto key = std::make_pair(spec.run_id, spec.ws.id);
-      self->monitor(a);
-      st.by_addr.emplace(a.address(), key);
-      st.running[key] = a;
+      // A noop answers at once: nothing to cancel, nothing to track.
+      if (spec.ws.executor.kind != "noop") {
+        auto key = std::make_pair(spec.run_id, spec.ws.id);
+        self->monitor(a);
+        st.by_addr.emplace(a.address(), key);
+        st.running[key] = a;
+      }
       return self->delegate(a, dispatch_atom_v, std::move(spec),
                             std::move(progress));
     },

@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <random>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -44,7 +45,8 @@ std::string tail(const std::string& s, size_t n) {
 
 /// A workstream's life in one run.
 struct ws_run {
-  workstream def;
+  /// The plan's workstream, or a gate's fixer in `run_state::fixers`.
+  const workstream* def = nullptr;
   ws_state state = ws_state::pending;
   /// Attempts charged to the retry budget.
   int32_t attempts = 0;
@@ -79,8 +81,11 @@ struct run_state {
   run_options opts;
   observer_actor observer;
   std::vector<ws_run> ws;
-  std::unordered_map<std::string, size_t> index;
+  /// Workstream ids (viewing the plan's or the fixers' strings) to indexes.
+  std::unordered_map<std::string_view, size_t> index;
   std::vector<gate_run> gates;
+  /// Remediation workstreams made by gates; a deque keeps them in place.
+  std::deque<workstream> fixers;
   std::deque<size_t> ready;
   std::vector<size_t> parked;
   int32_t in_flight = 0;
@@ -92,6 +97,8 @@ struct run_state {
   bool finishing = false;
   clock_type::time_point start;
   uint64_t seq = 0;
+  /// Events not sent yet: each handler sends what it produced as one batch.
+  std::vector<event> outbox;
 
   double now_s() const {
     return std::chrono::duration<double>(clock_type::now() - start).count();
@@ -144,7 +151,15 @@ void emit(self_ptr self, run_state& run, std::string kind,
   ev.attempt = attempt;
   ev.node = std::move(node);
   ev.message = std::move(message);
-  self->send(run.observer, std::move(ev));
+  run.outbox.push_back(std::move(ev));
+}
+
+// Sends the events a handler produced, in order, as one message.
+void flush(self_ptr self, run_state& run) {
+  if (run.outbox.empty())
+    return;
+  self->send(run.observer, std::move(run.outbox));
+  run.outbox = {};
 }
 
 bool executor_offered(const pool_entry& p, const std::string& kind) {
@@ -206,14 +221,14 @@ std::string make_context(const run_state& run, const ws_run& w) {
   ctx["run_id"] = run.id;
   ctx["plan"] = run.p.name;
   ctx["goal"] = run.p.goal;
-  ctx["workstream"] = {{"id", w.def.id},
-                       {"title", w.def.title},
-                       {"persona", w.def.persona},
-                       {"prompt", w.def.prompt},
-                       {"owns", w.def.owns}};
+  ctx["workstream"] = {{"id", w.def->id},
+                       {"title", w.def->title},
+                       {"persona", w.def->persona},
+                       {"prompt", w.def->prompt},
+                       {"owns", w.def->owns}};
   ctx["attempt"] = w.attempts;
   auto deps = nlohmann::json::array();
-  for (auto& dep : w.def.depends_on)
+  for (auto& dep : w.def->depends_on)
     if (auto i = run.index.find(dep); i != run.index.end())
       deps.push_back(result_summary(run.ws[i->second].result));
   ctx["dependencies"] = std::move(deps);
@@ -243,8 +258,10 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
                    workstream_result r);
 
 void pump_all(self_ptr self) {
-  for (auto& [id, run] : self->state.runs)
+  for (auto& [id, run] : self->state.runs) {
     pump(self, run);
+    flush(self, run);
+  }
 }
 
 void make_ready(self_ptr self, run_state& run, size_t idx) {
@@ -255,7 +272,7 @@ void make_ready(self_ptr self, run_state& run, size_t idx) {
     return;
   w.state = ws_state::ready;
   run.ready.push_back(idx);
-  emit(self, run, "workstream", w.def.id, "ready");
+  emit(self, run, "workstream", w.def->id, "ready");
 }
 
 // An attempt ended, with a result or an error turned into one. Accepts it
@@ -274,9 +291,9 @@ void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
     pump_all(self);
     return;
   }
-  r.id = w.def.id;
-  r.title = w.def.title;
-  r.persona = w.def.persona;
+  r.id = w.def->id;
+  r.title = w.def->title;
+  r.persona = w.def->persona;
   r.attempts = w.attempts;
   r.started_s
     = std::chrono::duration<double>(w.dispatched_at - run.start).count();
@@ -286,8 +303,8 @@ void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
     r.status = ws_state::cancelled;
   if (r.status == ws_state::succeeded || r.status == ws_state::cancelled) {
     mark_terminal(self, run, idx, std::move(r));
-  } else if (w.attempts <= w.def.retries) {
-    emit(self, run, "workstream", w.def.id, "retrying", w.attempts, r.node,
+  } else if (w.attempts <= w.def->retries) {
+    emit(self, run, "workstream", w.def->id, "retrying", w.attempts, r.node,
          r.summary);
     w.failures.push_back(std::move(r));
     w.state = ws_state::ready;
@@ -312,19 +329,19 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   run.in_flight += 1;
   workstream_spec spec;
   spec.run_id = run.id;
-  spec.ws = w.def;
+  spec.ws = *w.def;
   spec.attempt = w.attempts;
-  spec.timeout_s = w.def.timeout_s > 0 ? w.def.timeout_s
+  spec.timeout_s = w.def->timeout_s > 0 ? w.def->timeout_s
                                        : run.p.settings.default_timeout_s;
   spec.workdir = run.opts.workdir;
   // noop and sleep never read their context; a wide gather would pay for
   // building it.
-  if (w.def.executor.kind != "noop" && w.def.executor.kind != "sleep")
+  if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep")
     spec.context = make_context(run, w);
-  emit(self, run, "workstream", w.def.id, "dispatched", w.attempts,
+  emit(self, run, "workstream", w.def->id, "dispatched", w.attempts,
        pool.info.name);
   SPDLOG_LOGGER_DEBUG(log(), "workstream {} dispatched to node {} (attempt {})",
-                      w.def.id, pool.info.name, w.attempts);
+                      w.def->id, pool.info.name, w.attempts);
   auto run_id = run.id;
   auto token = w.dispatches;
   auto limit = to_ms(spec.timeout_s) + dispatch_grace;
@@ -356,7 +373,7 @@ void pump(self_ptr self, run_state& run) {
       continue;
     }
     bool any_fits = false;
-    auto pool = pick_pool(st, w.def, any_fits);
+    auto pool = pick_pool(st, *w.def, any_fits);
     if (pool == npos) {
       if (any_fits)
         return; // every fitting pool is busy: wait for a slot
@@ -365,10 +382,10 @@ void pump(self_ptr self, run_state& run) {
       run.parked.push_back(idx);
       if (!w.waiting_reported) {
         w.waiting_reported = true;
-        auto why = "waiting: no node offers persona \"" + w.def.persona
-                   + "\" with executor \"" + w.def.executor.kind + "\"";
-        log()->warn("workstream {} is {}", w.def.id, why);
-        emit(self, run, "waiting", w.def.id, "ready", 0, {}, why);
+        auto why = "waiting: no node offers persona \"" + w.def->persona
+                   + "\" with executor \"" + w.def->executor.kind + "\"";
+        log()->warn("workstream {} is {}", w.def->id, why);
+        emit(self, run, "waiting", w.def->id, "ready", 0, {}, why);
       }
       continue;
     }
@@ -382,9 +399,9 @@ void block(self_ptr self, run_state& run, size_t idx, const std::string& why) {
   if (is_terminal(w.state))
     return;
   workstream_result r;
-  r.id = w.def.id;
-  r.title = w.def.title;
-  r.persona = w.def.persona;
+  r.id = w.def->id;
+  r.title = w.def->title;
+  r.persona = w.def->persona;
   r.status = ws_state::blocked;
   r.summary = why;
   mark_terminal(self, run, idx, std::move(r));
@@ -392,7 +409,7 @@ void block(self_ptr self, run_state& run, size_t idx, const std::string& why) {
 
 // Blocks everything downstream of `idx`.
 void block_downstream(self_ptr self, run_state& run, size_t idx) {
-  auto why = "blocked: " + run.ws[idx].def.id + " "
+  auto why = "blocked: " + run.ws[idx].def->id + " "
              + to_string(run.ws[idx].state);
   std::vector<size_t> todo = run.ws[idx].dependents;
   std::vector<bool> seen(run.ws.size(), false);
@@ -420,9 +437,9 @@ void start_cancel(self_ptr self, run_state& run, const std::string& why) {
       case ws_state::pending:
       case ws_state::ready: {
         workstream_result r;
-        r.id = w.def.id;
-        r.title = w.def.title;
-        r.persona = w.def.persona;
+        r.id = w.def->id;
+        r.title = w.def->title;
+        r.persona = w.def->persona;
         r.attempts = w.attempts;
         r.status = ws_state::cancelled;
         r.summary = why;
@@ -433,7 +450,7 @@ void start_cancel(self_ptr self, run_state& run, const std::string& why) {
       case ws_state::running:
         if (w.pool != npos)
           self->send(st.pools[w.pool].handle, cancel_atom_v, run.id,
-                     w.def.id);
+                     w.def->id);
         break;
       default:
         break;
@@ -449,7 +466,7 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
   w.state = r.status;
   w.result = std::move(r);
   run.terminal += 1;
-  emit(self, run, "workstream", w.def.id, to_string(w.state), w.attempts,
+  emit(self, run, "workstream", w.def->id, to_string(w.state), w.attempts,
        w.result.node, w.result.summary);
   auto state = w.state;
   auto fixes_gate = w.fixes_gate;
@@ -477,7 +494,7 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
         }
         break;
       case failure_policy::fail_fast:
-        start_cancel(self, run, "cancelled: " + run.ws[idx].def.id + " "
+        start_cancel(self, run, "cancelled: " + run.ws[idx].def->id + " "
                                   + to_string(state) + " (fail_fast)");
         break;
     }
@@ -525,21 +542,24 @@ void on_gate_verdict(self_ptr self, run_state& run, size_t gi,
     g.fixes += 1;
     g.state = gate_state::remediating;
     g.result.status = gate_state::remediating;
+    workstream def;
+    def.id = g.def.id + ".fix" + std::to_string(g.fixes);
+    def.title = "Remediate gate " + g.def.id + " (" + failed + ")";
+    def.persona = g.def.remediate.persona;
+    def.agent = agent_kind::general;
+    def.model = model_tier::balanced;
+    def.prompt = g.def.remediate.prompt.empty()
+                   ? "Make gate " + g.def.id + " pass; failed: " + failed
+                   : g.def.remediate.prompt;
+    def.executor = g.def.remediate.executor;
+    if (def.executor.kind.empty())
+      def.executor.kind = "noop";
+    run.fixers.push_back(std::move(def));
     ws_run fix;
-    fix.def.id = g.def.id + ".fix" + std::to_string(g.fixes);
-    fix.def.title = "Remediate gate " + g.def.id + " (" + failed + ")";
-    fix.def.persona = g.def.remediate.persona;
-    fix.def.agent = agent_kind::general;
-    fix.def.model = model_tier::balanced;
-    fix.def.prompt = g.def.remediate.prompt.empty()
-                       ? "Make gate " + g.def.id + " pass; failed: " + failed
-                       : g.def.remediate.prompt;
-    fix.def.executor = g.def.remediate.executor;
-    if (fix.def.executor.kind.empty())
-      fix.def.executor.kind = "noop";
+    fix.def = &run.fixers.back();
     fix.fixes_gate = gi;
     auto idx = run.ws.size();
-    run.index.emplace(fix.def.id, idx);
+    run.index.emplace(fix.def->id, idx);
     run.ws.push_back(std::move(fix));
     emit(self, run, "gate", g.def.id, "remediating", attempts, {}, failed);
     make_ready(self, run, idx);
@@ -620,8 +640,10 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
     return;
   auto& run = i->second;
   if (run.finishing || run.terminal < run.ws.size() || run.in_flight > 0
-      || run.gates_busy > 0)
+      || run.gates_busy > 0) {
+    flush(self, run);
     return;
+  }
   run.finishing = true;
   run_report report;
   report.run_id = run.id;
@@ -639,6 +661,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
     report.gates.push_back(std::move(r));
   }
   emit(self, run, "run", run.id, to_string(report.status));
+  flush(self, run);
   log()->info("run {} finished: {}", run.id, to_string(report.status));
   auto observer = run.observer;
   auto p = std::move(run.p);
@@ -664,15 +687,11 @@ void prepare(run_state& run) {
   run.ws.resize(n);
   run.index.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    run.ws[i].def = run.p.workstreams[i];
-    run.index.emplace(run.ws[i].def.id, i);
-    auto& r = run.ws[i].result;
-    r.id = run.ws[i].def.id;
-    r.title = run.ws[i].def.title;
-    r.persona = run.ws[i].def.persona;
+    run.ws[i].def = &run.p.workstreams[i];
+    run.index.emplace(run.ws[i].def->id, i);
   }
   for (size_t i = 0; i < n; ++i) {
-    for (auto& dep : run.ws[i].def.depends_on) {
+    for (auto& dep : run.ws[i].def->depends_on) {
       auto d = run.index.find(dep);
       if (d == run.index.end())
         continue;
@@ -812,6 +831,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
         return;
       ws.state = ws_state::running;
       emit(self, run, "workstream", ws_id, "running", attempt, node);
+      flush(self, run);
     },
   };
 }

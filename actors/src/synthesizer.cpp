@@ -13,6 +13,9 @@ namespace troupe {
 
 namespace {
 
+// Succeeded workstreams the Markdown table lists at most.
+constexpr size_t markdown_ok_rows = 200;
+
 std::string seconds(double s) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f s", s);
@@ -153,10 +156,19 @@ std::string render_markdown(const plan& p, const run_report& r) {
   md << ").\n\n";
   md << "| workstream | persona | status | attempts | node | wall | summary |\n"
      << "|---|---|---|---|---|---|---|\n";
-  for (auto& w : r.workstreams)
+  // A huge run lists what went wrong and the first of what went right; the
+  // JSON report has every row.
+  size_t shown_ok = 0;
+  for (auto& w : r.workstreams) {
+    if (w.status == ws_state::succeeded && ++shown_ok > markdown_ok_rows)
+      continue;
     md << "| " << cell(w.id) << " | " << cell(w.persona) << " | "
        << to_string(w.status) << " | " << w.attempts << " | " << cell(w.node)
        << " | " << seconds(w.wall_s) << " | " << cell(w.summary) << " |\n";
+  }
+  if (shown_ok > markdown_ok_rows)
+    md << "\n" << shown_ok - markdown_ok_rows
+       << " more succeeded workstreams are in the JSON report.\n";
   if (!r.gates.empty()) {
     md << "\n## Gates\n\n| gate | status | attempts | checks |\n"
        << "|---|---|---|---|\n";

@@ -60,9 +60,10 @@ agent_actor::behavior_type reviewer(agent_actor::pointer self,
 observer_actor::behavior_type printer(observer_actor::pointer self,
                                       caf::actor main_inbox) {
   return {
-    [=](const event& ev) {
-      if (ev.kind == "workstream" && ev.state == "succeeded")
-        caf::aout(self) << "  done: " << ev.subject << "\n";
+    [=](const std::vector<event>& batch) {
+      for (auto& ev : batch)
+        if (ev.kind == "workstream" && ev.state == "succeeded")
+          caf::aout(self) << "  done: " << ev.subject << "\n";
     },
     [=](const run_report& r) {
       caf::anon_send(main_inbox, r);

@@ -42,7 +42,7 @@ struct progress_state {
   size_t drawn = 0;
   bool finished = false;
   std::chrono::steady_clock::time_point start
-    = std::chrono::steady_clock::now();
+      = std::chrono::steady_clock::now();
 };
 
 std::string upper(std::string s) {
@@ -68,7 +68,7 @@ void draw_live(progress_state& st) {
   clear_live(st);
   auto now = std::chrono::duration<double>(std::chrono::steady_clock::now()
                                            - st.start)
-               .count();
+                 .count();
   for (auto& [id, r] : st.running) {
     auto elapsed = now - r.since;
     std::string bar;
@@ -90,8 +90,8 @@ void draw_live(progress_state& st) {
                   fit(id + (r.title != id ? " - " + r.title : ""), 40).c_str(),
                   elapsed, r.state.c_str(),
                   r.attempt > 1
-                    ? (" (attempt " + std::to_string(r.attempt) + ")").c_str()
-                    : "");
+                      ? (" (attempt " + std::to_string(r.attempt) + ")").c_str()
+                      : "");
     std::fputs(line, stderr);
     ++st.drawn;
   }
@@ -132,6 +132,58 @@ void print_line(progress_state& st, const event& ev) {
   std::fputs(line.c_str(), stderr);
 }
 
+void on_event(progress_state& st, const event& ev) {
+  if (st.cfg.events) {
+    nlohmann::json j = ev;
+    auto line = j.dump() + "\n";
+    std::fputs(line.c_str(), st.cfg.events);
+  }
+  bool notable = true;
+  if (ev.kind == "workstream") {
+    auto d = st.defs.find(ev.subject);
+    if (ev.state == "dispatched" || ev.state == "running") {
+      auto& r = st.running[ev.subject];
+      if (d != st.defs.end()) {
+        r.persona = d->second->persona;
+        r.title = d->second->title;
+        r.estimate = d->second->estimate_s > 0
+                         ? d->second->estimate_s
+                         : (d->second->executor.kind == "sleep"
+                                ? d->second->executor.seconds
+                                : 0);
+      } else {
+        r.persona = "remediate";
+        r.title = ev.subject;
+      }
+      if (ev.state == "dispatched")
+        r.since = ev.t_s;
+      r.state = ev.state;
+      r.attempt = ev.attempt;
+      notable = !st.cfg.live;
+    } else if (ev.state == "ready") {
+      notable = !st.cfg.live;
+    } else if (ev.state == "retrying") {
+      st.running.erase(ev.subject);
+    } else {
+      auto r = st.running.find(ev.subject);
+      if (r != st.running.end()) {
+        st.done_time += ev.t_s - r->second.since;
+        st.running.erase(r);
+      }
+      if (d != st.defs.end()) {
+        st.done += 1;
+        if (ev.state == "failed" || ev.state == "timed_out")
+          st.failed += 1;
+        if (ev.state == "blocked" || ev.state == "cancelled")
+          st.blocked += 1;
+      }
+      notable = !st.cfg.live || ev.state != "succeeded";
+    }
+  }
+  if (!st.cfg.quiet && notable)
+    print_line(st, ev);
+}
+
 progress_actor_t::behavior_type
 progress(progress_actor_t::stateful_pointer<progress_state> self,
          progress_config cfg) {
@@ -145,77 +197,31 @@ progress(progress_actor_t::stateful_pointer<progress_state> self,
   if (st.cfg.live && !st.cfg.quiet)
     self->delayed_send(self, redraw_interval, tick_atom_v);
   return {
-    [=](const event& ev) {
-      auto& st = self->state;
-      if (st.cfg.events) {
-        nlohmann::json j = ev;
-        auto line = j.dump() + "\n";
-        std::fputs(line.c_str(), st.cfg.events);
-        std::fflush(st.cfg.events);
-      }
-      bool notable = true;
-      if (ev.kind == "workstream") {
-        auto d = st.defs.find(ev.subject);
-        if (ev.state == "dispatched" || ev.state == "running") {
-          auto& r = st.running[ev.subject];
-          if (d != st.defs.end()) {
-            r.persona = d->second->persona;
-            r.title = d->second->title;
-            r.estimate = d->second->estimate_s > 0
-                           ? d->second->estimate_s
-                           : (d->second->executor.kind == "sleep"
-                                ? d->second->executor.seconds
-                                : 0);
-          } else {
-            r.persona = "remediate";
-            r.title = ev.subject;
-          }
-          if (ev.state == "dispatched")
-            r.since = ev.t_s;
-          r.state = ev.state;
-          r.attempt = ev.attempt;
-          notable = !st.cfg.live;
-        } else if (ev.state == "ready") {
-          notable = !st.cfg.live;
-        } else if (ev.state == "retrying") {
-          st.running.erase(ev.subject);
-        } else {
-          auto r = st.running.find(ev.subject);
-          if (r != st.running.end()) {
-            st.done_time += ev.t_s - r->second.since;
-            st.running.erase(r);
-          }
-          if (d != st.defs.end()) {
-            st.done += 1;
-            if (ev.state == "failed" || ev.state == "timed_out")
-              st.failed += 1;
-            if (ev.state == "blocked" || ev.state == "cancelled")
-              st.blocked += 1;
-          }
-          notable = !st.cfg.live || ev.state != "succeeded";
-        }
-      }
-      if (!st.cfg.quiet && notable)
-        print_line(st, ev);
-      if (st.cfg.live && !st.cfg.quiet && !st.finished)
+      [=](const std::vector<event>& batch) {
+        auto& st = self->state;
+        for (auto& ev : batch)
+          on_event(st, ev);
+        if (st.cfg.events)
+          std::fflush(st.cfg.events);
+        if (st.cfg.live && !st.cfg.quiet && !st.finished)
+          draw_live(st);
+      },
+      [=](run_report& r) {
+        auto& st = self->state;
+        st.finished = true;
+        if (st.cfg.live && !st.cfg.quiet)
+          clear_live(st);
+        if (st.cfg.on_report)
+          st.cfg.on_report(std::move(r));
+        self->quit();
+      },
+      [=](tick_atom) {
+        auto& st = self->state;
+        if (st.finished)
+          return;
         draw_live(st);
-    },
-    [=](run_report& r) {
-      auto& st = self->state;
-      st.finished = true;
-      if (st.cfg.live && !st.cfg.quiet)
-        clear_live(st);
-      if (st.cfg.on_report)
-        st.cfg.on_report(std::move(r));
-      self->quit();
-    },
-    [=](tick_atom) {
-      auto& st = self->state;
-      if (st.finished)
-        return;
-      draw_live(st);
-      self->delayed_send(self, redraw_interval, tick_atom_v);
-    },
+        self->delayed_send(self, redraw_interval, tick_atom_v);
+      },
   };
 }
 

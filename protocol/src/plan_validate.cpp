@@ -10,6 +10,9 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -70,14 +73,17 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 /// ` (did you mean "jwt"?)` for the closest id within two edits, or nothing.
 std::string suggestion(const std::string& word,
-                       const std::map<std::string, size_t>& ids) {
+                       const std::unordered_map<std::string, size_t>& ids) {
   std::string best;
   size_t best_d = 3;
   for (auto& [id, pos] : ids) {
     if (std::max(word.size(), id.size()) - std::min(word.size(), id.size()) > 2)
       continue;
     auto d = edit_distance(word, id);
-    if (d < best_d && d < std::min(word.size(), id.size())) {
+    if (d >= std::min(word.size(), id.size()))
+      continue;
+    // Ties go to the smallest id, whatever the map's order.
+    if (d < best_d || (d == best_d && id < best)) {
       best = id;
       best_d = d;
     }
@@ -390,7 +396,8 @@ void validate_plan(const plan& p, const validation_options& opts,
 
   // Ids: workstreams and gates share one name space.
   auto n = p.workstreams.size();
-  std::map<std::string, size_t> ws_ids, gate_ids;
+  std::unordered_map<std::string, size_t> ws_ids, gate_ids;
+  ws_ids.reserve(n);
   std::vector<bool> first(n, false);
   for (size_t i = 0; i < n; ++i) {
     auto& id = p.workstreams[i].id;
@@ -449,23 +456,27 @@ void validate_plan(const plan& p, const validation_options& opts,
       out.error(path + ".prompt",
                 "must not be empty: executor " + quote(ws.executor.kind)
                   + " needs a prompt");
-    std::set<std::string> seen;
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(ws.depends_on.size());
     for (size_t k = 0; k < ws.depends_on.size(); ++k) {
       auto& dep = ws.depends_on[k];
-      auto dpath = index(path + ".depends_on", k);
       if (!seen.insert(dep).second) {
-        out.warn(dpath, quote(dep) + " is listed twice");
-      } else if (!ws.id.empty() && dep == ws.id) {
-        out.error(dpath, "depends on itself");
+        out.warn(index(path + ".depends_on", k),
+                 quote(dep) + " is listed twice");
+        continue;
+      }
+      auto dpath = [&] { return index(path + ".depends_on", k); };
+      if (!ws.id.empty() && dep == ws.id) {
+        out.error(dpath(), "depends on itself");
         self_dependency = true;
       } else if (auto d = ws_ids.find(dep); d != ws_ids.end()) {
         succ[i].push_back(d->second);
       } else if (gate_ids.count(dep) > 0) {
-        out.error(dpath,
+        out.error(dpath(),
                   "unknown workstream " + quote(dep)
                     + " (it is a gate: depend on its workstreams)");
       } else {
-        out.error(dpath,
+        out.error(dpath(),
                   "unknown workstream " + quote(dep) + suggestion(dep, ws_ids));
       }
     }
@@ -575,18 +586,35 @@ void validate_plan(const plan& p, const validation_options& opts,
           todo.push_back(v);
         }
     }
-    bool reported = false;
-    for (auto a : members)
-      for (size_t c = 0; c < n && !reported; ++c)
-        if (downstream[c] && !member[c] && depends(a, c)) {
-          out.error(gate_path(k) + ".after",
-                    "workstream " + quote(p.workstreams[c].id)
-                      + " waits for this gate, but "
-                      + quote(p.workstreams[a].id)
-                      + ", which the gate waits for, depends on it (add it "
-                        "to after?)");
-          reported = true;
+    // Whatever depends on held-back work (`origin` remembers which piece),
+    // in one pass over the graph rather than one per member.
+    constexpr size_t none = static_cast<size_t>(-1);
+    std::vector<size_t> origin(n, none);
+    for (size_t c = 0; c < n; ++c)
+      if (downstream[c] && !member[c]) {
+        origin[c] = c;
+        todo.push_back(c);
+      }
+    while (!todo.empty()) {
+      auto u = todo.back();
+      todo.pop_back();
+      for (auto v : pred[u])
+        if (origin[v] == none) {
+          origin[v] = origin[u];
+          todo.push_back(v);
         }
+    }
+    for (auto a : members) {
+      if (origin[a] == none)
+        continue;
+      auto c = origin[a];
+      out.error(gate_path(k) + ".after",
+                "workstream " + quote(p.workstreams[c].id)
+                  + " waits for this gate, but " + quote(p.workstreams[a].id)
+                  + ", which the gate waits for, depends on it (add it to "
+                    "after?)");
+      break;
+    }
   }
 
   // Writers that can run at the same time must own disjoint files.
@@ -613,6 +641,10 @@ void validate_plan(const plan& p, const validation_options& opts,
   }
 
   // Wide phases are allowed, but usually a sign of a plan to split.
+  // No phase can be wider than the plan; skip the assessment when the
+  // limit cannot be broken.
+  if (n <= static_cast<size_t>(std::max(s.max_phase_width, 1)))
+    return;
   auto phases = assess(p).phases;
   for (size_t k = 0; k < phases.size(); ++k) {
     auto& phase = phases[k];

@@ -111,7 +111,10 @@ struct run_fixture {
     run_record rec;
     bool done = false;
     self->receive_while([&] { return !done; })(
-      [&](event& ev) { rec.events.push_back(std::move(ev)); },
+      [&](std::vector<event>& batch) {
+        for (auto& ev : batch)
+          rec.events.push_back(std::move(ev));
+      },
       [&](run_report& r) {
         rec.report = std::move(r);
         rec.finished = true;

@@ -63,8 +63,9 @@ using pool_actor = caf::typed_actor<
   caf::reacts_to<cancel_atom, std::string /* run */, std::string /* ws */>,
   caf::replies_to<caf::get_atom>::with<node_info>>;
 
-/// Receives a run's events and, last, its report.
-using observer_actor = caf::typed_actor<caf::reacts_to<event>,
+/// Receives a run's events, in order and in batches (whatever one step of
+/// the orchestrator produced), and, last, its report.
+using observer_actor = caf::typed_actor<caf::reacts_to<std::vector<event>>,
                                         caf::reacts_to<run_report>>;
 
 /// Runs one round of a gate's checks against the results they guard.
