@@ -165,3 +165,33 @@ TEST_CASE_METHOD(actor_fixture,
   caf::anon_send_exit(g, caf::exit_reason::user_shutdown);
   sched->run();
 }
+
+TEST_CASE_METHOD(actor_fixture, "the planner assesses a plan by phases",
+                 "[actors]") {
+  auto planner = spawn_planner(sys());
+  plan p;
+  p.name = "diamond";
+  for (auto [id, deps] :
+       std::vector<std::pair<std::string, std::vector<std::string>>>{
+         {"a", {}}, {"b", {"a"}}, {"c", {"a"}}, {"d", {"b", "c"}}}) {
+    workstream w;
+    w.id = id;
+    w.persona = "backend";
+    w.depends_on = deps;
+    w.estimate_s = 10;
+    p.workstreams.push_back(w);
+  }
+  caf::scoped_actor self{sys()};
+  self->send(planner, assess_atom_v, p);
+  sched->run();
+  self->receive(
+    [](const plan_assessment& a) {
+      REQUIRE(a.phases.size() == 3);
+      CHECK(a.phases[1] == std::vector<std::string>{"b", "c"});
+      CHECK(a.critical_path_s == Approx(30));
+      CHECK(a.sequential_s == Approx(40));
+    },
+    [&](const caf::error& err) { FAIL(sys().render(err)); });
+  caf::anon_send_exit(planner, caf::exit_reason::user_shutdown);
+  sched->run();
+}
