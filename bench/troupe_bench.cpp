@@ -95,8 +95,10 @@ double run_troupe(caf::actor_system& sys, const plan& p) {
   pcfg.executors = executors;
   auto pool = spawn_agent_pool(sys, pcfg);
   caf::scoped_actor self{sys};
-  self->request(orch, std::chrono::seconds(10), join_atom_v, pcfg.info, pool)
-      .receive([](bool) {}, [](caf::error&) {});
+  self
+    ->request(orch, std::chrono::seconds(10), join_atom_v,
+              join_request{{}, pcfg.info}, pool)
+    .receive([](const std::string&) {}, [](caf::error&) {});
   auto observer = sys.spawn(sink, caf::actor{self});
   auto start = clock_type::now();
   bool ok = false;

@@ -122,7 +122,23 @@ struct pool_state {
   std::map<std::pair<std::string, std::string>, agent_actor> running;
   std::unordered_map<caf::actor_addr, std::pair<std::string, std::string>>
     by_addr;
+  // Answers to `drain_atom`, due once nothing runs.
+  std::vector<caf::typed_response_promise<bool>> drained;
 };
+
+workstream_result noop_result(const workstream_spec& spec,
+                              const std::string& node) {
+  workstream_result r;
+  r.id = spec.ws.id;
+  r.persona = spec.ws.persona;
+  r.title = spec.ws.title;
+  r.status = ws_state::succeeded;
+  r.attempts = spec.attempt;
+  r.node = node;
+  r.exit_code = 0;
+  r.summary = "noop";
+  return r;
+}
 
 pool_actor::behavior_type
 agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
@@ -134,6 +150,11 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
       return;
     st.running.erase(i->second);
     st.by_addr.erase(i);
+    if (st.running.empty()) {
+      for (auto& rp : st.drained)
+        rp.deliver(true);
+      st.drained.clear();
+    }
   });
   return {
     [=](dispatch_atom, workstream_spec& spec, progress_actor& progress)
@@ -147,19 +168,18 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
                               std::move(progress));
       if (!personas.empty()
           && std::find(personas.begin(), personas.end(), persona)
-               == personas.end()) {
+               == personas.end())
         return caf::make_error(errc::unknown_persona, persona,
                                st.cfg.info.name);
-      }
+      // A noop has nothing to drive or cancel: the pool answers it at once.
+      if (spec.ws.executor.kind == "noop")
+        return noop_result(spec, st.cfg.info.name);
       auto a = spawn_agent(self->system(), persona, st.cfg.info.name,
                            st.cfg.executors);
-      // A noop answers at once: nothing to cancel, nothing to track.
-      if (spec.ws.executor.kind != "noop") {
-        auto key = std::make_pair(spec.run_id, spec.ws.id);
-        self->monitor(a);
-        st.by_addr.emplace(a.address(), key);
-        st.running[key] = a;
-      }
+      auto key = std::make_pair(spec.run_id, spec.ws.id);
+      self->monitor(a);
+      st.by_addr.emplace(a.address(), key);
+      st.running[key] = a;
       return self->delegate(a, dispatch_atom_v, std::move(spec),
                             std::move(progress));
     },
@@ -174,6 +194,22 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
     [=](caf::get_atom) -> node_info {
       auto info = self->state.cfg.info;
       return info;
+    },
+    [=](drain_atom) -> caf::result<bool> {
+      auto& st = self->state;
+      if (st.running.empty())
+        return true;
+      auto rp = self->make_response_promise<bool>();
+      st.drained.push_back(rp);
+      return rp;
+    },
+    [=](shutdown_atom) {
+      auto& st = self->state;
+      if (!st.running.empty())
+        log()->warn("coordinator shutting down: cancelling {} workstreams",
+                    st.running.size());
+      for (auto& [key, a] : st.running)
+        self->send(a, cancel_atom_v, key.first, key.second);
     },
   };
 }

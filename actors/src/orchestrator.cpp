@@ -105,16 +105,29 @@ struct run_state {
   }
 };
 
+/// A node's pool as the orchestrator sees it:
+///
+///   joined -> draining -> left
+///      \---------\------> lost   (connection gone: its work runs elsewhere)
 struct pool_entry {
   pool_actor handle;
   node_info info;
   int32_t busy = 0;
-  bool lost = false;
+  std::string state = "joined";
+  int64_t completed = 0;
+
+  bool active() const {
+    return state == "joined" || state == "draining";
+  }
 };
 
 struct orchestrator_state {
   static inline const char* name = "troupe.orchestrator";
   orchestrator_config cfg;
+  bool shutting_down = false;
+  /// Reports requested from the synthesizer and not yet delivered.
+  size_t reports_pending = 0;
+  std::vector<caf::typed_response_promise<bool>> shutdown_waiters;
   std::map<std::string, run_state> runs;
   std::vector<pool_entry> pools;
   gate_actor gates;
@@ -172,7 +185,7 @@ bool executor_offered(const pool_entry& p, const std::string& kind) {
 }
 
 bool fits(const pool_entry& p, const workstream& w) {
-  if (p.lost || p.info.slots <= 0)
+  if (p.state != "joined" || p.info.slots <= 0)
     return false;
   auto& personas = p.info.personas;
   if (!personas.empty()
@@ -280,15 +293,24 @@ void make_ready(self_ptr self, run_state& run, size_t idx) {
 void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
                     int32_t token, size_t pool_idx, workstream_result r) {
   auto& st = self->state;
-  st.pools[pool_idx].busy -= 1;
   auto i = st.runs.find(run_id);
   if (i == st.runs.end())
     return;
   auto& run = i->second;
-  run.in_flight -= 1;
   auto& w = run.ws[idx];
-  if (token != w.dispatches || is_terminal(w.state)) {
+  // An answer to an older dispatch: its node was declared lost and the
+  // workstream went elsewhere, so this one is not accepted.
+  if (token != w.dispatches) {
+    log()->info("ignored a late result for {} from node {}", w.def->id,
+                st.pools[pool_idx].info.name);
+    return;
+  }
+  st.pools[pool_idx].busy -= 1;
+  st.pools[pool_idx].completed += 1;
+  run.in_flight -= 1;
+  if (is_terminal(w.state)) {
     pump_all(self);
+    maybe_finish(self, run_id);
     return;
   }
   r.id = w.def->id;
@@ -615,6 +637,52 @@ void evaluate_gate(self_ptr self, run_state& run, size_t gi) {
       });
 }
 
+// A node went away: what it was running goes back to ready and runs
+// elsewhere, and the lost attempt is not charged to the retry budget.
+void node_lost(self_ptr self, size_t pool_idx, const std::string& why) {
+  auto& st = self->state;
+  auto& pool = st.pools[pool_idx];
+  pool.state = "lost";
+  pool.busy = 0;
+  log()->warn("node {} lost ({}): its work goes elsewhere", pool.info.name,
+              why);
+  for (auto& [id, run] : st.runs) {
+    emit(self, run, "node", pool.info.name, "lost", 0, pool.info.name, why);
+    for (size_t idx = 0; idx < run.ws.size(); ++idx) {
+      auto& w = run.ws[idx];
+      if (w.pool != pool_idx
+          || (w.state != ws_state::dispatched
+              && w.state != ws_state::running))
+        continue;
+      w.dispatches += 1; // whatever the lost node still sends is stale
+      w.attempts -= 1;
+      w.pool = npos;
+      run.in_flight -= 1;
+      if (run.cancelling) {
+        workstream_result r;
+        r.id = w.def->id;
+        r.title = w.def->title;
+        r.persona = w.def->persona;
+        r.attempts = w.attempts;
+        r.status = ws_state::cancelled;
+        r.summary = "cancelled (node " + pool.info.name + " lost)";
+        mark_terminal(self, run, idx, std::move(r));
+        continue;
+      }
+      w.state = ws_state::ready;
+      run.ready.push_back(idx);
+      emit(self, run, "workstream", w.def->id, "ready", w.attempts,
+           pool.info.name, "requeued: node " + pool.info.name + " lost");
+    }
+  }
+  pump_all(self);
+  std::vector<std::string> ids;
+  for (auto& [id, run] : st.runs)
+    ids.push_back(id);
+  for (auto& id : ids)
+    maybe_finish(self, id);
+}
+
 run_status final_status(const run_state& run) {
   if (run.user_cancelled)
     return run_status::cancelled;
@@ -631,6 +699,17 @@ run_status final_status(const run_state& run) {
   for (auto& g : run.gates)
     blocked = blocked || g.state == gate_state::failed;
   return blocked ? run_status::blocked : run_status::succeeded;
+}
+
+// Answers a pending shutdown once every run has reported.
+void report_delivered(self_ptr self) {
+  auto& st = self->state;
+  st.reports_pending -= 1;
+  if (st.shutting_down && st.runs.empty() && st.reports_pending == 0) {
+    for (auto& rp : st.shutdown_waiters)
+      rp.deliver(true);
+    st.shutdown_waiters.clear();
+  }
 }
 
 void maybe_finish(self_ptr self, const std::string& run_id) {
@@ -666,18 +745,21 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   auto observer = run.observer;
   auto p = std::move(run.p);
   st.runs.erase(i);
+  st.reports_pending += 1;
   self->request(st.synthesizer, std::chrono::minutes(5), synthesize_atom_v,
                 std::move(p), report)
     .then(
       [=](run_report& full) {
         if (observer)
           self->send(observer, std::move(full));
+        report_delivered(self);
       },
       [=](caf::error& err) {
         log()->error("synthesis of run {} failed: {}", report.run_id,
                      self->system().render(err));
         if (observer)
           self->send(observer, report);
+        report_delivered(self);
       });
 }
 
@@ -739,17 +821,23 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
   self->link_to(self->state.gates);
   self->link_to(self->state.synthesizer);
   self->set_down_handler([=](const caf::down_msg& dm) {
-    for (auto& p : self->state.pools)
-      if (p.handle.address() == dm.source && !p.lost) {
-        p.lost = true;
-        log()->warn("node {} lost: {}", p.info.name,
-                    self->system().render(dm.reason));
-      }
+    auto& st = self->state;
+    for (size_t pi = 0; pi < st.pools.size(); ++pi) {
+      auto& p = st.pools[pi];
+      if (p.handle.address() != dm.source || !p.active())
+        continue;
+      node_lost(self, pi, self->system().render(dm.reason));
+    }
   });
   return {
     [=](run_atom, plan& p, run_options& opts,
         observer_actor& observer) -> caf::result<std::string> {
       auto& st = self->state;
+      if (st.shutting_down)
+        return caf::make_error(errc::shutting_down, st.cfg.name);
+      if (!st.cfg.token.empty() && opts.token != st.cfg.token)
+        return caf::make_error(errc::bad_token,
+                               "the coordinator does not accept this token");
       diagnostics diags;
       validation_options vopts;
       vopts.executor_kinds.insert("noop");
@@ -803,19 +891,106 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       start_cancel(self, run, "cancelled");
       maybe_finish(self, run_id);
     },
-    [=](join_atom, node_info& info, pool_actor& pool) -> bool {
+    [=](join_atom, join_request& req,
+        pool_actor& pool) -> caf::result<std::string> {
       auto& st = self->state;
+      auto& info = req.info;
+      if (st.shutting_down)
+        return caf::make_error(errc::shutting_down, st.cfg.name);
+      if (!st.cfg.token.empty() && req.token != st.cfg.token) {
+        log()->warn("refused node {}: wrong token", info.name);
+        return caf::make_error(errc::bad_token,
+                               "node " + info.name
+                                 + " presented a token the coordinator does "
+                                   "not accept");
+      }
+      if (info.protocol_version != protocol_version) {
+        log()->warn("refused node {}: protocol version {}, expected {}",
+                    info.name, info.protocol_version, protocol_version);
+        return caf::make_error(errc::version_mismatch,
+                               "node " + info.name + " speaks protocol "
+                                 + std::to_string(info.protocol_version)
+                                 + ", the coordinator "
+                                 + std::to_string(protocol_version));
+      }
+      for (auto& p : st.pools)
+        if (p.active() && p.info.name == info.name)
+          return caf::make_error(errc::name_taken,
+                                 "a node named " + info.name
+                                   + " is already joined");
+      if (!pool)
+        return caf::make_error(errc::unknown_persona, "no pool");
       self->monitor(pool);
       log()->info("node {} joined with {} slots", info.name, info.slots);
-      st.pools.push_back({std::move(pool), std::move(info), 0, false});
+      pool_entry entry;
+      entry.handle = std::move(pool);
+      entry.info = std::move(info);
+      st.pools.push_back(std::move(entry));
       for (auto& [id, run] : st.runs) {
+        emit(self, run, "node", st.pools.back().info.name, "joined", 0,
+             st.pools.back().info.name,
+             std::to_string(st.pools.back().info.slots) + " slots");
         for (auto idx : run.parked)
           if (run.ws[idx].state == ws_state::ready)
             run.ready.push_back(idx);
         run.parked.clear();
+        for (auto& w : run.ws)
+          w.waiting_reported = false;
       }
       pump_all(self);
+      return st.cfg.name;
+    },
+    [=](nodes_atom) -> std::vector<node_status> {
+      std::vector<node_status> out;
+      for (auto& p : self->state.pools)
+        out.push_back({p.info, p.busy, p.state, p.completed});
+      return out;
+    },
+    [=](drain_atom, const pool_actor& pool) -> bool {
+      for (auto& p : self->state.pools)
+        if (p.handle == pool && p.state == "joined") {
+          p.state = "draining";
+          log()->info("node {} is draining", p.info.name);
+          for (auto& [id, run] : self->state.runs)
+            emit(self, run, "node", p.info.name, "draining", 0, p.info.name);
+        }
+      pump_all(self);
       return true;
+    },
+    [=](leave_atom, const pool_actor& pool) -> bool {
+      for (auto& p : self->state.pools)
+        if (p.handle == pool && p.active()) {
+          p.state = "left";
+          self->demonitor(p.handle.address());
+          log()->info("node {} left", p.info.name);
+          for (auto& [id, run] : self->state.runs)
+            emit(self, run, "node", p.info.name, "left", 0, p.info.name);
+        }
+      pump_all(self);
+      return true;
+    },
+    [=](shutdown_atom) -> caf::result<bool> {
+      auto& st = self->state;
+      st.shutting_down = true;
+      log()->info("shutting down: cancelling {} runs", st.runs.size());
+      for (auto& p : st.pools)
+        if (p.active())
+          self->send(p.handle, shutdown_atom_v);
+      std::vector<std::string> ids;
+      for (auto& [id, run] : st.runs) {
+        ids.push_back(id);
+        run.user_cancelled = true;
+        emit(self, run, "run", id, "cancelling", 0, {},
+             "the coordinator is shutting down");
+        start_cancel(self, run, "cancelled: the coordinator is shutting down");
+      }
+      for (auto& id : ids)
+        maybe_finish(self, id);
+      if (st.runs.empty() && st.reports_pending == 0)
+        return true;
+      auto rp = self->make_response_promise<bool>();
+      st.shutdown_waiters.push_back(rp);
+      return rp;
     },
     [=](started_atom, const std::string& run_id, const std::string& ws_id,
         int32_t attempt, const std::string& node) {

@@ -111,8 +111,9 @@ int main() {
   caf::scoped_actor self{sys};
   auto observer = sys.spawn(printer, caf::actor{self});
   int rc = 1;
-  self->request(orch, std::chrono::seconds(10), join_atom_v, pcfg.info, pool)
-    .receive([](bool) {},
+  self->request(orch, std::chrono::seconds(10), join_atom_v,
+                join_request{{}, pcfg.info}, pool)
+    .receive([](const std::string&) {},
              [&](caf::error& err) { std::cerr << sys.render(err) << "\n"; });
   self
     ->request(orch, std::chrono::seconds(10), run_atom_v, make_plan(),

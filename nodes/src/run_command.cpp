@@ -158,8 +158,9 @@ int run_command(const run_flags& flags) {
     caf::scoped_actor self{sys};
     std::string run_id;
     std::string failure;
-    self->request(orch, std::chrono::seconds(30), join_atom_v, pcfg.info, pool)
-      .receive([](bool) {},
+    self->request(orch, std::chrono::seconds(30), join_atom_v,
+                  join_request{{}, pcfg.info}, pool)
+      .receive([](const std::string&) {},
                [&](caf::error& err) { failure = sys.render(err); });
     run_options opts;
     opts.max_parallel = max_parallel;

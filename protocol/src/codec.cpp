@@ -34,9 +34,10 @@ constexpr std::array<const char*, 5> gate_state_names{
   "pending", "evaluating", "remediating", "passed", "failed"};
 constexpr std::array<const char*, 4> complexity_names{"SIMPLE", "MODERATE",
                                                       "COMPLEX", "EPIC"};
-constexpr std::array<const char*, 8> errc_names{
+constexpr std::array<const char*, 12> errc_names{
   "unknown_persona", "unknown_executor", "unknown_run", "invalid_plan",
-  "no_capacity",     "node_lost",        "cancelled",   "executor_failed"};
+  "no_capacity",     "node_lost",        "cancelled",   "executor_failed",
+    "bad_token", "version_mismatch", "name_taken", "shutting_down"};
 
 template <class E, size_t N>
 std::string name_of(E x, const std::array<const char*, N>& names) {
@@ -360,6 +361,16 @@ void to_json(json& j, const node_info& x) {
        {"personas", x.personas},
        {"executors", x.executors},
        {"protocol_version", x.protocol_version}};
+}
+
+void to_json(json& j, const node_status& x) {
+  j = {{"name", x.info.name},
+       {"slots", x.info.slots},
+       {"busy", x.busy},
+       {"personas", x.info.personas},
+       {"executors", x.info.executors},
+       {"state", x.state},
+       {"completed", x.completed}};
 }
 
 // -- planning -----------------------------------------------------------------

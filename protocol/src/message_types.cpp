@@ -54,6 +54,8 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<event>("troupe::event")
     .add_message_type<node_info>("troupe::node_info")
     .add_message_type<run_options>("troupe::run_options")
+    .add_message_type<join_request>("troupe::join_request")
+    .add_message_type<node_status>("troupe::node_status")
     .add_message_type<plan_assessment>("troupe::plan_assessment")
     // Handles sent inside messages, so they cross node boundaries.
     .add_message_type<progress_actor>("troupe::progress_actor")

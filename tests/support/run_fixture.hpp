@@ -81,9 +81,10 @@ struct run_fixture {
     pcfg.executors = executors;
     pool = spawn_agent_pool(*sys, pcfg);
     caf::scoped_actor self{*sys};
-    self->request(orch, std::chrono::seconds(10), join_atom_v, pcfg.info,
-                  pool)
-      .receive([](bool) {}, [](caf::error&) {});
+    self
+      ->request(orch, std::chrono::seconds(10), join_atom_v,
+                join_request{{}, pcfg.info}, pool)
+      .receive([](const std::string&) {}, [](caf::error&) {});
   }
 
   ~run_fixture() {

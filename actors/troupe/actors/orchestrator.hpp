@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include <caf/fwd.hpp>
 
@@ -14,6 +15,10 @@ class executor_registry;
 struct orchestrator_config {
   /// Executors for gate checks, which run where the orchestrator runs.
   std::shared_ptr<const executor_registry> executors;
+  /// The cluster's shared secret; empty accepts any node and submitter.
+  std::string token;
+  /// How the coordinator introduces itself to joining nodes.
+  std::string name = "coordinator";
 };
 
 /// Spawns an orchestrator. It owns runs: a run starts with `run_atom` (the

@@ -18,6 +18,10 @@ enum class errc : uint8_t {
   node_lost,
   cancelled,
   executor_failed,
+  bad_token,
+  version_mismatch,
+  name_taken,
+  shutting_down,
 };
 
 std::string to_string(errc x);

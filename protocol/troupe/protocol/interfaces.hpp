@@ -37,6 +37,14 @@ using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 constexpr timeout_atom timeout_atom_v{};
 using status_atom = caf::atom_constant<caf::atom("status")>;
 constexpr status_atom status_atom_v{};
+using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
+constexpr nodes_atom nodes_atom_v{};
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+constexpr drain_atom drain_atom_v{};
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
+constexpr leave_atom leave_atom_v{};
+using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+constexpr shutdown_atom shutdown_atom_v{};
 
 /// Receives an attempt's start from wherever it runs.
 using progress_actor = caf::typed_actor<
@@ -56,12 +64,15 @@ using agent_actor = caf::typed_actor<
                   progress_actor>::with<workstream_result>,
   caf::reacts_to<cancel_atom, std::string /* run */, std::string /* ws */>>;
 
-/// A node's agent slots. Answers `get_atom` with what it offers.
+/// A node's agent slots. Answers `get_atom` with what it offers, `drain_atom`
+/// once nothing runs on it any more; `shutdown_atom` (its coordinator is
+/// going away) cancels everything it runs.
 using pool_actor = caf::typed_actor<
   caf::replies_to<dispatch_atom, workstream_spec,
                   progress_actor>::with<workstream_result>,
   caf::reacts_to<cancel_atom, std::string /* run */, std::string /* ws */>,
-  caf::replies_to<caf::get_atom>::with<node_info>>;
+  caf::replies_to<caf::get_atom>::with<node_info>,
+  caf::replies_to<drain_atom>::with<bool>, caf::reacts_to<shutdown_atom>>;
 
 /// Receives a run's events, in order and in batches (whatever one step of
 /// the orchestrator produced), and, last, its report.
@@ -81,14 +92,27 @@ using synthesizer_actor = caf::typed_actor<
 using planner_actor = caf::typed_actor<
   caf::replies_to<assess_atom, plan>::with<plan_assessment>>;
 
-/// Owns runs: takes plans, lends work to pools, tells observers.
-/// `run_atom` answers with the new run's id; the report goes to the observer.
+/// Owns runs: takes plans, lends work to pools, tells observers. It is what
+/// a coordinator publishes.
+///
+/// - `run_atom` answers with the new run's id; the report goes to the
+///   observer.
+/// - `join_atom` lends a pool (checking token and protocol version) and
+///   answers with the coordinator's name.
+/// - `nodes_atom` lists the nodes; `drain_atom` stops new work for a pool,
+///   `leave_atom` lets it go.
+/// - `shutdown_atom` cancels every run and tells every pool, answering once
+///   the runs have reported.
 using orchestrator_actor = caf::typed_actor<
   caf::replies_to<run_atom, plan, run_options,
                   observer_actor>::with<std::string>,
   caf::reacts_to<cancel_atom, std::string /* run */>,
-  caf::replies_to<join_atom, node_info, pool_actor>::with<bool>,
+  caf::replies_to<join_atom, join_request, pool_actor>::with<std::string>,
   caf::reacts_to<started_atom, std::string, std::string, int32_t,
-                 std::string>>;
+                 std::string>,
+  caf::replies_to<nodes_atom>::with<std::vector<node_status>>,
+  caf::replies_to<drain_atom, pool_actor>::with<bool>,
+  caf::replies_to<leave_atom, pool_actor>::with<bool>,
+  caf::replies_to<shutdown_atom>::with<bool>>;
 
 } // namespace troupe

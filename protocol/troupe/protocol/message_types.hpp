@@ -4,10 +4,9 @@
 
 #include <caf/fwd.hpp>
 
-namespace troupe {
+#include "troupe/protocol/result.hpp" // protocol_version
 
-/// The protocol version; nodes refuse peers with another one.
-constexpr int32_t protocol_version = 1;
+namespace troupe {
 
 /// Registers every Troupe message type (and the `troupe` error category)
 /// with `cfg`. Nodes, tests and embedding programs all call it, so every

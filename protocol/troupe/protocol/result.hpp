@@ -12,6 +12,9 @@
 
 namespace troupe {
 
+/// The protocol version; a coordinator refuses nodes with another one.
+constexpr int32_t protocol_version = 1;
+
 /// Workstream states:
 ///
 ///   pending -> ready -> dispatched -> running -> succeeded
@@ -190,7 +193,7 @@ struct node_info {
   std::vector<std::string> personas;
   /// Executor kinds available; empty means the built-in ones.
   std::vector<std::string> executors;
-  int32_t protocol_version = 0;
+  int32_t protocol_version = troupe::protocol_version;
 };
 
 template <class Inspector>
@@ -207,12 +210,42 @@ struct run_options {
   std::string workdir;
   /// Run id to use; empty lets the orchestrator make one.
   std::string run_id;
+  /// The cluster's shared secret, when the coordinator has one.
+  std::string token;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_options& x) {
   return f(caf::meta::type_name("troupe::run_options"), x.max_parallel,
-           x.workdir, x.run_id);
+           x.workdir, x.run_id, x.token);
+}
+
+/// A worker's request to lend its pool to a coordinator.
+struct join_request {
+  /// The cluster's shared secret; checked when the coordinator has one.
+  std::string token;
+  node_info info;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, join_request& x) {
+  return f(caf::meta::type_name("troupe::join_request"), x.token, x.info);
+}
+
+/// A node as the coordinator sees it.
+struct node_status {
+  node_info info;
+  int32_t busy = 0;
+  /// joined, draining, left or lost.
+  std::string state;
+  /// Workstreams this node has completed (any end) since it joined.
+  int64_t completed = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_status& x) {
+  return f(caf::meta::type_name("troupe::node_status"), x.info, x.busy,
+           x.state, x.completed);
 }
 
 void to_json(nlohmann::json& j, const usage& x);
@@ -222,6 +255,7 @@ void to_json(nlohmann::json& j, const gate_result& x);
 void to_json(nlohmann::json& j, const run_report& x);
 void to_json(nlohmann::json& j, const event& x);
 void to_json(nlohmann::json& j, const node_info& x);
+void to_json(nlohmann::json& j, const node_status& x);
 
 void from_json(const nlohmann::json& j, usage& x);
 void from_json(const nlohmann::json& j, workstream_result& x);
