@@ -162,6 +162,8 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
       auto& st = self->state;
       auto& personas = st.cfg.info.personas;
       auto& persona = spec.ws.persona;
+      if (!st.cfg.workdir.empty())
+        spec.workdir = st.cfg.workdir;
       if (auto i = st.cfg.custom_agents.find(persona);
           i != st.cfg.custom_agents.end())
         return self->delegate(i->second, dispatch_atom_v, std::move(spec),

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "troupe/protocol/diagnostics.hpp"
 #include "troupe/protocol/plan.hpp"
@@ -22,6 +24,17 @@ bool report_diagnostics(const std::string& origin, const diagnostics& d);
 std::string render_plan(const plan& p, const plan_assessment& a,
                         int32_t max_parallel);
 
+/// Certificates for talking TLS between nodes; all three or none.
+struct tls_flags {
+  std::string cert;
+  std::string key;
+  std::string ca;
+
+  bool enabled() const {
+    return !cert.empty() || !key.empty() || !ca.empty();
+  }
+};
+
 struct run_flags {
   std::string plan_file;
   int32_t max_parallel = 0;
@@ -30,9 +43,51 @@ struct run_flags {
   std::string workdir;
   bool yes = false;
   bool quiet = false;
+  /// For `submit`: where the coordinator listens, and how to talk to it.
+  std::string coordinator;
+  std::string token_file;
+  tls_flags tls;
 };
 
 /// `troupe run`: runs a plan on this machine; returns the exit code.
 int run_command(const run_flags& flags);
+
+/// `troupe submit`: runs a plan on a coordinator and follows it.
+int submit_command(const run_flags& flags);
+
+struct coordinator_flags {
+  std::string listen = "127.0.0.1:0";
+  int32_t slots = 0;
+  std::string token_file;
+  std::string name = "coordinator";
+  tls_flags tls;
+};
+
+/// `troupe coordinator`: serves until SIGTERM or SIGINT.
+int coordinator_command(const coordinator_flags& flags);
+
+struct worker_flags {
+  std::string join;
+  int32_t slots = 1;
+  std::vector<std::string> personas;
+  std::vector<std::string> executors;
+  std::string name;
+  std::string token_file;
+  std::string workdir;
+  int32_t protocol_version = 0;
+  tls_flags tls;
+};
+
+/// `troupe worker`: lends agent slots to a coordinator until drained.
+int worker_command(const worker_flags& flags);
+
+struct nodes_flags {
+  std::string coordinator;
+  bool json = false;
+  tls_flags tls;
+};
+
+/// `troupe nodes`: lists a coordinator's nodes.
+int nodes_command(const nodes_flags& flags);
 
 } // namespace troupe::cli

@@ -117,6 +117,91 @@ int main(int argc, char** argv) {
   run->add_flag("--yes,-y", rf.yes, "run without asking for confirmation");
   run->add_flag("--quiet,-q", rf.quiet, "no progress, only the report");
 
+  auto add_tls = [](CLI::App* cmd, cli::tls_flags& tls) {
+    cmd->add_option("--tls-cert", tls.cert, "this node's certificate (PEM)")
+      ->group("TLS");
+    cmd->add_option("--tls-key", tls.key, "this node's private key (PEM)")
+      ->group("TLS");
+    cmd->add_option("--tls-ca", tls.ca,
+                    "the CA that signs every node's certificate (PEM)")
+      ->group("TLS");
+  };
+
+  auto submit = app.add_subcommand(
+    "submit", "run a plan on a coordinator and follow it to the end");
+  submit->add_option("PLAN", rf.plan_file, "plan file (YAML or JSON)")
+    ->required();
+  submit->add_option("--coordinator", rf.coordinator,
+                     "where the coordinator listens (HOST:PORT)")
+    ->required();
+  submit->add_option("--max-parallel", rf.max_parallel,
+                     "agents at once (default: the plan's "
+                     "max_parallel_agents)")
+    ->check(CLI::PositiveNumber);
+  submit->add_option("--report", rf.report_file, "write the JSON report here");
+  submit->add_option("--events", rf.events_file,
+                     "write every event here as a JSON line");
+  submit->add_option("--workdir", rf.workdir,
+                     "directory workstreams run in on the workers (default: "
+                     "the current one)");
+  submit->add_option("--token-file", rf.token_file,
+                     "file holding the cluster's token");
+  submit->add_flag("--yes,-y", rf.yes, "run without asking for confirmation");
+  submit->add_flag("--quiet,-q", rf.quiet, "no progress, only the report");
+  add_tls(submit, rf.tls);
+
+  cli::coordinator_flags cf;
+  auto coordinator = app.add_subcommand(
+    "coordinator", "accept workers and runs until stopped (SIGTERM)");
+  coordinator->add_option("--listen", cf.listen,
+                          "HOST:PORT to listen on; port 0 picks a free one")
+    ->capture_default_str();
+  coordinator->add_option("--slots", cf.slots,
+                          "agent slots on the coordinator itself")
+    ->capture_default_str();
+  coordinator->add_option("--token-file", cf.token_file,
+                          "file holding the token workers and submitters "
+                          "must present");
+  coordinator->add_option("--name", cf.name, "how the coordinator is named")
+    ->capture_default_str();
+  add_tls(coordinator, cf.tls);
+
+  cli::worker_flags wf;
+  auto worker = app.add_subcommand(
+    "worker", "lend agent slots to a coordinator until stopped (SIGTERM "
+              "drains)");
+  worker->add_option("--join", wf.join, "the coordinator's HOST:PORT")
+    ->required();
+  worker->add_option("--slots", wf.slots, "agent slots to lend")
+    ->capture_default_str();
+  worker->add_option("--personas", wf.personas,
+                     "personas served, comma-separated (default: any)")
+    ->delimiter(',');
+  worker->add_option("--executors", wf.executors,
+                     "executors offered, comma-separated (default: all "
+                     "available)")
+    ->delimiter(',');
+  worker->add_option("--name", wf.name,
+                     "node name (default: HOSTNAME-PID)");
+  worker->add_option("--token-file", wf.token_file,
+                     "file holding the cluster's token");
+  worker->add_option("--workdir", wf.workdir,
+                     "run every workstream here instead of the directory "
+                     "the run names")
+    ->check(CLI::ExistingDirectory);
+  worker->add_option("--protocol-version", wf.protocol_version,
+                     "claim another protocol version (for testing)")
+    ->group("");
+  add_tls(worker, wf.tls);
+
+  cli::nodes_flags nf;
+  auto nodes = app.add_subcommand("nodes", "list a coordinator's nodes");
+  nodes->add_option("--coordinator", nf.coordinator,
+                    "where the coordinator listens (HOST:PORT)")
+    ->required();
+  nodes->add_flag("--json", nf.json, "print the nodes as JSON");
+  add_tls(nodes, nf.tls);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -134,5 +219,13 @@ int main(int argc, char** argv) {
     return plan_command(file, plan_parallel, plan_json);
   if (*run)
     return cli::run_command(rf);
+  if (*submit)
+    return cli::submit_command(rf);
+  if (*coordinator)
+    return cli::coordinator_command(cf);
+  if (*worker)
+    return cli::worker_command(wf);
+  if (*nodes)
+    return cli::nodes_command(nf);
   return cli::exit_bad_input;
 }

@@ -27,6 +27,9 @@ struct pool_config {
   /// Long-lived agents that take every workstream of their persona, in
   /// place of Troupe's own agents.
   std::map<std::string, agent_actor> custom_agents;
+  /// When set, work runs here whatever directory the run names (a worker
+  /// whose checkout lives elsewhere than the submitter's).
+  std::string workdir;
 };
 
 /// Spawns a node's agent pool: one agent per running workstream.

@@ -1,0 +1,194 @@
+#include "troupe/actors/worker.hpp"
+
+#include <algorithm>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "troupe/protocol/errors.hpp"
+#include "troupe/runtime/log.hpp"
+
+namespace troupe {
+
+namespace {
+
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+constexpr retry_atom retry_atom_v{};
+
+// How long one connection or join attempt may take.
+constexpr auto attempt_timeout = std::chrono::seconds(10);
+// How long draining may wait for the coordinator to acknowledge.
+constexpr auto ack_timeout = std::chrono::seconds(30);
+
+struct worker_state {
+  static inline const char* name = "troupe.worker";
+  worker_config cfg;
+  pool_actor pool;
+  orchestrator_actor coordinator;
+  std::chrono::milliseconds backoff{0};
+  bool draining = false;
+  bool done = false;
+};
+
+using worker_ptr = caf::stateful_actor<worker_state>*;
+
+caf::behavior connecting(worker_ptr self);
+caf::behavior joined(worker_ptr self);
+
+void finish(worker_ptr self, int code, std::string why) {
+  auto& st = self->state;
+  if (st.done)
+    return;
+  st.done = true;
+  if (st.cfg.on_exit)
+    st.cfg.on_exit(code, std::move(why));
+  self->quit();
+}
+
+void retry_later(worker_ptr self) {
+  auto& st = self->state;
+  st.backoff = st.backoff.count() == 0
+                 ? st.cfg.first_retry
+                 : std::min(st.backoff * 2, st.cfg.max_retry);
+  self->delayed_send(self, st.backoff, retry_atom_v);
+}
+
+void try_join(worker_ptr self) {
+  auto& st = self->state;
+  st.coordinator = nullptr;
+  auto where = st.cfg.host + ":" + std::to_string(st.cfg.port);
+  self
+    ->request(st.cfg.middleman, attempt_timeout, caf::connect_atom_v,
+              st.cfg.host, st.cfg.port)
+    .then(
+      [=](const caf::node_id&, caf::strong_actor_ptr serv,
+          const std::set<std::string>& ifs) {
+        auto& st = self->state;
+        if (!serv) {
+          log()->warn("nothing published at {}; retrying", where);
+          retry_later(self);
+          return;
+        }
+        if (ifs != self->system().message_types<orchestrator_actor>()) {
+          finish(self, 2,
+                 "the coordinator at " + where
+                   + " speaks another protocol (its interface differs)");
+          return;
+        }
+        auto coordinator = caf::actor_cast<orchestrator_actor>(serv);
+        self
+          ->request(coordinator, attempt_timeout, join_atom_v, st.cfg.join,
+                    st.pool)
+          .then(
+            [=](const std::string& name) {
+              auto& st = self->state;
+              st.coordinator = coordinator;
+              st.backoff = std::chrono::milliseconds{0};
+              self->monitor(coordinator);
+              log()->info("joined coordinator {} at {} as {}", name, where,
+                          st.cfg.join.info.name);
+              self->become(joined(self));
+            },
+            [=](const caf::error& err) {
+              auto why = self->system().render(err);
+              if (err == errc::bad_token || err == errc::version_mismatch) {
+                finish(self, 2, "the coordinator refused to join: " + why);
+                return;
+              }
+              log()->warn("joining {} failed: {}; retrying", where, why);
+              retry_later(self);
+            });
+      },
+      [=](const caf::error& err) {
+        log()->info("cannot reach coordinator at {}: {}; retrying", where,
+                    self->system().render(err));
+        retry_later(self);
+      });
+}
+
+void leave(worker_ptr self) {
+  auto& st = self->state;
+  auto coordinator = st.coordinator;
+  // Wait until nothing runs here, then say goodbye: the answer to `leave`
+  // arrives after every result this node sent, so none is lost in flight.
+  self->request(st.pool, caf::infinite, drain_atom_v)
+    .then(
+      [=](bool) {
+        if (!coordinator) {
+          finish(self, 0, "drained");
+          return;
+        }
+        self->request(coordinator, ack_timeout, leave_atom_v, self->state.pool)
+          .then([=](bool) { finish(self, 0, "drained and left"); },
+                [=](const caf::error& err) {
+                  finish(self, 0, "drained; the coordinator did not "
+                                  "acknowledge leaving: "
+                                    + self->system().render(err));
+                });
+      },
+      [=](const caf::error& err) {
+        finish(self, 1, "draining failed: " + self->system().render(err));
+      });
+}
+
+caf::behavior connecting(worker_ptr self) {
+  try_join(self);
+  return {
+    [=](retry_atom) { try_join(self); },
+    [=](drain_atom) {
+      self->state.draining = true;
+      finish(self, 0, "stopped before joining");
+    },
+  };
+}
+
+caf::behavior joined(worker_ptr self) {
+  return {
+    [=](drain_atom) {
+      auto& st = self->state;
+      if (st.draining)
+        return;
+      st.draining = true;
+      log()->info("draining: finishing what runs, taking nothing new");
+      self->request(st.coordinator, ack_timeout, drain_atom_v, st.pool)
+        .then([=](bool) { leave(self); },
+              [=](const caf::error&) {
+                // The coordinator is gone or slow: finish locally anyway.
+                self->state.coordinator = nullptr;
+                leave(self);
+              });
+    },
+    [=](retry_atom) {
+      // nop: a retry scheduled before the join succeeded
+    },
+  };
+}
+
+caf::behavior worker_node(worker_ptr self, worker_config cfg,
+                          pool_actor pool) {
+  self->state.cfg = std::move(cfg);
+  self->state.pool = std::move(pool);
+  self->set_down_handler([=](const caf::down_msg& dm) {
+    auto& st = self->state;
+    if (!st.coordinator || dm.source != st.coordinator.address())
+      return;
+    st.coordinator = nullptr;
+    if (st.draining) {
+      // Nobody to leave; finish what runs.
+      return;
+    }
+    log()->warn("lost the coordinator ({}); rejoining",
+                self->system().render(dm.reason));
+    self->become(connecting(self));
+  });
+  return connecting(self);
+}
+
+} // namespace
+
+caf::actor spawn_worker_node(caf::actor_system& sys, worker_config cfg,
+                             pool_actor pool) {
+  return sys.spawn(worker_node, std::move(cfg), std::move(pool));
+}
+
+} // namespace troupe

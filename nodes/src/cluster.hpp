@@ -1,0 +1,48 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/fwd.hpp>
+#include <caf/io/middleman_actor.hpp>
+
+#include "commands.hpp"
+#include "troupe/protocol/interfaces.hpp"
+
+namespace troupe::cli {
+
+/// Splits `HOST:PORT`; prints what is wrong (naming `flag`) and returns
+/// false for anything else.
+bool parse_address(const std::string& text, const std::string& flag,
+                   std::string& host, uint16_t& port);
+
+/// Reads a token file (surrounding whitespace dropped); prints what is
+/// wrong and returns false for a missing, unreadable or empty file.
+bool read_token(const std::string& file, std::string& token);
+
+/// An address and the token to present there.
+struct endpoint {
+  std::string host;
+  uint16_t port = 0;
+  std::string token;
+};
+
+/// Reads `address` (for `flag`) and the optional token file; prints what is
+/// wrong and returns false.
+bool read_endpoint(const std::string& address, const std::string& flag,
+                   const std::string& token_file, endpoint& out);
+
+/// Loads the middleman, and with certificates the TLS manager, into `cfg`;
+/// prints what is wrong and returns false for unusable certificate flags.
+bool configure_network(caf::actor_system_config& cfg, const tls_flags& tls);
+
+/// The middleman that connects (plain or TLS).
+caf::io::middleman_actor middleman_of(caf::actor_system& sys,
+                                      const tls_flags& tls);
+
+/// Connects to the coordinator at `host:port`; prints why it cannot.
+bool connect_coordinator(caf::actor_system& sys, const std::string& host,
+                         uint16_t port, const tls_flags& tls,
+                         orchestrator_actor& result);
+
+} // namespace troupe::cli

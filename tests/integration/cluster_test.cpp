@@ -1,0 +1,346 @@
+#include <fstream>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+
+#include "support/background.hpp"
+#include "support/cli.hpp"
+#include "support/reaper.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace troupe;
+using nlohmann::json;
+using troupe::test::background;
+using troupe::test::run_troupe;
+
+namespace {
+
+/// A coordinator on a free loopback port.
+struct coordinator {
+  std::unique_ptr<background> proc;
+  uint16_t port = 0;
+
+  explicit coordinator(std::vector<std::string> extra = {},
+                       std::string listen = "127.0.0.1:0") {
+    std::vector<std::string> args{TROUPE_BINARY, "--log-level", "info",
+                                  "coordinator", "--listen", listen};
+    args.insert(args.end(), extra.begin(), extra.end());
+    proc = std::make_unique<background>(args);
+    auto line = proc->line();
+    INFO("coordinator said: " << line << proc->err_text());
+    REQUIRE(line.find("troupe coordinator listening on 127.0.0.1:") == 0);
+    port = static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
+    REQUIRE(port > 0);
+  }
+
+  std::string address() const {
+    return "127.0.0.1:" + std::to_string(port);
+  }
+};
+
+/// A worker that has joined (or, with `expect_join` false, was started).
+std::unique_ptr<background> start_worker(const coordinator& c,
+                                         const std::string& name,
+                                         int slots = 2,
+                                         std::vector<std::string> extra = {},
+                                         bool expect_join = true) {
+  std::vector<std::string> args{TROUPE_BINARY, "--log-level", "info",
+                                "worker", "--join", c.address(), "--name",
+                                name, "--slots", std::to_string(slots)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto w = std::make_unique<background>(args);
+  if (expect_join) {
+    INFO("worker " << name << ": " << w->err_text());
+    REQUIRE(w->wait_for_err("joined coordinator"));
+  }
+  return w;
+}
+
+json read_json(const std::string& file) {
+  std::ifstream in{file};
+  REQUIRE(in);
+  return json::parse(in);
+}
+
+std::vector<json> read_events(const std::string& file) {
+  std::ifstream in{file};
+  std::vector<json> out;
+  std::string line;
+  while (std::getline(in, line))
+    out.push_back(json::parse(line));
+  return out;
+}
+
+std::map<std::string, int> succeeded_events(const std::vector<json>& evs) {
+  std::map<std::string, int> n;
+  for (auto& e : evs)
+    if (e.at("kind") == "workstream" && e.at("state") == "succeeded")
+      ++n[e.at("subject").get<std::string>()];
+  return n;
+}
+
+/// Runs `troupe submit` in the background of the test.
+struct submission {
+  std::promise<test::cli_result> result;
+  std::future<test::cli_result> future = result.get_future();
+  std::thread thread;
+
+  submission(std::vector<std::string> args, std::string cwd) {
+    thread = std::thread([this, args, cwd] {
+      result.set_value(run_troupe(args, cwd));
+    });
+  }
+
+  test::cli_result get() {
+    auto r = future.get();
+    thread.join();
+    return r;
+  }
+
+  ~submission() {
+    if (thread.joinable())
+      thread.join();
+  }
+};
+
+} // namespace
+
+TEST_CASE("three workers run a 200-workstream plan, each workstream once",
+          "[integration][cluster]") {
+  test::temp_dir dir;
+  coordinator c{{"--slots", "0"}};
+  auto w1 = start_worker(c, "w1");
+  auto w2 = start_worker(c, "w2");
+  auto w3 = start_worker(c, "w3");
+  std::string plan = "name: big\nsettings: {max_parallel_agents: 6, "
+                     "max_phase_width: 200}\nworkstreams:\n";
+  std::string fan;
+  for (int i = 0; i < 150; ++i) {
+    plan += "  - {id: f" + std::to_string(i)
+            + ", agent: explore, executor: {kind: command, run: \"true\"}}\n";
+    fan += (i ? ", f" : "f") + std::to_string(i);
+  }
+  for (int i = 0; i < 49; ++i)
+    plan += "  - {id: c" + std::to_string(i) + ", agent: explore"
+            + (i ? ", depends_on: [c" + std::to_string(i - 1) + "]" : "")
+            + ", executor: {kind: sleep, seconds: 0.005}}\n";
+  plan += "  - {id: gather, agent: explore, depends_on: [" + fan
+          + ", c48], executor: {kind: command, run: \"echo gathered\"}}\n";
+  plan += "gates:\n  - {id: fanned, after: [" + fan
+          + "], checks: [completion, {run: \"true\"}]}\n";
+  auto file = dir.write("plan.yaml", plan);
+  auto report = dir.str() + "/report.json";
+  auto events = dir.str() + "/events.jsonl";
+  auto r = run_troupe({"submit", file, "--coordinator", c.address(),
+                       "--report", report, "--events", events, "-q",
+                       "--workdir", dir.str()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto j = read_json(report);
+  CHECK(j.at("status") == "succeeded");
+  REQUIRE(j.at("workstreams").size() == 200);
+  std::map<std::string, int> per_node;
+  for (auto& w : j.at("workstreams")) {
+    CHECK(w.at("status") == "succeeded");
+    CHECK(w.at("attempts") == 1);
+    ++per_node[w.at("node").get<std::string>()];
+  }
+  CHECK(per_node.size() == 3);
+  CHECK(per_node["w1"] > 0);
+  CHECK(per_node["w2"] > 0);
+  CHECK(per_node["w3"] > 0);
+  CHECK(j.at("gates").at(0).at("status") == "passed");
+  auto once = succeeded_events(read_events(events));
+  CHECK(once.size() == 200);
+  for (auto& [id, n] : once)
+    CHECK(n == 1);
+  auto nodes = run_troupe({"nodes", "--coordinator", c.address(), "--json"});
+  REQUIRE(nodes.exit_code == 0);
+  auto listed = json::parse(nodes.out);
+  CHECK(listed.size() == 3);
+  int64_t completed = 0;
+  for (auto& n : listed) {
+    CHECK(n.at("state") == "joined");
+    completed += n.at("completed").get<int64_t>();
+  }
+  CHECK(completed == 200);
+}
+
+TEST_CASE("work on a killed worker reruns elsewhere, once",
+          "[integration][cluster]") {
+  test::temp_dir dir;
+  coordinator c{{"--slots", "0"}};
+  auto w1 = start_worker(c, "w1", 2);
+  REQUIRE(::mkfifo((dir.str() + "/running").c_str(), 0600) == 0);
+  // The first workstream to start announces it on the fifo; the rest only
+  // take a while, so w1 is busy when it dies.
+  std::string plan = "name: survive\nsettings: {max_parallel_agents: 4}\n"
+                     "workstreams:\n";
+  for (int i = 0; i < 8; ++i)
+    plan += "  - {id: s" + std::to_string(i)
+            + ", agent: explore, executor: {kind: command, run: \"if mkdir "
+              "announced 2>/dev/null; then echo go > running; fi; sleep "
+              "0.3\"}}\n";
+  auto file = dir.write("plan.yaml", plan);
+  auto report = dir.str() + "/report.json";
+  auto events = dir.str() + "/events.jsonl";
+  submission sub{{"submit", file, "--coordinator", c.address(), "--report",
+                  report, "--events", events, "-q", "--workdir", dir.str()},
+                 dir.str()};
+  std::ifstream{dir.str() + "/running"}.get(); // w1 runs work now
+  auto w2 = start_worker(c, "w2", 2);          // joins mid-run
+  w1->signal(SIGKILL);
+  CHECK(w1->wait() == 128 + SIGKILL);
+  auto r = sub.get();
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto j = read_json(report);
+  CHECK(j.at("status") == "succeeded");
+  REQUIRE(j.at("workstreams").size() == 8);
+  int on_w2 = 0;
+  for (auto& w : j.at("workstreams")) {
+    CHECK(w.at("status") == "succeeded");
+    CHECK(w.at("attempts") == 1); // the lost attempt is not charged
+    on_w2 += w.at("node") == "w2" ? 1 : 0;
+  }
+  CHECK(on_w2 >= 2); // at least what w1 was running when it died
+  auto evs = read_events(events);
+  auto once = succeeded_events(evs);
+  CHECK(once.size() == 8);
+  for (auto& [id, n] : once)
+    CHECK(n == 1);
+  bool lost = false;
+  bool requeued = false;
+  for (auto& e : evs) {
+    lost = lost || (e.at("kind") == "node" && e.at("state") == "lost");
+    requeued = requeued
+               || e.at("message").get<std::string>().find("requeued")
+                    != std::string::npos;
+  }
+  CHECK(lost);
+  CHECK(requeued);
+}
+
+TEST_CASE("a wrong token is refused on both sides", "[integration][cluster]") {
+  test::temp_dir dir;
+  auto good = dir.write("good.token", "s3cret\n");
+  auto bad = dir.write("bad.token", "guess\n");
+  coordinator c{{"--token-file", good}};
+  auto w = start_worker(c, "intruder", 1, {"--token-file", bad}, false);
+  CHECK(w->wait() == 2);
+  CHECK(w->err_text().find("token") != std::string::npos);
+  CHECK(c.proc->wait_for_err("refused node intruder: wrong token"));
+  auto ok = start_worker(c, "member", 1, {"--token-file", good});
+  auto nodes = run_troupe({"nodes", "--coordinator", c.address(), "--json"});
+  REQUIRE(nodes.exit_code == 0);
+  auto listed = json::parse(nodes.out);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed.at(0).at("name") == "member");
+  // A submission without the token is refused too.
+  auto file = dir.write("plan.yaml", "name: x\nworkstreams:\n  - {id: a, "
+                                     "agent: explore}\n");
+  auto r = run_troupe({"submit", file, "--coordinator", c.address()});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("token") != std::string::npos);
+}
+
+TEST_CASE("a worker speaking another protocol version is refused",
+          "[integration][cluster]") {
+  coordinator c;
+  auto w = start_worker(c, "old", 1, {"--protocol-version", "99"}, false);
+  CHECK(w->wait() == 2);
+  CHECK(w->err_text().find("protocol 99") != std::string::npos);
+  CHECK(c.proc->wait_for_err("refused node old: protocol version 99"));
+}
+
+TEST_CASE("a draining worker finishes its work, takes no more, and leaves",
+          "[integration][cluster]") {
+  test::become_subreaper();
+  test::temp_dir dir;
+  coordinator c{{"--slots", "0"}};
+  auto w1 = start_worker(c, "w1", 1);
+  REQUIRE(::mkfifo((dir.str() + "/running").c_str(), 0600) == 0);
+  auto file = dir.write("plan.yaml", R"(name: drain
+settings: {max_parallel_agents: 2}
+workstreams:
+  - {id: first, agent: explore, executor: {kind: command, run: "echo go > running; sleep 0.5; echo finished"}}
+  - {id: second, agent: explore, depends_on: [first], executor: {kind: command, run: "echo second"}}
+)");
+  auto report = dir.str() + "/report.json";
+  submission sub{{"submit", file, "--coordinator", c.address(), "--report",
+                  report, "-q", "--workdir", dir.str()},
+                 dir.str()};
+  std::ifstream{dir.str() + "/running"}.get(); // `first` runs on w1
+  w1->signal(SIGTERM);
+  CHECK(w1->wait() == 0);
+  CHECK(w1->err_text().find("drained and left") != std::string::npos);
+  // `second` waits for a node; one joins and takes it.
+  auto w2 = start_worker(c, "w2", 1);
+  auto r = sub.get();
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto j = read_json(report);
+  auto& ws = j.at("workstreams");
+  CHECK(ws.at(0).at("node") == "w1");
+  CHECK(ws.at(0).at("summary") == "finished");
+  CHECK(ws.at(1).at("node") == "w2");
+  auto nodes = run_troupe({"nodes", "--coordinator", c.address(), "--json"});
+  auto listed = json::parse(nodes.out);
+  REQUIRE(listed.size() == 2);
+  CHECK(listed.at(0).at("state") == "left");
+  CHECK(listed.at(1).at("state") == "joined");
+}
+
+TEST_CASE("workers rejoin a restarted coordinator by themselves",
+          "[integration][cluster]") {
+  uint16_t port = 0;
+  std::unique_ptr<background> w;
+  {
+    coordinator first{{"--slots", "0"}};
+    port = first.port;
+    w = start_worker(first, "w1", 1);
+    first.proc->signal(SIGTERM);
+    CHECK(first.proc->wait() == 0);
+  }
+  CHECK(w->wait_for_err("lost the coordinator"));
+  coordinator second{{"--slots", "0"}, "127.0.0.1:" + std::to_string(port)};
+  CHECK(w->wait_for_err("joined coordinator"));
+  auto nodes = run_troupe({"nodes", "--coordinator", second.address(),
+                           "--json"});
+  REQUIRE(nodes.exit_code == 0);
+  auto listed = json::parse(nodes.out);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed.at(0).at("name") == "w1");
+}
+
+TEST_CASE("stopping the coordinator cancels runs and kills their commands",
+          "[integration][cluster]") {
+  test::become_subreaper();
+  test::temp_dir dir;
+  coordinator c{{"--slots", "0"}};
+  auto w = start_worker(c, "w1", 1);
+  REQUIRE(::mkfifo((dir.str() + "/pid").c_str(), 0600) == 0);
+  auto file = dir.write("plan.yaml", R"(name: long
+workstreams:
+  - {id: long, agent: explore, executor: {kind: command, run: "echo $$ > pid; exec sleep 600"}}
+)");
+  auto report = dir.str() + "/report.json";
+  submission sub{{"submit", file, "--coordinator", c.address(), "--report",
+                  report, "-q", "--workdir", dir.str()},
+                 dir.str()};
+  auto pid = test::read_pid(dir.str() + "/pid");
+  REQUIRE(pid > 0);
+  c.proc->signal(SIGTERM);
+  auto r = sub.get();
+  CHECK(r.exit_code == 1);
+  auto j = read_json(report);
+  CHECK(j.at("status") == "cancelled");
+  CHECK(j.at("workstreams").at(0).at("status") == "cancelled");
+  CHECK(c.proc->wait() == 0);
+  CHECK(test::process_gone(pid));
+  CHECK(w->wait_for_err("lost the coordinator"));
+}
