@@ -26,6 +26,9 @@ struct worker_state {
   pool_actor pool;
   orchestrator_actor coordinator;
   std::chrono::milliseconds backoff{0};
+  /// Failed attempts since the last success; the first of a streak is a
+  /// warning, the rest are info.
+  int failures = 0;
   bool draining = false;
   bool done = false;
 };
@@ -43,6 +46,15 @@ void finish(worker_ptr self, int code, std::string why) {
   if (st.cfg.on_exit)
     st.cfg.on_exit(code, std::move(why));
   self->quit();
+}
+
+// Logs a failed attempt without flooding the log while it keeps failing.
+void attempt_failed(worker_ptr self, const std::string& what) {
+  auto& st = self->state;
+  if (st.failures++ == 0)
+    log()->warn("{}; retrying with backoff", what);
+  else
+    log()->info("{}; retrying", what);
 }
 
 void retry_later(worker_ptr self) {
@@ -65,7 +77,7 @@ void try_join(worker_ptr self) {
           const std::set<std::string>& ifs) {
         auto& st = self->state;
         if (!serv) {
-          log()->warn("nothing published at {}; retrying", where);
+          attempt_failed(self, "nothing published at " + where);
           retry_later(self);
           return;
         }
@@ -84,6 +96,7 @@ void try_join(worker_ptr self) {
               auto& st = self->state;
               st.coordinator = coordinator;
               st.backoff = std::chrono::milliseconds{0};
+              st.failures = 0;
               self->monitor(coordinator);
               log()->info("joined coordinator {} at {} as {}", name, where,
                           st.cfg.join.info.name);
@@ -95,13 +108,16 @@ void try_join(worker_ptr self) {
                 finish(self, 2, "the coordinator refused to join: " + why);
                 return;
               }
-              log()->warn("joining {} failed: {}; retrying", where, why);
+              attempt_failed(self, "joining " + where + " failed: " + why);
               retry_later(self);
             });
       },
       [=](const caf::error& err) {
-        log()->info("cannot reach coordinator at {}: {}; retrying", where,
-                    self->system().render(err));
+        auto why = self->system().render(err);
+        if (err == caf::sec::disconnect_during_handshake)
+          why += " (do both sides use the same TLS settings and CA?)";
+        attempt_failed(self, "cannot reach coordinator at " + where + ": "
+                               + why);
         retry_later(self);
       });
 }

@@ -285,7 +285,8 @@ int worker_command(const worker_flags& flags) {
     done.set_value({code, std::move(why)});
   };
   std::cerr << "troupe worker " << name << " (" << flags.slots
-            << " slots) joining " << host << ":" << port << std::endl;
+            << (flags.slots == 1 ? " slot" : " slots") << ") joining "
+            << host << ":" << port << std::endl;
   auto node = spawn_worker_node(sys, wcfg, pool);
   std::pair<int, std::string> outcome;
   {

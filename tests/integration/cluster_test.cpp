@@ -344,3 +344,62 @@ workstreams:
   CHECK(test::process_gone(pid));
   CHECK(w->wait_for_err("lost the coordinator"));
 }
+
+TEST_CASE("a TLS cluster runs plans and refuses nodes without a valid "
+          "certificate",
+          "[integration][cluster]") {
+  test::temp_dir dir;
+  // A CA, certificates it signs, and a second CA nobody trusts.
+  auto certs = test::run_shell(R"(set -e
+exec 2>/dev/null
+mkca() { openssl req -x509 -newkey rsa:2048 -nodes -keyout $1.key -out $1.pem -days 2 -subj /CN=$1; }
+mkcert() { openssl req -newkey rsa:2048 -nodes -keyout $1.key -out $1.csr -subj /CN=$1
+           openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key -CAcreateserial -out $1.pem -days 2; }
+mkca ca; mkca rogue-ca
+mkcert coord ca; mkcert w1 ca; mkcert client ca; mkcert rogue rogue-ca
+)",
+                               dir.str());
+  REQUIRE(certs.exit_code == 0);
+  auto tls = [&](const std::string& who) {
+    return std::vector<std::string>{"--tls-cert", dir.str() + "/" + who + ".pem",
+                                    "--tls-key", dir.str() + "/" + who + ".key",
+                                    "--tls-ca", dir.str() + "/ca.pem"};
+  };
+  auto c_args = tls("coord");
+  c_args.insert(c_args.begin(), {"--slots", "0"});
+  coordinator c{c_args};
+  auto w1 = start_worker(c, "w1", 1, tls("w1"));
+  auto plain = start_worker(c, "plain", 1, {}, false);
+  CHECK(plain->wait_for_err("cannot reach coordinator"));
+  auto rogue_args = tls("rogue");
+  rogue_args.back() = dir.str() + "/rogue-ca.pem";
+  auto rogue = start_worker(c, "rogue", 1, rogue_args, false);
+  CHECK(rogue->wait_for_err("cannot reach coordinator"));
+  auto file = dir.write("plan.yaml", "name: tls\nworkstreams:\n  - {id: a, "
+                                     "agent: explore, executor: {kind: "
+                                     "command, run: \"echo over tls\"}}\n");
+  auto submit = std::vector<std::string>{"submit", file, "--coordinator",
+                                         c.address(), "--report",
+                                         dir.str() + "/report.json", "-q"};
+  for (auto& a : tls("client"))
+    submit.push_back(a);
+  auto r = run_troupe(submit, dir.str());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto j = read_json(dir.str() + "/report.json");
+  CHECK(j.at("workstreams").at(0).at("node") == "w1");
+  CHECK(j.at("workstreams").at(0).at("summary") == "over tls");
+  auto nodes_args = std::vector<std::string>{"nodes", "--coordinator",
+                                             c.address(), "--json"};
+  for (auto& a : tls("client"))
+    nodes_args.push_back(a);
+  auto nodes = run_troupe(nodes_args);
+  REQUIRE(nodes.exit_code == 0);
+  auto listed = json::parse(nodes.out);
+  INFO(nodes.out);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed.at(0).at("name") == "w1");
+  // Without a certificate, the client cannot even ask.
+  auto bare = run_troupe({"nodes", "--coordinator", c.address()});
+  CHECK(bare.exit_code != 0);
+}
