@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "troupe/actors/agents.hpp"
+#include "sink.hpp"
 #include "troupe/actors/orchestrator.hpp"
 #include "troupe/protocol/message_types.hpp"
 #include "troupe/runtime/executors.hpp"
@@ -72,19 +73,6 @@ plan chain(size_t n) {
   return p;
 }
 
-observer_actor::behavior_type sink(observer_actor::pointer self,
-                                   caf::actor inbox) {
-  return {
-      [](const std::vector<event>&) {
-        // nop: events are part of the cost, their display is not
-      },
-      [=](const run_report& r) {
-        caf::anon_send(inbox, r.status == run_status::succeeded);
-        self->quit();
-      },
-  };
-}
-
 // Seconds for Troupe to run `p` to its report.
 double run_troupe(caf::actor_system& sys, const plan& p) {
   auto executors = executor_registry::with_builtins();
@@ -99,7 +87,7 @@ double run_troupe(caf::actor_system& sys, const plan& p) {
     ->request(orch, std::chrono::seconds(10), join_atom_v,
               join_request{{}, pcfg.info}, pool)
     .receive([](const std::string&) {}, [](caf::error&) {});
-  auto observer = sys.spawn(sink, caf::actor{self});
+  auto observer = sys.spawn(troupe::bench::sink, caf::actor{self});
   auto start = clock_type::now();
   bool ok = false;
   self->request(orch, std::chrono::minutes(5), run_atom_v, p, run_options{},

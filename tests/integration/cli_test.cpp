@@ -317,3 +317,19 @@ TEST_CASE("the benchmark prints a measurement per shape as JSON",
   }
 }
 #endif
+
+#ifdef TROUPE_CLUSTER_BENCH
+TEST_CASE("the cluster benchmark measures throughput, scaling and latency",
+          "[integration][cluster]") {
+  auto r = test::run_shell(test::sh_quote(TROUPE_CLUSTER_BENCH) + " --quick");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto j = json::parse(r.out);
+  CHECK(j.at("throughput").at("workstreams_per_s").get<double>() > 0);
+  CHECK(j.at("latency").at("troupe_run_us_median").get<double>() > 0);
+  CHECK(j.at("latency").at("caf_request_us_median").get<double>() > 0);
+  REQUIRE(j.at("scaling").size() == 2);
+  for (auto& s : j.at("scaling"))
+    CHECK(s.at("efficiency").get<double>() > 0);
+}
+#endif
