@@ -337,3 +337,129 @@ TEST_CASE("an invalid plan is refused with the reasons", "[actors]") {
                      != std::string::npos);
              });
 }
+
+namespace {
+
+using answer_atom = caf::atom_constant<caf::atom("answer")>;
+constexpr answer_atom answer_atom_v{};
+
+// Holds the first dispatch it gets and answers it only when told to: the
+// work of a node that is declared lost while its answer is still on the way.
+caf::behavior late_answerer(caf::event_based_actor* self) {
+  auto pending = std::make_shared<caf::response_promise>();
+  return {
+    [=](dispatch_atom, const workstream_spec&, const progress_actor&) {
+      *pending = self->make_response_promise();
+      return caf::delegated<workstream_result>{};
+    },
+    [=](answer_atom, const workstream_result& r) { pending->deliver(r); },
+  };
+}
+
+// A pool that hands everything to `holder`.
+pool_actor::behavior_type forwarding_pool(pool_actor::pointer self,
+                                          caf::actor holder) {
+  return {
+    [=](dispatch_atom, workstream_spec& spec, progress_actor& progress)
+      -> caf::delegated<workstream_result> {
+      self->delegate(caf::actor_cast<pool_actor>(holder), dispatch_atom_v,
+                     std::move(spec), std::move(progress));
+      return {};
+    },
+    [](cancel_atom, const std::string&, const std::string&) {},
+    [](caf::get_atom) { return node_info{}; },
+    [](drain_atom) { return true; },
+    [](shutdown_atom) {},
+  };
+}
+
+} // namespace
+
+TEST_CASE("a result from a node declared lost is not accepted", "[actors]") {
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto executors = executor_registry::with_builtins();
+  auto orch = spawn_orchestrator(sys, {executors});
+  auto holder = sys.spawn(late_answerer);
+  auto doomed = sys.spawn(forwarding_pool, holder);
+  caf::scoped_actor self{sys};
+  node_info doomed_info;
+  doomed_info.name = "doomed";
+  doomed_info.slots = 1;
+  self
+    ->request(orch, std::chrono::seconds(10), join_atom_v,
+              join_request{{}, doomed_info}, doomed)
+    .receive([](const std::string&) {},
+             [&](caf::error& err) { FAIL(sys.render(err)); });
+  plan p;
+  p.name = "late";
+  p.workstreams = {sleep_ws("only", 0.05)};
+  std::string id;
+  self
+    ->request(orch, std::chrono::seconds(10), run_atom_v, p, run_options{},
+              caf::actor_cast<observer_actor>(self))
+    .receive([&](std::string& run_id) { id = run_id; },
+             [&](caf::error& err) { FAIL(sys.render(err)); });
+  test::run_record rec;
+  auto until = [&](const std::string& kind, const std::string& state) {
+    bool seen = false;
+    self->receive_while([&] { return !seen; })(
+      [&](std::vector<event>& batch) {
+        for (auto& ev : batch) {
+          seen = seen || (ev.kind == kind && ev.state == state);
+          rec.events.push_back(ev);
+        }
+      },
+      caf::after(std::chrono::seconds(30)) >> [&] { seen = true; });
+  };
+  until("workstream", "dispatched");
+  // The node goes away with the workstream on it...
+  caf::anon_send_exit(doomed, caf::exit_reason::kill);
+  until("node", "lost");
+  // ...and its answer arrives afterwards: a failure that must not count.
+  workstream_result late;
+  late.id = "only";
+  late.status = ws_state::failed;
+  late.summary = "late answer from a lost node";
+  caf::anon_send(holder, answer_atom_v, late);
+  // A healthy node joins and runs the workstream again.
+  pool_config pcfg;
+  pcfg.info.name = "healthy";
+  pcfg.info.slots = 1;
+  pcfg.executors = executors;
+  auto healthy = spawn_agent_pool(sys, pcfg);
+  self
+    ->request(orch, std::chrono::seconds(10), join_atom_v,
+              join_request{{}, pcfg.info}, healthy)
+    .receive([](const std::string&) {},
+             [&](caf::error& err) { FAIL(sys.render(err)); });
+  bool done = false;
+  self->receive_while([&] { return !done; })(
+    [&](std::vector<event>& batch) {
+      for (auto& ev : batch)
+        rec.events.push_back(ev);
+    },
+    [&](run_report& r) {
+      rec.report = std::move(r);
+      rec.finished = true;
+      done = true;
+    },
+    caf::after(std::chrono::seconds(30)) >> [&] { done = true; });
+  REQUIRE(rec.finished);
+  CHECK(rec.report.status == run_status::succeeded);
+  REQUIRE(rec.ws("only") != nullptr);
+  CHECK(rec.ws("only")->node == "healthy");
+  CHECK(rec.ws("only")->attempts == 1);
+  CHECK(rec.ws("only")->summary != "late answer from a lost node");
+  int ended = 0;
+  for (auto& ev : rec.events)
+    ended += ev.subject == "only"
+                 && (ev.state == "succeeded" || ev.state == "failed")
+               ? 1
+               : 0;
+  CHECK(ended == 1);
+  for (auto a : {caf::actor_cast<caf::actor>(orch),
+                 caf::actor_cast<caf::actor>(healthy), holder})
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}

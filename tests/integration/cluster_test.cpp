@@ -403,3 +403,28 @@ mkcert coord ca; mkcert w1 ca; mkcert client ca; mkcert rogue rogue-ca
   auto bare = run_troupe({"nodes", "--coordinator", c.address()});
   CHECK(bare.exit_code != 0);
 }
+
+TEST_CASE("a submitter whose coordinator dies says so and exits 1",
+          "[integration][cluster]") {
+  test::become_subreaper();
+  test::temp_dir dir;
+  coordinator c{{"--slots", "1"}};
+  REQUIRE(::mkfifo((dir.str() + "/pid").c_str(), 0600) == 0);
+  auto file = dir.write("plan.yaml", R"(name: orphan
+workstreams:
+  - {id: long, agent: explore, executor: {kind: command, run: "echo $$ > pid; exec sleep 600"}}
+)");
+  submission sub{{"submit", file, "--coordinator", c.address(), "-q",
+                  "--workdir", dir.str()},
+                 dir.str()};
+  auto pid = test::read_pid(dir.str() + "/pid");
+  REQUIRE(pid > 0);
+  c.proc->signal(SIGKILL);
+  CHECK(c.proc->wait() == 128 + SIGKILL);
+  auto r = sub.get();
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("lost the coordinator") != std::string::npos);
+  // The coordinator could not clean up after itself: the test does.
+  ::kill(pid, SIGKILL);
+  CHECK(test::process_gone(pid));
+}
