@@ -428,3 +428,41 @@ workstreams:
   ::kill(pid, SIGKILL);
   CHECK(test::process_gone(pid));
 }
+
+TEST_CASE("work goes to nodes that offer its persona, and waits for one",
+          "[integration][cluster]") {
+  test::temp_dir dir;
+  coordinator c{{"--slots", "0"}};
+  auto qa = start_worker(c, "qa-node", 2, {"--personas", "qa"});
+  auto be = start_worker(c, "backend-node", 2, {"--personas", "backend,devops"});
+  auto file = dir.write("plan.yaml", R"(name: routing
+settings: {max_parallel_agents: 4}
+workstreams:
+  - {id: api, persona: backend, agent: explore, executor: {kind: command, run: "echo api"}}
+  - {id: tests, persona: qa, agent: explore, executor: {kind: command, run: "echo tests"}}
+  - {id: ci, persona: devops, agent: explore, executor: {kind: command, run: "echo ci"}}
+  - {id: docs, persona: docs, agent: explore, executor: {kind: command, run: "echo docs"}}
+)");
+  auto report = dir.str() + "/report.json";
+  // Not quiet: the progress lines go to stderr, where the wait is explained.
+  submission sub{{"submit", file, "--coordinator", c.address(), "--report",
+                  report, "--workdir", dir.str()},
+                 dir.str()};
+  // `docs` can only wait: the coordinator says so in its log.
+  REQUIRE(c.proc->wait_for_err("workstream docs is waiting: no node offers "
+                               "persona \"docs\""));
+  auto docs = start_worker(c, "docs-node", 1, {"--personas", "docs"});
+  auto r = sub.get();
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("waiting: no node offers persona \"docs\"")
+        != std::string::npos);
+  auto j = read_json(report);
+  std::map<std::string, std::string> node_of;
+  for (auto& w : j.at("workstreams"))
+    node_of[w.at("id").get<std::string>()] = w.at("node").get<std::string>();
+  CHECK(node_of["api"] == "backend-node");
+  CHECK(node_of["ci"] == "backend-node");
+  CHECK(node_of["tests"] == "qa-node");
+  CHECK(node_of["docs"] == "docs-node");
+}
