@@ -732,7 +732,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   report.wall_s = run.now_s();
   report.workstreams.reserve(run.ws.size());
   for (auto& w : run.ws)
-    report.workstreams.push_back(w.result);
+    report.workstreams.push_back(std::move(w.result));
   for (auto& g : run.gates) {
     auto r = g.result;
     r.id = g.def.id;
@@ -746,19 +746,30 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   auto p = std::move(run.p);
   st.runs.erase(i);
   st.reports_pending += 1;
+  // The report moves into the request; should synthesis fail, the observer
+  // still learns how the run ended.
+  run_report outline;
+  outline.run_id = report.run_id;
+  outline.plan = report.plan;
+  outline.status = report.status;
+  outline.wall_s = report.wall_s;
   self->request(st.synthesizer, std::chrono::minutes(5), synthesize_atom_v,
-                std::move(p), report)
+                std::move(p), std::move(report))
     .then(
       [=](run_report& full) {
         if (observer)
           self->send(observer, std::move(full));
         report_delivered(self);
       },
-      [=](caf::error& err) {
-        log()->error("synthesis of run {} failed: {}", report.run_id,
-                     self->system().render(err));
+      [=](caf::error& err) mutable {
+        auto why = self->system().render(err);
+        log()->error("synthesis of run {} failed: {}", outline.run_id, why);
+        outline.markdown = "# " + outline.plan + ": "
+                           + to_string(outline.status)
+                           + "\n\nThe report could not be synthesized: " + why
+                           + "\n";
         if (observer)
-          self->send(observer, report);
+          self->send(observer, std::move(outline));
         report_delivered(self);
       });
 }

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <map>
 #include <sstream>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -51,9 +52,6 @@ std::string last_lines(const std::string& s, size_t n) {
 } // namespace
 
 void fold_report(const plan& p, run_report& r) {
-  std::unordered_map<std::string, size_t> index;
-  for (size_t i = 0; i < r.workstreams.size(); ++i)
-    index.emplace(r.workstreams[i].id, i);
   r.sequential_s = 0;
   std::map<std::string, troupe::usage> totals;
   for (auto& w : r.workstreams) {
@@ -69,21 +67,36 @@ void fold_report(const plan& p, run_report& r) {
   r.usage.clear();
   for (auto& [model, u] : totals)
     r.usage.push_back(u);
-  // Longest path by wall time over the plan's dependencies, in topological
-  // order (Kahn), so deep chains need no recursion.
-  std::unordered_map<std::string, size_t> def_index;
-  for (size_t i = 0; i < p.workstreams.size(); ++i)
-    def_index.emplace(p.workstreams[i].id, i);
+  // Longest path by wall time over the plan's dependencies, by position in
+  // the plan, in topological order (Kahn), so deep chains need no recursion.
   auto n = p.workstreams.size();
+  std::unordered_map<std::string_view, size_t> def_index;
+  def_index.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    def_index.emplace(p.workstreams[i].id, i);
+  // Wall time per plan position: reports list the plan's workstreams first,
+  // in order, then any remediation; look ids up only if that does not hold.
+  std::vector<double> own(n, 0.0);
+  for (size_t k = 0; k < r.workstreams.size(); ++k) {
+    auto& w = r.workstreams[k];
+    if (k < n && p.workstreams[k].id == w.id)
+      own[k] = w.wall_s;
+    else if (auto d = def_index.find(w.id); d != def_index.end())
+      own[d->second] = w.wall_s;
+  }
+  constexpr size_t none = static_cast<size_t>(-1);
   std::vector<size_t> pending(n, 0);
+  std::vector<std::vector<size_t>> deps(n);
   std::vector<std::vector<size_t>> dependents(n);
   for (size_t i = 0; i < n; ++i)
     for (auto& dep : p.workstreams[i].depends_on)
       if (auto d = def_index.find(dep); d != def_index.end()) {
         ++pending[i];
+        deps[i].push_back(d->second);
         dependents[d->second].push_back(i);
       }
   std::vector<size_t> order;
+  order.reserve(n);
   for (size_t i = 0; i < n; ++i)
     if (pending[i] == 0)
       order.push_back(i);
@@ -91,45 +104,38 @@ void fold_report(const plan& p, run_report& r) {
     for (auto j : dependents[order[k]])
       if (--pending[j] == 0)
         order.push_back(j);
-  std::unordered_map<std::string, double> best;
-  std::unordered_map<std::string, std::string> via;
-  auto own = [&](const std::string& id) {
-    auto i = index.find(id);
-    return i == index.end() ? 0.0 : r.workstreams[i->second].wall_s;
-  };
+  std::vector<double> best(n, 0.0);
+  std::vector<size_t> via(n, none);
   for (auto i : order) {
-    auto& w = p.workstreams[i];
     double before = 0;
-    bool found = false;
-    for (auto& dep : w.depends_on) {
-      auto b = best.find(dep);
-      if (b != best.end() && (!found || b->second > before)) {
-        before = b->second;
-        via[w.id] = dep;
-        found = true;
+    for (auto d : deps[i])
+      if (via[i] == none || best[d] > before) {
+        before = best[d];
+        via[i] = d;
       }
-    }
-    best[w.id] = own(w.id) + before;
+    best[i] = own[i] + before;
   }
-  auto longest = [&](const std::string& id) {
-    auto b = best.find(id);
-    return b == best.end() ? own(id) : b->second;
-  };
   r.critical_path_s = 0;
-  std::string end;
-  for (auto& w : r.workstreams) {
-    auto v = longest(w.id);
-    if (end.empty() || v > r.critical_path_s) {
-      r.critical_path_s = v;
-      end = w.id;
+  size_t end = none;
+  for (size_t i = 0; i < n; ++i)
+    if (end == none || best[i] > r.critical_path_s) {
+      r.critical_path_s = best[i];
+      end = i;
     }
-  }
+  // Remediation runs outside the plan's graph; it can be the longest alone.
+  std::string lone;
+  for (auto& w : r.workstreams)
+    if (def_index.count(w.id) == 0 && w.wall_s > r.critical_path_s) {
+      r.critical_path_s = w.wall_s;
+      lone = w.id;
+    }
   r.critical_path.clear();
-  for (auto id = end; !id.empty();) {
-    r.critical_path.push_back(id);
-    auto i = via.find(id);
-    id = i == via.end() ? std::string{} : i->second;
+  if (!lone.empty()) {
+    r.critical_path.push_back(lone);
+    return;
   }
+  for (auto i = end; i != none; i = via[i])
+    r.critical_path.push_back(p.workstreams[i].id);
   std::reverse(r.critical_path.begin(), r.critical_path.end());
 }
 

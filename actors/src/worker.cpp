@@ -19,6 +19,9 @@ constexpr retry_atom retry_atom_v{};
 constexpr auto attempt_timeout = std::chrono::seconds(10);
 // How long draining may wait for the coordinator to acknowledge.
 constexpr auto ack_timeout = std::chrono::seconds(30);
+// How long draining may wait for the pool's running work to end: longer
+// than any sane workstream timeout.
+constexpr auto drain_limit = std::chrono::seconds(24 * 3600);
 
 struct worker_state {
   static inline const char* name = "troupe.worker";
@@ -127,7 +130,7 @@ void leave(worker_ptr self) {
   auto coordinator = st.coordinator;
   // Wait until nothing runs here, then say goodbye: the answer to `leave`
   // arrives after every result this node sent, so none is lost in flight.
-  self->request(st.pool, caf::infinite, drain_atom_v)
+  self->request(st.pool, drain_limit, drain_atom_v)
     .then(
       [=](bool) {
         if (!coordinator) {

@@ -73,18 +73,18 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 /// ` (did you mean "jwt"?)` for the closest id within two edits, or nothing.
 std::string suggestion(const std::string& word,
-                       const std::unordered_map<std::string, size_t>& ids) {
+                       const std::unordered_map<std::string_view, size_t>& ids) {
   std::string best;
   size_t best_d = 3;
   for (auto& [id, pos] : ids) {
     if (std::max(word.size(), id.size()) - std::min(word.size(), id.size()) > 2)
       continue;
-    auto d = edit_distance(word, id);
+    auto d = edit_distance(word, std::string{id});
     if (d >= std::min(word.size(), id.size()))
       continue;
     // Ties go to the smallest id, whatever the map's order.
     if (d < best_d || (d == best_d && id < best)) {
-      best = id;
+      best = std::string{id};
       best_d = d;
     }
   }
@@ -396,7 +396,8 @@ void validate_plan(const plan& p, const validation_options& opts,
 
   // Ids: workstreams and gates share one name space.
   auto n = p.workstreams.size();
-  std::unordered_map<std::string, size_t> ws_ids, gate_ids;
+  // Keys view the plan's own strings, which outlive the maps.
+  std::unordered_map<std::string_view, size_t> ws_ids, gate_ids;
   ws_ids.reserve(n);
   std::vector<bool> first(n, false);
   for (size_t i = 0; i < n; ++i) {
