@@ -149,14 +149,21 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   if (!got_report)
     return exit_run_failed;
   std::cout << report.markdown << std::flush;
+  bool events_lost = pr.events != nullptr
+                     && (std::fflush(pr.events) != 0 || std::ferror(pr.events));
+  if (events_lost)
+    std::cerr << "--events: writing " << flags.events_file
+              << " failed (disk full?); the event log is incomplete\n";
   if (!flags.report_file.empty()) {
     std::ofstream out{flags.report_file};
-    out << nlohmann::json(report).dump(2) << '\n';
+    out << nlohmann::json(report).dump(2) << '\n' << std::flush;
     if (!out) {
       std::cerr << "--report: cannot write " << flags.report_file << '\n';
       return exit_run_failed;
     }
   }
+  if (events_lost)
+    return exit_run_failed;
   return report.status == run_status::succeeded ? exit_ok : exit_run_failed;
 }
 

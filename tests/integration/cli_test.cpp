@@ -333,3 +333,18 @@ TEST_CASE("the cluster benchmark measures throughput, scaling and latency",
     CHECK(s.at("efficiency").get<double>() > 0);
 }
 #endif
+
+TEST_CASE("a report or event log that cannot be written is an error",
+          "[integration]") {
+  auto report = run_troupe({"run", example("pipeline"), "-q", "--report",
+                            "/dev/full"});
+  CHECK(report.exit_code == 1);
+  CHECK(report.err.find("--report: cannot write /dev/full")
+        != std::string::npos);
+  CHECK(report.out.find("# number-pipeline: succeeded") != std::string::npos);
+  auto events = run_troupe({"run", example("pipeline"), "-q", "--events",
+                            "/dev/full"});
+  CHECK(events.exit_code == 1);
+  CHECK(events.err.find("--events: writing /dev/full failed")
+        != std::string::npos);
+}
