@@ -184,7 +184,7 @@ TEST_CASE("work on a killed worker reruns elsewhere, once",
     plan += "  - {id: s" + std::to_string(i)
             + ", agent: explore, executor: {kind: command, run: \"if mkdir "
               "announced 2>/dev/null; then echo go > running; fi; sleep "
-              "0.3\"}}\n";
+              "1\"}}\n";
   auto file = dir.write("plan.yaml", plan);
   auto report = dir.str() + "/report.json";
   auto events = dir.str() + "/events.jsonl";
