@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
+#include <tuple>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -118,10 +120,11 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
 struct pool_state {
   static inline const char* name = "troupe.agent_pool";
   pool_config cfg;
-  // Running agents by run id and workstream id.
-  std::map<std::pair<std::string, std::string>, agent_actor> running;
-  std::unordered_map<caf::actor_addr, std::pair<std::string, std::string>>
-    by_addr;
+  // Running agents by run id, workstream id and dispatch: a workstream may
+  // briefly have two (a retry arriving before its predecessor's exit).
+  using key = std::tuple<std::string, std::string, int32_t>;
+  std::map<key, agent_actor> running;
+  std::unordered_map<caf::actor_addr, key> by_addr;
   // Answers to `drain_atom`, due once nothing runs.
   std::vector<caf::typed_response_promise<bool>> drained;
 };
@@ -178,7 +181,7 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
         return noop_result(spec, st.cfg.info.name);
       auto a = spawn_agent(self->system(), persona, st.cfg.info.name,
                            st.cfg.executors);
-      auto key = std::make_pair(spec.run_id, spec.ws.id);
+      auto key = pool_state::key{spec.run_id, spec.ws.id, spec.dispatch};
       self->monitor(a);
       st.by_addr.emplace(a.address(), key);
       st.running[key] = a;
@@ -189,8 +192,10 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
       auto& st = self->state;
       for (auto& [persona, custom] : st.cfg.custom_agents)
         self->send(custom, cancel_atom_v, run, ws);
-      auto i = st.running.find({run, ws});
-      if (i != st.running.end())
+      for (auto i = st.running.lower_bound({run, ws, INT32_MIN});
+           i != st.running.end() && std::get<0>(i->first) == run
+           && std::get<1>(i->first) == ws;
+           ++i)
         self->send(i->second, cancel_atom_v, run, ws);
     },
     [=](caf::get_atom) -> node_info {
@@ -211,7 +216,7 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
         log()->warn("coordinator shutting down: cancelling {} workstreams",
                     st.running.size());
       for (auto& [key, a] : st.running)
-        self->send(a, cancel_atom_v, key.first, key.second);
+        self->send(a, cancel_atom_v, std::get<0>(key), std::get<1>(key));
     },
   };
 }

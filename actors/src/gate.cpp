@@ -1,5 +1,6 @@
 #include "troupe/actors/gate.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -56,22 +57,30 @@ check_result check_conflicts(const std::vector<workstream_result>& results) {
 }
 
 struct evaluation {
+  std::string run_id;
   gate g;
   std::vector<workstream_result> results;
   std::string workdir;
   gate_result verdict;
   size_t next = 0;
   caf::typed_response_promise<gate_result> rp;
+  /// The check running now, if it is a command.
+  executor_actor current;
+  bool cancelled = false;
 };
 
 struct gate_actor_state {
   static inline const char* name = "troupe.gate";
   std::shared_ptr<const executor_registry> executors;
+  /// Rounds in progress, to cancel them with their run.
+  std::vector<std::shared_ptr<evaluation>> active;
+  /// Numbers the command checks, so their scratch space is their own.
+  int32_t checks_run = 0;
 };
 
 void run_checks(gate_actor::stateful_pointer<gate_actor_state> self,
                 std::shared_ptr<evaluation> ev) {
-  while (ev->next < ev->g.checks.size()) {
+  while (ev->next < ev->g.checks.size() && !ev->cancelled) {
     auto& check = ev->g.checks[ev->next++];
     if (check.kind == "completion") {
       ev->verdict.checks.push_back(check_completion(ev->results));
@@ -91,6 +100,8 @@ void run_checks(gate_actor::stateful_pointer<gate_actor_state> self,
       continue;
     }
     workstream_spec spec;
+    spec.run_id = ev->run_id;
+    spec.dispatch = ++self->state.checks_run;
     spec.ws.id = ev->g.id + ".check" + std::to_string(ev->next);
     spec.ws.title = name;
     spec.ws.executor.kind = "command";
@@ -100,6 +111,7 @@ void run_checks(gate_actor::stateful_pointer<gate_actor_state> self,
                                          : default_check_timeout_s;
     spec.workdir = ev->workdir;
     auto exec = (*factory)(self->system());
+    ev->current = exec;
     auto limit = std::chrono::milliseconds(
                    static_cast<int64_t>(spec.timeout_s * 1000))
                  + std::chrono::seconds(30);
@@ -127,28 +139,48 @@ void run_checks(gate_actor::stateful_pointer<gate_actor_state> self,
         });
     return;
   }
+  ev->current = nullptr;
   ev->verdict.status = gate_state::passed;
   for (auto& c : ev->verdict.checks)
     if (!c.passed)
       ev->verdict.status = gate_state::failed;
+  if (ev->cancelled) {
+    ev->verdict.status = gate_state::cancelled;
+    ev->verdict.checks.push_back({"cancelled", false, "the run was cancelled"});
+  }
   ev->rp.deliver(ev->verdict);
+  auto& active = self->state.active;
+  active.erase(std::remove(active.begin(), active.end(), ev), active.end());
 }
 
 gate_actor::behavior_type gate_impl(gate_actor::stateful_pointer<gate_actor_state> self,
                                     std::shared_ptr<const executor_registry> ex) {
   self->state.executors = std::move(ex);
   return {
-    [=](evaluate_atom, gate& g, std::vector<workstream_result>& results,
+    [=](evaluate_atom, std::string& run_id, gate& g,
+        std::vector<workstream_result>& results,
         std::string& workdir) -> caf::result<gate_result> {
       auto ev = std::make_shared<evaluation>();
+      ev->run_id = std::move(run_id);
       ev->verdict.id = g.id;
       ev->g = std::move(g);
       ev->results = std::move(results);
       ev->workdir = std::move(workdir);
       ev->rp = self->make_response_promise<gate_result>();
       auto rp = ev->rp;
+      self->state.active.push_back(ev);
       run_checks(self, ev);
       return rp;
+    },
+    [=](cancel_atom, const std::string& run_id) {
+      for (auto& ev : self->state.active) {
+        if (ev->run_id != run_id || ev->cancelled)
+          continue;
+        ev->cancelled = true;
+        // The running check answers once killed, which ends the round.
+        if (ev->current)
+          self->send(ev->current, cancel_atom_v);
+      }
     },
   };
 }

@@ -323,6 +323,13 @@ void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
     r.node = st.pools[pool_idx].info.name;
   if (run.cancelling && r.status != ws_state::succeeded)
     r.status = ws_state::cancelled;
+  // Nobody asked for this cancel (an agent gave up by itself): it is a
+  // failure, so the failure policy decides what follows.
+  if (!run.cancelling && r.status == ws_state::cancelled) {
+    r.status = ws_state::failed;
+    if (r.summary.empty())
+      r.summary = "cancelled by its agent";
+  }
   if (r.status == ws_state::succeeded || r.status == ws_state::cancelled) {
     mark_terminal(self, run, idx, std::move(r));
   } else if (w.attempts <= w.def->retries) {
@@ -353,6 +360,7 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   spec.run_id = run.id;
   spec.ws = *w.def;
   spec.attempt = w.attempts;
+  spec.dispatch = w.dispatches;
   spec.timeout_s = w.def->timeout_s > 0 ? w.def->timeout_s
                                        : run.p.settings.default_timeout_s;
   spec.workdir = run.opts.workdir;
@@ -453,6 +461,9 @@ void start_cancel(self_ptr self, run_state& run, const std::string& why) {
     return;
   run.cancelling = true;
   auto& st = self->state;
+  // Gate checks in progress stop too (their verdicts come back cancelled).
+  if (run.gates_busy > 0)
+    self->send(st.gates, cancel_atom_v, run.id);
   for (size_t i = 0; i < run.ws.size(); ++i) {
     auto& w = run.ws[i];
     switch (w.state) {
@@ -537,8 +548,10 @@ void on_gate_verdict(self_ptr self, run_state& run, size_t gi,
   g.result.id = g.def.id;
   g.result.attempts = attempts;
   if (run.cancelling) {
-    g.state = gate_state::failed;
-    g.result.status = gate_state::failed;
+    // A verdict reached before the cancel stands; anything else is moot.
+    if (g.result.status != gate_state::passed)
+      g.result.status = gate_state::cancelled;
+    g.state = g.result.status;
     return;
   }
   if (g.result.status == gate_state::passed) {
@@ -611,7 +624,7 @@ void evaluate_gate(self_ptr self, run_state& run, size_t gi) {
   auto run_id = run.id;
   auto workdir = run.opts.workdir;
   self->request(self->state.gates, to_ms(budget) + dispatch_grace,
-                evaluate_atom_v, g.def, std::move(results), workdir)
+                evaluate_atom_v, run_id, g.def, std::move(results), workdir)
     .then(
       [=](gate_result& verdict) {
         auto i = self->state.runs.find(run_id);
@@ -737,6 +750,10 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
     auto r = g.result;
     r.id = g.def.id;
     r.status = g.state;
+    // A cancelled run leaves gates that never reached a verdict.
+    if (run.cancelling && r.status != gate_state::passed
+        && r.status != gate_state::failed)
+      r.status = gate_state::cancelled;
     report.gates.push_back(std::move(r));
   }
   emit(self, run, "run", run.id, to_string(report.status));
@@ -924,11 +941,16 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
                                  + ", the coordinator "
                                  + std::to_string(protocol_version));
       }
-      for (auto& p : st.pools)
+      for (auto& p : st.pools) {
+        // The same pool asking again (its first answer came too late for
+        // it) is already in: say so again.
+        if (p.active() && p.handle == pool)
+          return st.cfg.name;
         if (p.active() && p.info.name == info.name)
           return caf::make_error(errc::name_taken,
                                  "a node named " + info.name
                                    + " is already joined");
+      }
       if (!pool)
         return caf::make_error(errc::unknown_persona, "no pool");
       self->monitor(pool);

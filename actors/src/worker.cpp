@@ -198,6 +198,8 @@ caf::behavior worker_node(worker_ptr self, worker_config cfg,
     }
     log()->warn("lost the coordinator ({}); rejoining",
                 self->system().render(dm.reason));
+    // The coordinator has given this node's work to others: stop it here.
+    self->send(st.pool, shutdown_atom_v);
     self->become(connecting(self));
   });
   return connecting(self);

@@ -7,10 +7,13 @@
 
 #include <pthread.h>
 
+#include "troupe/runtime/process.hpp"
+
 namespace troupe::cli {
 
 /// Takes SIGINT and SIGTERM on a thread of its own: the first calls
-/// `on_first`, a second ends the process at once (exit code 130). The
+/// `on_first`, a second kills every running command and ends the process at
+/// once (exit code 130). The
 /// signals must be blocked in every other thread (`block_signals` before
 /// any thread starts).
 class signal_watch {
@@ -29,6 +32,9 @@ public:
           on_first(sig);
         } else {
           std::fputs("\ntroupe: quitting now\n", stderr);
+          // Commands run in process groups of their own, out of reach of
+          // the terminal's signal: take them along.
+          process_runner::shared().kill_all();
           std::_Exit(130);
         }
       }

@@ -30,8 +30,8 @@ constexpr std::array<const char*, 9> ws_state_names{
   "failed",  "timed_out", "cancelled",  "blocked"};
 constexpr std::array<const char*, 4> run_status_names{"succeeded", "failed",
                                                       "blocked", "cancelled"};
-constexpr std::array<const char*, 5> gate_state_names{
-  "pending", "evaluating", "remediating", "passed", "failed"};
+constexpr std::array<const char*, 6> gate_state_names{
+  "pending", "evaluating", "remediating", "passed", "failed", "cancelled"};
 constexpr std::array<const char*, 4> complexity_names{"SIMPLE", "MODERATE",
                                                       "COMPLEX", "EPIC"};
 constexpr std::array<const char*, 12> errc_names{

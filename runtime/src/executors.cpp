@@ -78,7 +78,8 @@ fs::path scratch_dir(const workstream_spec& spec) {
     base = "/tmp";
   auto run = spec.run_id.empty() ? std::string{"adhoc"} : spec.run_id;
   return base / ("troupe-" + run)
-         / (spec.ws.id + "-" + std::to_string(spec.attempt));
+         / (spec.ws.id + "-" + std::to_string(spec.attempt) + "."
+            + std::to_string(spec.dispatch));
 }
 
 // Reads the optional result file a command wrote.

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -70,6 +71,9 @@ struct process_runner::impl {
   std::atomic<uint64_t> next_id{1};
   std::atomic<size_t> count{0};
   std::atomic<bool> stop{false};
+  // Process groups alive now, for kill_all() from any thread.
+  std::mutex groups_mtx;
+  std::set<pid_t> groups;
   int wake_fd = -1;
   std::thread worker;
 
@@ -172,6 +176,22 @@ struct process_runner::impl {
     ::fcntl(c.err_fd, F_SETFL, O_NONBLOCK);
     // glibc 2.36's <sys/pidfd.h> lacks C linkage; call the kernel directly.
     c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (c.pidfd < 0) {
+      // Without a pidfd its end would go unnoticed: stop it now instead.
+      c.outcome.spawn_error = std::string{"cannot watch the command "
+                                          "(pidfd_open: "}
+                              + std::strerror(errno) + ")";
+      ::kill(-pid, SIGKILL);
+      int status;
+      ::waitpid(pid, &status, 0);
+      close_fd(c.out_fd);
+      close_fd(c.err_fd);
+      return false;
+    }
+    {
+      std::lock_guard<std::mutex> guard{groups_mtx};
+      groups.insert(pid);
+    }
     c.started = clock_type::now();
     if (c.req.timeout.count() > 0)
       c.deadline = c.started + c.req.timeout;
@@ -229,6 +249,10 @@ struct process_runner::impl {
   }
 
   void finish(std::unique_ptr<child> c) {
+    if (c->pid > 0) {
+      std::lock_guard<std::mutex> guard{groups_mtx};
+      groups.erase(c->pid);
+    }
     if (c->out_fd >= 0)
       drain(*c, c->out_fd, c->outcome.out);
     if (c->err_fd >= 0)
@@ -396,6 +420,12 @@ void process_runner::cancel(uint64_t id) {
     impl_->cancels.push_back(id);
   }
   impl_->wake();
+}
+
+void process_runner::kill_all() {
+  std::lock_guard<std::mutex> guard{impl_->groups_mtx};
+  for (auto pgid : impl_->groups)
+    ::kill(-pgid, SIGKILL);
 }
 
 size_t process_runner::running() const {

@@ -463,3 +463,33 @@ TEST_CASE("a result from a node declared lost is not accepted", "[actors]") {
                  caf::actor_cast<caf::actor>(healthy), holder})
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("cancelling a run stops a gate check in progress", "[actors]") {
+  test::become_subreaper();
+  test::temp_dir dir;
+  test::run_fixture fx;
+  auto fifo = dir.str() + "/check.pid";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto p = make_plan({command_ws("build", "echo built"),
+                      command_ws("ship", "echo shipped", {"build"})});
+  gate g;
+  g.id = "slow";
+  g.after = {"build"};
+  g.checks = {{"command", "echo $$ > " + fifo + "; exec sleep 600", "", 0},
+              {"command", "echo never", "", 0}};
+  p.gates = {g};
+  run_options opts;
+  opts.workdir = dir.str();
+  caf::scoped_actor self{*fx.sys};
+  auto id = fx.start(self, p, opts);
+  auto pid = test::read_pid(fifo); // the check runs now
+  REQUIRE(pid > 0);
+  self->send(fx.orch, cancel_atom_v, id);
+  auto rec = fx.collect(self);
+  REQUIRE(rec.finished);
+  CHECK(rec.report.status == run_status::cancelled);
+  CHECK(rec.gate("slow")->status == gate_state::cancelled);
+  CHECK(rec.ws("build")->status == ws_state::succeeded);
+  CHECK(rec.ws("ship")->status == ws_state::cancelled);
+  CHECK(test::process_gone(pid));
+}

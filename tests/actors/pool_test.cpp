@@ -149,7 +149,8 @@ TEST_CASE_METHOD(actor_fixture,
   b.status = ws_state::failed;
   b.files_changed = {"x.cpp", "y.cpp"};
   caf::scoped_actor self{sys()};
-  self->send(g, evaluate_atom_v, spec, std::vector<workstream_result>{a, b},
+  self->send(g, evaluate_atom_v, std::string{"r1"}, spec,
+             std::vector<workstream_result>{a, b},
              std::string{});
   sched->run();
   self->receive(

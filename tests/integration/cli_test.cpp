@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include "support/background.hpp"
 #include "support/cli.hpp"
 #include "support/reaper.hpp"
 #include "support/temp_dir.hpp"
@@ -347,4 +348,29 @@ TEST_CASE("a report or event log that cannot be written is an error",
   CHECK(events.exit_code == 1);
   CHECK(events.err.find("--events: writing /dev/full failed")
         != std::string::npos);
+}
+
+TEST_CASE("a second Ctrl-C quits at once and takes the commands along",
+          "[integration]") {
+  test::become_subreaper();
+  test::temp_dir dir;
+  REQUIRE(::mkfifo((dir.str() + "/cmd.pid").c_str(), 0600) == 0);
+  // The command shrugs off SIGTERM, so the first Ctrl-C's cancel cannot end
+  // it within its grace period.
+  auto file = dir.write("plan.yaml", R"(name: stubborn
+workstreams:
+  - {id: stubborn, agent: explore, executor: {kind: command, run: "trap '' TERM; echo $$ > cmd.pid; while :; do sleep 1; done"}}
+)");
+  test::background troupe{{TROUPE_BINARY, "run", file, "--workdir",
+                            dir.str()}};
+  auto cmd = test::read_pid(dir.str() + "/cmd.pid");
+  REQUIRE(cmd > 0);
+  troupe.signal(SIGINT);
+  // Signals of one kind do not queue: send the second once the first was
+  // taken.
+  REQUIRE(troupe.wait_for_err("cancelling the run"));
+  troupe.signal(SIGINT);
+  CHECK(troupe.wait() == 130);
+  CHECK(troupe.err_text().find("quitting now") != std::string::npos);
+  CHECK(test::process_gone(cmd));
 }

@@ -79,10 +79,13 @@ using pool_actor = caf::typed_actor<
 using observer_actor = caf::typed_actor<caf::reacts_to<std::vector<event>>,
                                         caf::reacts_to<run_report>>;
 
-/// Runs one round of a gate's checks against the results they guard.
+/// Runs one round of a gate's checks against the results they guard;
+/// `cancel_atom` stops every round of a run, killing a running check.
 using gate_actor = caf::typed_actor<
-  caf::replies_to<evaluate_atom, gate, std::vector<workstream_result>,
-                  std::string /* workdir */>::with<gate_result>>;
+  caf::replies_to<evaluate_atom, std::string /* run */, gate,
+                  std::vector<workstream_result>,
+                  std::string /* workdir */>::with<gate_result>,
+  caf::reacts_to<cancel_atom, std::string /* run */>>;
 
 /// Folds a run's results into its report.
 using synthesizer_actor = caf::typed_actor<

@@ -35,8 +35,15 @@ enum class ws_state : uint8_t {
 /// How a run (or a gate) ended.
 enum class run_status : uint8_t { succeeded, failed, blocked, cancelled };
 
-enum class gate_state : uint8_t { pending, evaluating, remediating, passed,
-                                  failed };
+enum class gate_state : uint8_t {
+  pending,
+  evaluating,
+  remediating,
+  passed,
+  failed,
+  /// The run was cancelled before the gate reached a verdict.
+  cancelled,
+};
 
 std::string to_string(ws_state x);
 std::string to_string(run_status x);
@@ -67,6 +74,9 @@ struct workstream_spec {
   std::string run_id;
   workstream ws;
   int32_t attempt = 1;
+  /// Which dispatch of the workstream this is: unique within a run, even
+  /// when an attempt is repeated because its node was lost.
+  int32_t dispatch = 1;
   /// Seconds the attempt may take.
   double timeout_s = 0;
   /// The directory the work runs in.
@@ -78,7 +88,7 @@ struct workstream_spec {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workstream_spec& x) {
   return f(caf::meta::type_name("troupe::workstream_spec"), x.run_id, x.ws,
-           x.attempt, x.timeout_s, x.workdir, x.context);
+           x.attempt, x.dispatch, x.timeout_s, x.workdir, x.context);
 }
 
 /// The outcome of one attempt, or of a whole workstream in a report.

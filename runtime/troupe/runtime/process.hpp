@@ -63,6 +63,10 @@ public:
   /// Stops a running command: SIGTERM to its group, SIGKILL after the grace.
   void cancel(uint64_t id);
 
+  /// Kills every running command's process group at once; safe to call
+  /// from any thread, for a process about to exit.
+  void kill_all();
+
   /// Number of commands still running.
   size_t running() const;
 
