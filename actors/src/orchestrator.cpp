@@ -28,9 +28,9 @@ using clock_type = std::chrono::steady_clock;
 
 constexpr size_t npos = static_cast<size_t>(-1);
 
-// Time a pool gets beyond a workstream's own timeout before the orchestrator
-// stops waiting for its answer.
-constexpr auto dispatch_grace = std::chrono::seconds(60);
+// Time gate checks get beyond their own timeouts before the orchestrator
+// stops waiting for the verdict.
+constexpr auto gate_grace = std::chrono::seconds(60);
 
 // Bytes of a failed attempt's output handed to the next attempt.
 constexpr size_t retry_context_limit = 8000;
@@ -62,6 +62,8 @@ struct ws_run {
   size_t pool = npos;
   bool waiting_reported = false;
   clock_type::time_point dispatched_at;
+  /// When the watchdog gives up on the current dispatch.
+  clock_type::time_point deadline;
   workstream_result result;
   std::vector<workstream_result> failures;
 };
@@ -132,9 +134,21 @@ struct orchestrator_state {
   std::vector<pool_entry> pools;
   gate_actor gates;
   synthesizer_actor synthesizer;
+  bool watchdog_armed = false;
 };
 
-using self_ptr = orchestrator_actor::stateful_pointer<orchestrator_state>;
+using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
+constexpr watchdog_atom watchdog_atom_v{};
+
+// How often the watchdog looks for dispatches past their deadline.
+constexpr auto watchdog_interval = std::chrono::seconds(1);
+
+/// The orchestrator's own view of itself: its public interface plus the
+/// watchdog's tick.
+using orchestrator_impl
+  = orchestrator_actor::extend<caf::reacts_to<watchdog_atom>>;
+
+using self_ptr = orchestrator_impl::stateful_pointer<orchestrator_state>;
 
 std::string make_run_id() {
   static std::mt19937_64 rng{std::random_device{}()};
@@ -288,6 +302,9 @@ void make_ready(self_ptr self, run_state& run, size_t idx) {
   emit(self, run, "workstream", w.def->id, "ready");
 }
 
+void accept_attempt(self_ptr self, run_state& run, size_t idx,
+                    size_t pool_idx, workstream_result r);
+
 // An attempt ended, with a result or an error turned into one. Accepts it
 // only if it answers the workstream's latest dispatch.
 void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
@@ -298,13 +315,22 @@ void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
     return;
   auto& run = i->second;
   auto& w = run.ws[idx];
-  // An answer to an older dispatch: its node was declared lost and the
-  // workstream went elsewhere, so this one is not accepted.
+  // An answer to an older dispatch: its node was declared lost, or the
+  // watchdog gave up on it, and the workstream went on without it.
   if (token != w.dispatches) {
     log()->info("ignored a late result for {} from node {}", w.def->id,
                 st.pools[pool_idx].info.name);
     return;
   }
+  accept_attempt(self, run, idx, pool_idx, std::move(r));
+}
+
+// Takes the end of the workstream's current dispatch into account.
+void accept_attempt(self_ptr self, run_state& run, size_t idx,
+                    size_t pool_idx, workstream_result r) {
+  auto& st = self->state;
+  auto run_id = run.id;
+  auto& w = run.ws[idx];
   st.pools[pool_idx].busy -= 1;
   st.pools[pool_idx].completed += 1;
   run.in_flight -= 1;
@@ -345,6 +371,58 @@ void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
   maybe_finish(self, run_id);
 }
 
+void arm_watchdog(self_ptr self) {
+  auto& st = self->state;
+  if (st.watchdog_armed)
+    return;
+  st.watchdog_armed = true;
+  self->delayed_send(self, watchdog_interval, watchdog_atom_v);
+}
+
+// Gives up on dispatches whose node never answered in time: the attempt
+// times out (retried if its budget allows), the node is told to cancel it,
+// and whatever it still sends is stale.
+void watchdog(self_ptr self) {
+  auto& st = self->state;
+  st.watchdog_armed = false;
+  auto now = clock_type::now();
+  bool busy = false;
+  std::vector<std::string> ids;
+  for (auto& [id, run] : st.runs) {
+    if (run.in_flight == 0)
+      continue;
+    busy = true;
+    ids.push_back(id);
+  }
+  for (auto& id : ids) {
+    auto i = st.runs.find(id);
+    if (i == st.runs.end())
+      continue;
+    auto& run = i->second;
+    for (size_t idx = 0; idx < run.ws.size(); ++idx) {
+      auto& w = run.ws[idx];
+      if ((w.state != ws_state::dispatched && w.state != ws_state::running)
+          || w.deadline > now || w.pool == npos)
+        continue;
+      auto pool_idx = w.pool;
+      auto& node = st.pools[pool_idx].info.name;
+      log()->warn("workstream {} got no answer from node {} in time",
+                  w.def->id, node);
+      self->send(st.pools[pool_idx].handle, cancel_atom_v, run.id, w.def->id);
+      w.dispatches += 1; // its answer, should it come, is stale now
+      workstream_result r;
+      r.status = ws_state::timed_out;
+      r.summary = "no answer from node " + node + " within the timeout";
+      r.output = r.summary;
+      accept_attempt(self, run, idx, pool_idx, std::move(r));
+      if (st.runs.find(id) == st.runs.end())
+        break;
+    }
+  }
+  if (busy)
+    arm_watchdog(self);
+}
+
 void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   auto& st = self->state;
   auto& pool = st.pools[pool_idx];
@@ -374,9 +452,14 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
                       w.def->id, pool.info.name, w.attempts);
   auto run_id = run.id;
   auto token = w.dispatches;
-  auto limit = to_ms(spec.timeout_s) + dispatch_grace;
+  w.deadline
+    = w.dispatched_at + to_ms(spec.timeout_s) + st.cfg.dispatch_grace;
+  arm_watchdog(self);
   auto progress = caf::actor_cast<progress_actor>(self);
-  self->request(pool.handle, limit, dispatch_atom_v, std::move(spec), progress)
+  // The watchdog bounds this request: a timeout per request would cost
+  // every dispatch a trip through CAF's clock thread.
+  self->request(pool.handle, caf::infinite, dispatch_atom_v, std::move(spec),
+                progress)
     .then(
       [=](workstream_result& r) {
         on_attempt_end(self, run_id, idx, token, pool_idx, std::move(r));
@@ -623,7 +706,7 @@ void evaluate_gate(self_ptr self, run_state& run, size_t gi) {
     budget += c.timeout_s > 0 ? c.timeout_s : default_check_timeout_s;
   auto run_id = run.id;
   auto workdir = run.opts.workdir;
-  self->request(self->state.gates, to_ms(budget) + dispatch_grace,
+  self->request(self->state.gates, to_ms(budget) + gate_grace,
                 evaluate_atom_v, run_id, g.def, std::move(results), workdir)
     .then(
       [=](gate_result& verdict) {
@@ -841,7 +924,7 @@ void prepare(run_state& run) {
   }
 }
 
-orchestrator_actor::behavior_type
+orchestrator_impl::behavior_type
 orchestrator(self_ptr self, orchestrator_config cfg) {
   self->state.cfg = std::move(cfg);
   self->state.gates = spawn_gate(self->system(), self->state.cfg.executors);
@@ -1025,6 +1108,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       st.shutdown_waiters.push_back(rp);
       return rp;
     },
+    [=](watchdog_atom) { watchdog(self); },
     [=](started_atom, const std::string& run_id, const std::string& ws_id,
         int32_t attempt, const std::string& node) {
       auto i = self->state.runs.find(run_id);
@@ -1050,7 +1134,8 @@ orchestrator_actor spawn_orchestrator(caf::actor_system& sys,
                                       orchestrator_config cfg) {
   if (!cfg.executors)
     cfg.executors = executor_registry::with_builtins();
-  return sys.spawn(orchestrator, std::move(cfg));
+  return caf::actor_cast<orchestrator_actor>(
+    sys.spawn(orchestrator, std::move(cfg)));
 }
 
 } // namespace troupe

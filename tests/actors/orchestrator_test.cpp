@@ -493,3 +493,64 @@ TEST_CASE("cancelling a run stops a gate check in progress", "[actors]") {
   CHECK(rec.ws("ship")->status == ws_state::cancelled);
   CHECK(test::process_gone(pid));
 }
+
+TEST_CASE("a node that never answers times the attempt out", "[actors]") {
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  orchestrator_config ocfg;
+  ocfg.executors = executor_registry::with_builtins();
+  ocfg.dispatch_grace = std::chrono::milliseconds(100);
+  auto orch = spawn_orchestrator(sys, ocfg);
+  // Holds every dispatch and never answers.
+  auto silent = sys.spawn([](pool_actor::pointer) -> pool_actor::behavior_type {
+    return {
+      [](dispatch_atom, const workstream_spec&, const progress_actor&)
+        -> caf::result<workstream_result> {
+        return caf::delegated<workstream_result>{};
+      },
+      [](cancel_atom, const std::string&, const std::string&) {},
+      [](caf::get_atom) { return node_info{}; },
+      [](drain_atom) { return true; },
+      [](shutdown_atom) {},
+    };
+  });
+  node_info info;
+  info.name = "silent";
+  info.slots = 1;
+  caf::scoped_actor self{sys};
+  self
+    ->request(orch, std::chrono::seconds(10), join_atom_v,
+              join_request{{}, info}, silent)
+    .receive([](const std::string&) {},
+             [&](caf::error& err) { FAIL(sys.render(err)); });
+  plan p;
+  p.name = "silence";
+  auto w = sleep_ws("mute", 0.01);
+  w.timeout_s = 0.2;
+  w.retries = 1;
+  p.workstreams = {w};
+  self
+    ->request(orch, std::chrono::seconds(10), run_atom_v, p, run_options{},
+              caf::actor_cast<observer_actor>(self))
+    .receive([](const std::string&) {},
+             [&](caf::error& err) { FAIL(sys.render(err)); });
+  run_report report;
+  bool done = false;
+  self->receive_while([&] { return !done; })(
+    [](std::vector<event>&) {},
+    [&](run_report& r) {
+      report = std::move(r);
+      done = true;
+    },
+    caf::after(std::chrono::seconds(30)) >> [&] { done = true; });
+  REQUIRE(report.workstreams.size() == 1);
+  CHECK(report.status == run_status::failed);
+  CHECK(report.workstreams[0].status == ws_state::timed_out);
+  CHECK(report.workstreams[0].attempts == 2);
+  CHECK(report.workstreams[0].summary.find("no answer from node silent")
+        != std::string::npos);
+  for (auto a : {caf::actor_cast<caf::actor>(orch),
+                 caf::actor_cast<caf::actor>(silent)})
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}

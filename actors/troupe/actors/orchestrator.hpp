@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,10 @@ struct orchestrator_config {
   std::string token;
   /// How the coordinator introduces itself to joining nodes.
   std::string name = "coordinator";
+  /// How long past a workstream's timeout a node may take to answer before
+  /// the attempt counts as timed out (the node's executor enforces the
+  /// timeout itself; this catches nodes that stopped answering).
+  std::chrono::milliseconds dispatch_grace{60000};
 };
 
 /// Spawns an orchestrator. It owns runs: a run starts with `run_atom` (the
