@@ -111,7 +111,7 @@ struct cluster {
   int32_t joined() {
     caf::scoped_actor self{sys};
     int32_t n = 0;
-    self->request(orch, std::chrono::seconds(5), nodes_atom_v)
+    self->request(orch, std::chrono::seconds(5), nodes_atom_v, std::string{})
       .receive(
         [&](const std::vector<node_status>& nodes) {
           for (auto& x : nodes)

@@ -1056,7 +1056,12 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       pump_all(self);
       return st.cfg.name;
     },
-    [=](nodes_atom) -> std::vector<node_status> {
+    [=](nodes_atom,
+        const std::string& token) -> caf::result<std::vector<node_status>> {
+      auto& st = self->state;
+      if (!st.cfg.token.empty() && token != st.cfg.token)
+        return caf::make_error(errc::bad_token,
+                               "the coordinator does not accept this token");
       std::vector<node_status> out;
       for (auto& p : self->state.pools)
         out.push_back({p.info, p.busy, p.state, p.completed});

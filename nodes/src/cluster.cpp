@@ -303,10 +303,10 @@ int worker_command(const worker_flags& flags) {
 }
 
 int nodes_command(const nodes_flags& flags) {
-  std::string host;
-  uint16_t port = 0;
-  if (!parse_address(flags.coordinator, "--coordinator", host, port))
+  endpoint at;
+  if (!read_endpoint(flags.coordinator, "--coordinator", flags.token_file, at))
     return exit_bad_input;
+  auto& [host, port, token] = at;
   caf::actor_system_config cfg;
   add_message_types(cfg);
   if (!configure_network(cfg, flags.tls))
@@ -317,7 +317,7 @@ int nodes_command(const nodes_flags& flags) {
     return exit_run_failed;
   caf::scoped_actor self{sys};
   int rc = exit_ok;
-  self->request(orch, std::chrono::seconds(10), nodes_atom_v)
+  self->request(orch, std::chrono::seconds(10), nodes_atom_v, at.token)
     .receive(
       [&](const std::vector<node_status>& nodes) {
         if (flags.json) {

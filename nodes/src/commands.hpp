@@ -83,6 +83,7 @@ int worker_command(const worker_flags& flags);
 
 struct nodes_flags {
   std::string coordinator;
+  std::string token_file;
   bool json = false;
   tls_flags tls;
 };

@@ -199,6 +199,8 @@ int main(int argc, char** argv) {
   nodes->add_option("--coordinator", nf.coordinator,
                     "where the coordinator listens (HOST:PORT)")
     ->required();
+  nodes->add_option("--token-file", nf.token_file,
+                    "file holding the cluster's token");
   nodes->add_flag("--json", nf.json, "print the nodes as JSON");
   add_tls(nodes, nf.tls);
 

@@ -235,7 +235,11 @@ TEST_CASE("a wrong token is refused on both sides", "[integration][cluster]") {
   CHECK(w->err_text().find("token") != std::string::npos);
   CHECK(c.proc->wait_for_err("refused node intruder: wrong token"));
   auto ok = start_worker(c, "member", 1, {"--token-file", good});
-  auto nodes = run_troupe({"nodes", "--coordinator", c.address(), "--json"});
+  auto nosy = run_troupe({"nodes", "--coordinator", c.address()});
+  CHECK(nosy.exit_code == 1);
+  CHECK(nosy.err.find("token") != std::string::npos);
+  auto nodes = run_troupe({"nodes", "--coordinator", c.address(), "--json",
+                           "--token-file", good});
   REQUIRE(nodes.exit_code == 0);
   auto listed = json::parse(nodes.out);
   REQUIRE(listed.size() == 1);

@@ -102,7 +102,8 @@ using planner_actor = caf::typed_actor<
 ///   observer.
 /// - `join_atom` lends a pool (checking token and protocol version) and
 ///   answers with the coordinator's name.
-/// - `nodes_atom` lists the nodes; `drain_atom` stops new work for a pool,
+/// - `nodes_atom` (with the token) lists the nodes; `drain_atom` stops new
+///   work for a pool,
 ///   `leave_atom` lets it go.
 /// - `shutdown_atom` cancels every run and tells every pool, answering once
 ///   the runs have reported.
@@ -113,7 +114,8 @@ using orchestrator_actor = caf::typed_actor<
   caf::replies_to<join_atom, join_request, pool_actor>::with<std::string>,
   caf::reacts_to<started_atom, std::string, std::string, int32_t,
                  std::string>,
-  caf::replies_to<nodes_atom>::with<std::vector<node_status>>,
+  caf::replies_to<nodes_atom, std::string /* token */>::with<
+    std::vector<node_status>>,
   caf::replies_to<drain_atom, pool_actor>::with<bool>,
   caf::replies_to<leave_atom, pool_actor>::with<bool>,
   caf::replies_to<shutdown_atom>::with<bool>>;
