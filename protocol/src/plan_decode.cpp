@@ -23,6 +23,7 @@
 #include "troupe/protocol/diagnostics.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/plan_io.hpp"
+#include "text.hpp"
 
 namespace troupe {
 
@@ -85,25 +86,6 @@ void type_error(const json& v, const std::string& path, const char* expected,
   out.error(path, std::string{"expected "} + expected + ", got " + describe(v));
 }
 
-/// Edit distance with transpositions (optimal string alignment).
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1,
-                                     std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i)
-    d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j)
-    d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i)
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j]
-        = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  return d[a.size()][b.size()];
-}
-
 /// ` (did you mean "title"?)` for the closest candidate within two edits,
 /// or nothing.
 template <class Range>
@@ -113,7 +95,7 @@ std::string suggestion(const std::string& word, const Range& candidates) {
   for (const std::string& c : candidates) {
     if (std::max(word.size(), c.size()) - std::min(word.size(), c.size()) > 2)
       continue;
-    auto d = edit_distance(word, c);
+    auto d = detail::edit_distance(word, c);
     if (d < best_d && d < std::min(word.size(), c.size())) {
       best = c;
       best_d = d;

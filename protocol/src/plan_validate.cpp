@@ -20,6 +20,7 @@
 #include "troupe/protocol/diagnostics.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/plan_io.hpp"
+#include "text.hpp"
 #include "troupe/protocol/planning.hpp"
 
 namespace troupe {
@@ -53,24 +54,6 @@ std::string index(const std::string& path, size_t i) {
   return path + "[" + std::to_string(i) + "]";
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1,
-                                     std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i)
-    d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j)
-    d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i)
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j]
-        = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  return d[a.size()][b.size()];
-}
-
 /// ` (did you mean "jwt"?)` for the closest id within two edits, or nothing.
 std::string suggestion(const std::string& word,
                        const std::unordered_map<std::string_view, size_t>& ids) {
@@ -79,7 +62,7 @@ std::string suggestion(const std::string& word,
   for (auto& [id, pos] : ids) {
     if (std::max(word.size(), id.size()) - std::min(word.size(), id.size()) > 2)
       continue;
-    auto d = edit_distance(word, std::string{id});
+    auto d = detail::edit_distance(word, std::string{id});
     if (d >= std::min(word.size(), id.size()))
       continue;
     // Ties go to the smallest id, whatever the map's order.
