@@ -1,0 +1,124 @@
+// Nodes: losing one, and the watchdog for nodes that stop answering.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <random>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "orchestrator_state.hpp"
+#include "troupe/actors/gate.hpp"
+#include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/plan_io.hpp"
+#include "troupe/runtime/executors.hpp"
+#include "troupe/runtime/log.hpp"
+
+namespace troupe::orch {
+
+// A node went away: what it was running goes back to ready and runs
+// elsewhere, and the lost attempt is not charged to the retry budget.
+void node_lost(self_ptr self, size_t pool_idx, const std::string& why) {
+  auto& st = self->state;
+  auto& pool = st.pools[pool_idx];
+  pool.state = "lost";
+  pool.busy = 0;
+  log()->warn("node {} lost ({}): its work goes elsewhere", pool.info.name,
+              why);
+  for (auto& [id, run] : st.runs) {
+    emit(self, run, "node", pool.info.name, "lost", 0, pool.info.name, why);
+    for (size_t idx = 0; idx < run.ws.size(); ++idx) {
+      auto& w = run.ws[idx];
+      if (w.pool != pool_idx
+          || (w.state != ws_state::dispatched
+              && w.state != ws_state::running))
+        continue;
+      w.dispatches += 1; // whatever the lost node still sends is stale
+      w.attempts -= 1;
+      w.pool = npos;
+      run.in_flight -= 1;
+      if (run.cancelling) {
+        workstream_result r;
+        r.id = w.def->id;
+        r.title = w.def->title;
+        r.persona = w.def->persona;
+        r.attempts = w.attempts;
+        r.status = ws_state::cancelled;
+        r.summary = "cancelled (node " + pool.info.name + " lost)";
+        mark_terminal(self, run, idx, std::move(r));
+        continue;
+      }
+      w.state = ws_state::ready;
+      run.ready.push_back(idx);
+      emit(self, run, "workstream", w.def->id, "ready", w.attempts,
+           pool.info.name, "requeued: node " + pool.info.name + " lost");
+    }
+  }
+  pump_all(self);
+  std::vector<std::string> ids;
+  for (auto& [id, run] : st.runs)
+    ids.push_back(id);
+  for (auto& id : ids)
+    maybe_finish(self, id);
+}
+
+void arm_watchdog(self_ptr self) {
+  auto& st = self->state;
+  if (st.watchdog_armed)
+    return;
+  st.watchdog_armed = true;
+  self->delayed_send(self, watchdog_interval, watchdog_atom_v);
+}
+
+// Gives up on dispatches whose node never answered in time: the attempt
+// times out (retried if its budget allows), the node is told to cancel it,
+// and whatever it still sends is stale.
+void watchdog(self_ptr self) {
+  auto& st = self->state;
+  st.watchdog_armed = false;
+  auto now = clock_type::now();
+  bool busy = false;
+  std::vector<std::string> ids;
+  for (auto& [id, run] : st.runs) {
+    if (run.in_flight == 0)
+      continue;
+    busy = true;
+    ids.push_back(id);
+  }
+  for (auto& id : ids) {
+    auto i = st.runs.find(id);
+    if (i == st.runs.end())
+      continue;
+    auto& run = i->second;
+    for (size_t idx = 0; idx < run.ws.size(); ++idx) {
+      auto& w = run.ws[idx];
+      if ((w.state != ws_state::dispatched && w.state != ws_state::running)
+          || w.deadline > now || w.pool == npos)
+        continue;
+      auto pool_idx = w.pool;
+      auto& node = st.pools[pool_idx].info.name;
+      log()->warn("workstream {} got no answer from node {} in time",
+                  w.def->id, node);
+      self->send(st.pools[pool_idx].handle, cancel_atom_v, run.id, w.def->id);
+      w.dispatches += 1; // its answer, should it come, is stale now
+      workstream_result r;
+      r.status = ws_state::timed_out;
+      r.summary = "no answer from node " + node + " within the timeout";
+      r.output = r.summary;
+      accept_attempt(self, run, idx, pool_idx, std::move(r));
+      if (st.runs.find(id) == st.runs.end())
+        break;
+    }
+  }
+  if (busy)
+    arm_watchdog(self);
+}
+
+} // namespace troupe::orch

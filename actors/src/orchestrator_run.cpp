@@ -1,0 +1,587 @@
+// Runs: their bookkeeping, dispatch, retries, failure policies and end.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <random>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "orchestrator_state.hpp"
+#include "troupe/actors/gate.hpp"
+#include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/plan_io.hpp"
+#include "troupe/runtime/executors.hpp"
+#include "troupe/runtime/log.hpp"
+
+namespace troupe::orch {
+
+std::string make_run_id() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  auto now = std::chrono::system_clock::to_time_t(
+    std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "run-%04d%02d%02d-%02d%02d%02d-%04x",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<unsigned>(rng() & 0xffff));
+  return buf;
+}
+
+void emit(self_ptr self, run_state& run, std::string kind,
+          std::string subject, std::string state, int32_t attempt,
+          std::string node, std::string message) {
+  if (!run.observer)
+    return;
+  event ev;
+  ev.run_id = run.id;
+  ev.seq = ++run.seq;
+  ev.t_s = run.now_s();
+  ev.kind = std::move(kind);
+  ev.subject = std::move(subject);
+  ev.state = std::move(state);
+  ev.attempt = attempt;
+  ev.node = std::move(node);
+  ev.message = std::move(message);
+  run.outbox.push_back(std::move(ev));
+}
+
+// Sends the events a handler produced, in order, as one message.
+void flush(self_ptr self, run_state& run) {
+  if (run.outbox.empty())
+    return;
+  self->send(run.observer, std::move(run.outbox));
+  run.outbox = {};
+}
+
+namespace {
+
+bool executor_offered(const pool_entry& p, const std::string& kind) {
+  if (kind == "noop")
+    return true;
+  auto& ex = p.info.executors;
+  if (ex.empty())
+    return builtin_executor_kinds().count(kind) > 0;
+  return std::find(ex.begin(), ex.end(), kind) != ex.end();
+}
+
+bool fits(const pool_entry& p, const workstream& w) {
+  if (p.state != "joined" || p.info.slots <= 0)
+    return false;
+  auto& personas = p.info.personas;
+  if (!personas.empty()
+      && std::find(personas.begin(), personas.end(), w.persona)
+           == personas.end())
+    return false;
+  return executor_offered(p, w.executor.kind);
+}
+
+// The least-loaded pool that fits `w` and has a free slot; `npos` if none.
+// `any_fits` tells whether some pool would fit once it had room.
+size_t pick_pool(orchestrator_state& st, const workstream& w,
+                 bool& any_fits) {
+  any_fits = false;
+  size_t best = npos;
+  double best_load = 2;
+  for (size_t i = 0; i < st.pools.size(); ++i) {
+    auto& p = st.pools[i];
+    if (!fits(p, w))
+      continue;
+    any_fits = true;
+    if (p.busy >= p.info.slots)
+      continue;
+    auto load = static_cast<double>(p.busy) / p.info.slots;
+    if (load < best_load) {
+      best_load = load;
+      best = i;
+    }
+  }
+  return best;
+}
+
+nlohmann::json result_summary(const workstream_result& r) {
+  return {{"id", r.id},
+          {"status", to_string(r.status)},
+          {"summary", r.summary},
+          {"exit_code", r.exit_code},
+          {"node", r.node},
+          {"files_changed", r.files_changed},
+          {"outputs", r.outputs}};
+}
+
+// The handoff contract: what a workstream learns from the work before it.
+std::string make_context(const run_state& run, const ws_run& w) {
+  nlohmann::json ctx;
+  ctx["run_id"] = run.id;
+  ctx["plan"] = run.p.name;
+  ctx["goal"] = run.p.goal;
+  ctx["workstream"] = {{"id", w.def->id},
+                       {"title", w.def->title},
+                       {"persona", w.def->persona},
+                       {"prompt", w.def->prompt},
+                       {"owns", w.def->owns}};
+  ctx["attempt"] = w.attempts;
+  auto deps = nlohmann::json::array();
+  for (auto& dep : w.def->depends_on)
+    if (auto i = run.index.find(dep); i != run.index.end())
+      deps.push_back(result_summary(run.ws[i->second].result));
+  ctx["dependencies"] = std::move(deps);
+  auto prev = nlohmann::json::array();
+  for (auto& f : w.failures)
+    prev.push_back({{"attempt", f.attempts},
+                    {"status", to_string(f.status)},
+                    {"exit_code", f.exit_code},
+                    {"summary", f.summary},
+                    {"output", tail(f.output, retry_context_limit)}});
+  ctx["previous_attempts"] = std::move(prev);
+  if (w.fixes_gate != npos) {
+    auto& g = run.gates[w.fixes_gate];
+    auto checks = nlohmann::json::array();
+    for (auto& c : g.result.checks)
+      checks.push_back(
+        {{"name", c.name}, {"passed", c.passed}, {"detail", c.detail}});
+    ctx["gate"] = {{"id", g.def.id}, {"checks", std::move(checks)}};
+  }
+  return ctx.dump();
+}
+
+} // namespace
+
+void pump_all(self_ptr self) {
+  for (auto& [id, run] : self->state.runs) {
+    pump(self, run);
+    flush(self, run);
+  }
+}
+
+void make_ready(self_ptr self, run_state& run, size_t idx) {
+  auto& w = run.ws[idx];
+  if (w.state != ws_state::pending)
+    return;
+  if (w.remaining_deps > 0 || w.remaining_gates > 0)
+    return;
+  w.state = ws_state::ready;
+  run.ready.push_back(idx);
+  emit(self, run, "workstream", w.def->id, "ready");
+}
+
+// An attempt ended, with a result or an error turned into one. Accepts it
+// only if it answers the workstream's latest dispatch.
+void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
+                    int32_t token, size_t pool_idx, workstream_result r) {
+  auto& st = self->state;
+  auto i = st.runs.find(run_id);
+  if (i == st.runs.end())
+    return;
+  auto& run = i->second;
+  auto& w = run.ws[idx];
+  // An answer to an older dispatch: its node was declared lost, or the
+  // watchdog gave up on it, and the workstream went on without it.
+  if (token != w.dispatches) {
+    log()->info("ignored a late result for {} from node {}", w.def->id,
+                st.pools[pool_idx].info.name);
+    return;
+  }
+  accept_attempt(self, run, idx, pool_idx, std::move(r));
+}
+
+// Takes the end of the workstream's current dispatch into account.
+void accept_attempt(self_ptr self, run_state& run, size_t idx,
+                    size_t pool_idx, workstream_result r) {
+  auto& st = self->state;
+  auto run_id = run.id;
+  auto& w = run.ws[idx];
+  st.pools[pool_idx].busy -= 1;
+  st.pools[pool_idx].completed += 1;
+  run.in_flight -= 1;
+  if (is_terminal(w.state)) {
+    pump_all(self);
+    maybe_finish(self, run_id);
+    return;
+  }
+  r.id = w.def->id;
+  r.title = w.def->title;
+  r.persona = w.def->persona;
+  r.attempts = w.attempts;
+  r.started_s
+    = std::chrono::duration<double>(w.dispatched_at - run.start).count();
+  if (r.node.empty())
+    r.node = st.pools[pool_idx].info.name;
+  if (run.cancelling && r.status != ws_state::succeeded)
+    r.status = ws_state::cancelled;
+  // Nobody asked for this cancel (an agent gave up by itself): it is a
+  // failure, so the failure policy decides what follows.
+  if (!run.cancelling && r.status == ws_state::cancelled) {
+    r.status = ws_state::failed;
+    if (r.summary.empty())
+      r.summary = "cancelled by its agent";
+  }
+  if (r.status == ws_state::succeeded || r.status == ws_state::cancelled) {
+    mark_terminal(self, run, idx, std::move(r));
+  } else if (w.attempts <= w.def->retries) {
+    emit(self, run, "workstream", w.def->id, "retrying", w.attempts, r.node,
+         r.summary);
+    w.failures.push_back(std::move(r));
+    w.state = ws_state::ready;
+    run.ready.push_back(idx);
+  } else {
+    mark_terminal(self, run, idx, std::move(r));
+  }
+  pump_all(self);
+  maybe_finish(self, run_id);
+}
+
+void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
+  auto& st = self->state;
+  auto& pool = st.pools[pool_idx];
+  auto& w = run.ws[idx];
+  w.state = ws_state::dispatched;
+  w.attempts += 1;
+  w.dispatches += 1;
+  w.pool = pool_idx;
+  w.dispatched_at = clock_type::now();
+  pool.busy += 1;
+  run.in_flight += 1;
+  workstream_spec spec;
+  spec.run_id = run.id;
+  spec.ws = *w.def;
+  spec.attempt = w.attempts;
+  spec.dispatch = w.dispatches;
+  spec.timeout_s = w.def->timeout_s > 0 ? w.def->timeout_s
+                                       : run.p.settings.default_timeout_s;
+  spec.workdir = run.opts.workdir;
+  // noop and sleep never read their context; a wide gather would pay for
+  // building it.
+  if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep")
+    spec.context = make_context(run, w);
+  emit(self, run, "workstream", w.def->id, "dispatched", w.attempts,
+       pool.info.name);
+  SPDLOG_LOGGER_DEBUG(log(), "workstream {} dispatched to node {} (attempt {})",
+                      w.def->id, pool.info.name, w.attempts);
+  auto run_id = run.id;
+  auto token = w.dispatches;
+  w.deadline
+    = w.dispatched_at + to_ms(spec.timeout_s) + st.cfg.dispatch_grace;
+  arm_watchdog(self);
+  auto progress = caf::actor_cast<progress_actor>(self);
+  // The watchdog bounds this request: a timeout per request would cost
+  // every dispatch a trip through CAF's clock thread.
+  self->request(pool.handle, caf::infinite, dispatch_atom_v, std::move(spec),
+                progress)
+    .then(
+      [=](workstream_result& r) {
+        on_attempt_end(self, run_id, idx, token, pool_idx, std::move(r));
+      },
+      [=](caf::error& err) {
+        workstream_result r;
+        r.status = err == caf::sec::request_timeout ? ws_state::timed_out
+                                                    : ws_state::failed;
+        r.summary = self->system().render(err);
+        r.output = r.summary;
+        on_attempt_end(self, run_id, idx, token, pool_idx, std::move(r));
+      });
+}
+
+void pump(self_ptr self, run_state& run) {
+  auto& st = self->state;
+  if (run.cancelling)
+    return;
+  while (run.in_flight < run.max_parallel && !run.ready.empty()) {
+    auto idx = run.ready.front();
+    auto& w = run.ws[idx];
+    if (w.state != ws_state::ready) {
+      run.ready.pop_front();
+      continue;
+    }
+    bool any_fits = false;
+    auto pool = pick_pool(st, *w.def, any_fits);
+    if (pool == npos) {
+      if (any_fits)
+        return; // every fitting pool is busy: wait for a slot
+      // No node offers what this workstream needs: park it until one joins.
+      run.ready.pop_front();
+      run.parked.push_back(idx);
+      if (!w.waiting_reported) {
+        w.waiting_reported = true;
+        auto why = "waiting: no node offers persona \"" + w.def->persona
+                   + "\" with executor \"" + w.def->executor.kind + "\"";
+        log()->warn("workstream {} is {}", w.def->id, why);
+        emit(self, run, "waiting", w.def->id, "ready", 0, {}, why);
+      }
+      continue;
+    }
+    run.ready.pop_front();
+    dispatch(self, run, idx, pool);
+  }
+}
+
+void block(self_ptr self, run_state& run, size_t idx, const std::string& why) {
+  auto& w = run.ws[idx];
+  if (is_terminal(w.state))
+    return;
+  workstream_result r;
+  r.id = w.def->id;
+  r.title = w.def->title;
+  r.persona = w.def->persona;
+  r.status = ws_state::blocked;
+  r.summary = why;
+  mark_terminal(self, run, idx, std::move(r));
+}
+
+// Blocks everything downstream of `idx`.
+static void block_downstream(self_ptr self, run_state& run, size_t idx) {
+  auto why = "blocked: " + run.ws[idx].def->id + " "
+             + to_string(run.ws[idx].state);
+  std::vector<size_t> todo = run.ws[idx].dependents;
+  std::vector<bool> seen(run.ws.size(), false);
+  while (!todo.empty()) {
+    auto j = todo.back();
+    todo.pop_back();
+    if (seen[j])
+      continue;
+    seen[j] = true;
+    if (!is_terminal(run.ws[j].state))
+      block(self, run, j, why);
+    for (auto k : run.ws[j].dependents)
+      todo.push_back(k);
+  }
+}
+
+void start_cancel(self_ptr self, run_state& run, const std::string& why) {
+  if (run.cancelling)
+    return;
+  run.cancelling = true;
+  auto& st = self->state;
+  // Gate checks in progress stop too (their verdicts come back cancelled).
+  if (run.gates_busy > 0)
+    self->send(st.gates, cancel_atom_v, run.id);
+  for (size_t i = 0; i < run.ws.size(); ++i) {
+    auto& w = run.ws[i];
+    switch (w.state) {
+      case ws_state::pending:
+      case ws_state::ready: {
+        workstream_result r;
+        r.id = w.def->id;
+        r.title = w.def->title;
+        r.persona = w.def->persona;
+        r.attempts = w.attempts;
+        r.status = ws_state::cancelled;
+        r.summary = why;
+        mark_terminal(self, run, i, std::move(r));
+        break;
+      }
+      case ws_state::dispatched:
+      case ws_state::running:
+        if (w.pool != npos)
+          self->send(st.pools[w.pool].handle, cancel_atom_v, run.id,
+                     w.def->id);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+void mark_terminal(self_ptr self, run_state& run, size_t idx,
+                   workstream_result r) {
+  auto& w = run.ws[idx];
+  if (is_terminal(w.state))
+    return;
+  w.state = r.status;
+  w.result = std::move(r);
+  run.terminal += 1;
+  emit(self, run, "workstream", w.def->id, to_string(w.state), w.attempts,
+       w.result.node, w.result.summary);
+  auto state = w.state;
+  auto fixes_gate = w.fixes_gate;
+  auto gates_after = w.gates_after;
+  if (fixes_gate != npos) {
+    // A remediation ended, however it went: check the gate again.
+    if (!run.cancelling)
+      evaluate_gate(self, run, fixes_gate);
+    return;
+  }
+  if (state == ws_state::succeeded) {
+    for (auto j : run.ws[idx].dependents) {
+      run.ws[j].remaining_deps -= 1;
+      make_ready(self, run, j);
+    }
+  } else if (state == ws_state::failed || state == ws_state::timed_out) {
+    switch (run.p.settings.on_failure) {
+      case failure_policy::block_dependents:
+        block_downstream(self, run, idx);
+        break;
+      case failure_policy::continue_run:
+        for (auto j : run.ws[idx].dependents) {
+          run.ws[j].remaining_deps -= 1;
+          make_ready(self, run, j);
+        }
+        break;
+      case failure_policy::fail_fast:
+        start_cancel(self, run, "cancelled: " + run.ws[idx].def->id + " "
+                                  + to_string(state) + " (fail_fast)");
+        break;
+    }
+  }
+  for (auto gi : gates_after) {
+    auto& g = run.gates[gi];
+    g.remaining_after -= 1;
+    if (g.remaining_after == 0 && !run.cancelling)
+      evaluate_gate(self, run, gi);
+  }
+}
+
+static run_status final_status(const run_state& run) {
+  if (run.user_cancelled)
+    return run_status::cancelled;
+  bool blocked = false;
+  for (auto& w : run.ws) {
+    if (w.fixes_gate != npos)
+      continue;
+    if (w.state == ws_state::failed || w.state == ws_state::timed_out)
+      return run_status::failed;
+    if (w.state == ws_state::cancelled)
+      return run_status::failed; // cancelled by fail_fast
+    blocked = blocked || w.state == ws_state::blocked;
+  }
+  for (auto& g : run.gates)
+    blocked = blocked || g.state == gate_state::failed;
+  return blocked ? run_status::blocked : run_status::succeeded;
+}
+
+// Answers a pending shutdown once every run has reported.
+void report_delivered(self_ptr self) {
+  auto& st = self->state;
+  st.reports_pending -= 1;
+  if (st.shutting_down && st.runs.empty() && st.reports_pending == 0) {
+    for (auto& rp : st.shutdown_waiters)
+      rp.deliver(true);
+    st.shutdown_waiters.clear();
+  }
+}
+
+void maybe_finish(self_ptr self, const std::string& run_id) {
+  auto& st = self->state;
+  auto i = st.runs.find(run_id);
+  if (i == st.runs.end())
+    return;
+  auto& run = i->second;
+  if (run.finishing || run.terminal < run.ws.size() || run.in_flight > 0
+      || run.gates_busy > 0) {
+    flush(self, run);
+    return;
+  }
+  run.finishing = true;
+  run_report report;
+  report.run_id = run.id;
+  report.plan = run.p.name;
+  report.goal = run.p.goal;
+  report.status = final_status(run);
+  report.wall_s = run.now_s();
+  report.workstreams.reserve(run.ws.size());
+  for (auto& w : run.ws)
+    report.workstreams.push_back(std::move(w.result));
+  for (auto& g : run.gates) {
+    auto r = g.result;
+    r.id = g.def.id;
+    r.status = g.state;
+    // A cancelled run leaves gates that never reached a verdict.
+    if (run.cancelling && r.status != gate_state::passed
+        && r.status != gate_state::failed)
+      r.status = gate_state::cancelled;
+    report.gates.push_back(std::move(r));
+  }
+  emit(self, run, "run", run.id, to_string(report.status));
+  flush(self, run);
+  log()->info("run {} finished: {}", run.id, to_string(report.status));
+  auto observer = run.observer;
+  auto p = std::move(run.p);
+  st.runs.erase(i);
+  st.reports_pending += 1;
+  // The report moves into the request; should synthesis fail, the observer
+  // still learns how the run ended.
+  run_report outline;
+  outline.run_id = report.run_id;
+  outline.plan = report.plan;
+  outline.status = report.status;
+  outline.wall_s = report.wall_s;
+  self->request(st.synthesizer, std::chrono::minutes(5), synthesize_atom_v,
+                std::move(p), std::move(report))
+    .then(
+      [=](run_report& full) {
+        if (observer)
+          self->send(observer, std::move(full));
+        report_delivered(self);
+      },
+      [=](caf::error& err) mutable {
+        auto why = self->system().render(err);
+        log()->error("synthesis of run {} failed: {}", outline.run_id, why);
+        outline.markdown = "# " + outline.plan + ": "
+                           + to_string(outline.status)
+                           + "\n\nThe report could not be synthesized: " + why
+                           + "\n";
+        if (observer)
+          self->send(observer, std::move(outline));
+        report_delivered(self);
+      });
+}
+
+// Builds a run's bookkeeping from a validated plan.
+void prepare(run_state& run) {
+  auto n = run.p.workstreams.size();
+  run.ws.resize(n);
+  run.index.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    run.ws[i].def = &run.p.workstreams[i];
+    run.index.emplace(run.ws[i].def->id, i);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    for (auto& dep : run.ws[i].def->depends_on) {
+      auto d = run.index.find(dep);
+      if (d == run.index.end())
+        continue;
+      run.ws[i].remaining_deps += 1;
+      run.ws[d->second].dependents.push_back(i);
+    }
+  }
+  run.gates.resize(run.p.gates.size());
+  for (size_t gi = 0; gi < run.p.gates.size(); ++gi) {
+    auto& g = run.gates[gi];
+    g.def = run.p.gates[gi];
+    g.result.id = g.def.id;
+    std::unordered_set<size_t> after;
+    for (auto& id : g.def.after)
+      if (auto a = run.index.find(id); a != run.index.end())
+        after.insert(a->second);
+    g.remaining_after = after.size();
+    for (auto a : after)
+      run.ws[a].gates_after.push_back(gi);
+    // Everything downstream of the gate's workstreams waits for it.
+    std::vector<bool> seen(n, false);
+    std::vector<size_t> todo(after.begin(), after.end());
+    while (!todo.empty()) {
+      auto j = todo.back();
+      todo.pop_back();
+      for (auto k : run.ws[j].dependents) {
+        if (seen[k])
+          continue;
+        seen[k] = true;
+        todo.push_back(k);
+        if (after.count(k) == 0) {
+          g.guarded.push_back(k);
+          run.ws[k].remaining_gates += 1;
+        }
+      }
+    }
+  }
+}
+
+} // namespace troupe::orch

@@ -1,0 +1,192 @@
+#pragma once
+
+// The orchestrator's state and the steps its handlers are made of, shared
+// by orchestrator*.cpp: runs and their dispatch (orchestrator_run.cpp),
+// gates (orchestrator_gates.cpp), nodes and the watchdog
+// (orchestrator_nodes.cpp), and the behaviour (orchestrator.cpp).
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include "troupe/actors/orchestrator.hpp"
+
+namespace troupe::orch {
+
+using clock_type = std::chrono::steady_clock;
+
+constexpr size_t npos = static_cast<size_t>(-1);
+
+// Time gate checks get beyond their own timeouts before the orchestrator
+// stops waiting for the verdict.
+constexpr auto gate_grace = std::chrono::seconds(60);
+
+// Bytes of a failed attempt's output handed to the next attempt.
+constexpr size_t retry_context_limit = 8000;
+
+inline std::chrono::milliseconds to_ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+inline std::string tail(const std::string& s, size_t n) {
+  return s.size() <= n ? s : s.substr(s.size() - n);
+}
+
+/// A workstream's life in one run.
+struct ws_run {
+  /// The plan's workstream, or a gate's fixer in `run_state::fixers`.
+  const workstream* def = nullptr;
+  ws_state state = ws_state::pending;
+  /// Attempts charged to the retry budget.
+  int32_t attempts = 0;
+  /// Dispatches made; a result must carry the latest to be accepted.
+  int32_t dispatches = 0;
+  size_t remaining_deps = 0;
+  size_t remaining_gates = 0;
+  std::vector<size_t> dependents;
+  /// Gates that list this workstream in `after`.
+  std::vector<size_t> gates_after;
+  /// For remediation workstreams: the gate they fix.
+  size_t fixes_gate = npos;
+  size_t pool = npos;
+  bool waiting_reported = false;
+  clock_type::time_point dispatched_at;
+  /// When the watchdog gives up on the current dispatch.
+  clock_type::time_point deadline;
+  workstream_result result;
+  std::vector<workstream_result> failures;
+};
+
+struct gate_run {
+  gate def;
+  gate_state state = gate_state::pending;
+  size_t remaining_after = 0;
+  int32_t fixes = 0;
+  std::vector<size_t> guarded;
+  gate_result result;
+};
+
+struct run_state {
+  std::string id;
+  plan p;
+  run_options opts;
+  observer_actor observer;
+  std::vector<ws_run> ws;
+  /// Workstream ids (viewing the plan's or the fixers' strings) to indexes.
+  std::unordered_map<std::string_view, size_t> index;
+  std::vector<gate_run> gates;
+  /// Remediation workstreams made by gates; a deque keeps them in place.
+  std::deque<workstream> fixers;
+  std::deque<size_t> ready;
+  std::vector<size_t> parked;
+  int32_t in_flight = 0;
+  int32_t max_parallel = 1;
+  size_t terminal = 0;
+  int32_t gates_busy = 0;
+  bool cancelling = false;
+  bool user_cancelled = false;
+  bool finishing = false;
+  clock_type::time_point start;
+  uint64_t seq = 0;
+  /// Events not sent yet: each handler sends what it produced as one batch.
+  std::vector<event> outbox;
+
+  double now_s() const {
+    return std::chrono::duration<double>(clock_type::now() - start).count();
+  }
+};
+
+/// A node's pool as the orchestrator sees it:
+///
+///   joined -> draining -> left
+///      \---------\------> lost   (connection gone: its work runs elsewhere)
+struct pool_entry {
+  pool_actor handle;
+  node_info info;
+  int32_t busy = 0;
+  std::string state = "joined";
+  int64_t completed = 0;
+
+  bool active() const {
+    return state == "joined" || state == "draining";
+  }
+};
+
+struct orchestrator_state {
+  static inline const char* name = "troupe.orchestrator";
+  orchestrator_config cfg;
+  bool shutting_down = false;
+  /// Reports requested from the synthesizer and not yet delivered.
+  size_t reports_pending = 0;
+  std::vector<caf::typed_response_promise<bool>> shutdown_waiters;
+  std::map<std::string, run_state> runs;
+  std::vector<pool_entry> pools;
+  gate_actor gates;
+  synthesizer_actor synthesizer;
+  bool watchdog_armed = false;
+};
+
+using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
+constexpr watchdog_atom watchdog_atom_v{};
+
+// How often the watchdog looks for dispatches past their deadline.
+constexpr auto watchdog_interval = std::chrono::seconds(1);
+
+/// The orchestrator's own view of itself: its public interface plus the
+/// watchdog's tick.
+using orchestrator_impl
+  = orchestrator_actor::extend<caf::reacts_to<watchdog_atom>>;
+
+using self_ptr = orchestrator_impl::stateful_pointer<orchestrator_state>;
+
+
+// -- runs: orchestrator_run.cpp -----------------------------------------------
+
+std::string make_run_id();
+
+/// Queues an event for the run's observer; `flush` sends the queue.
+void emit(self_ptr self, run_state& run, std::string kind,
+          std::string subject, std::string state, int32_t attempt = 0,
+          std::string node = {}, std::string message = {});
+void flush(self_ptr self, run_state& run);
+
+/// Dispatches what the run's limits and the pools allow.
+void pump(self_ptr self, run_state& run);
+/// `pump` and `flush` every run.
+void pump_all(self_ptr self);
+void make_ready(self_ptr self, run_state& run, size_t idx);
+void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx);
+/// Takes the end of the workstream's current dispatch into account.
+void accept_attempt(self_ptr self, run_state& run, size_t idx,
+                    size_t pool_idx, workstream_result r);
+void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
+                    int32_t token, size_t pool_idx, workstream_result r);
+void block(self_ptr self, run_state& run, size_t idx, const std::string& why);
+void start_cancel(self_ptr self, run_state& run, const std::string& why);
+void mark_terminal(self_ptr self, run_state& run, size_t idx,
+                   workstream_result r);
+/// Sends the report once everything has ended.
+void maybe_finish(self_ptr self, const std::string& run_id);
+void report_delivered(self_ptr self);
+/// Builds a run's bookkeeping from a validated plan.
+void prepare(run_state& run);
+
+// -- gates: orchestrator_gates.cpp --------------------------------------------
+
+void evaluate_gate(self_ptr self, run_state& run, size_t gi);
+
+// -- nodes: orchestrator_nodes.cpp --------------------------------------------
+
+void node_lost(self_ptr self, size_t pool_idx, const std::string& why);
+void arm_watchdog(self_ptr self);
+void watchdog(self_ptr self);
+
+} // namespace troupe::orch
