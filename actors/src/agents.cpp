@@ -26,6 +26,20 @@ std::chrono::milliseconds request_timeout(const workstream_spec& spec) {
          + executor_grace;
 }
 
+workstream_result noop_result(const workstream_spec& spec,
+                              const std::string& node) {
+  workstream_result r;
+  r.id = spec.ws.id;
+  r.persona = spec.ws.persona;
+  r.title = spec.ws.title;
+  r.status = ws_state::succeeded;
+  r.attempts = spec.attempt;
+  r.node = node;
+  r.exit_code = 0;
+  r.summary = "noop";
+  return r;
+}
+
 struct agent_state {
   static inline const char* name = "troupe.agent";
   std::string persona;
@@ -48,15 +62,7 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
       if (spec.ws.executor.kind == "noop") {
         // Nothing to drive: answer at once, without an executor actor or a
         // start notice (the answer says it ran).
-        workstream_result r;
-        r.id = spec.ws.id;
-        r.persona = spec.ws.persona;
-        r.title = spec.ws.title;
-        r.status = ws_state::succeeded;
-        r.attempts = spec.attempt;
-        r.node = st.node;
-        r.exit_code = 0;
-        r.summary = "noop";
+        auto r = noop_result(spec, st.node);
         self->quit();
         return r;
       }
@@ -129,19 +135,6 @@ struct pool_state {
   std::vector<caf::typed_response_promise<bool>> drained;
 };
 
-workstream_result noop_result(const workstream_spec& spec,
-                              const std::string& node) {
-  workstream_result r;
-  r.id = spec.ws.id;
-  r.persona = spec.ws.persona;
-  r.title = spec.ws.title;
-  r.status = ws_state::succeeded;
-  r.attempts = spec.attempt;
-  r.node = node;
-  r.exit_code = 0;
-  r.summary = "noop";
-  return r;
-}
 
 pool_actor::behavior_type
 agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {

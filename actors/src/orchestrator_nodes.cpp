@@ -45,14 +45,8 @@ void node_lost(self_ptr self, size_t pool_idx, const std::string& why) {
       w.pool = npos;
       run.in_flight -= 1;
       if (run.cancelling) {
-        workstream_result r;
-        r.id = w.def->id;
-        r.title = w.def->title;
-        r.persona = w.def->persona;
-        r.attempts = w.attempts;
-        r.status = ws_state::cancelled;
-        r.summary = "cancelled (node " + pool.info.name + " lost)";
-        mark_terminal(self, run, idx, std::move(r));
+        end_unrun(self, run, idx, ws_state::cancelled,
+                  "cancelled (node " + pool.info.name + " lost)");
         continue;
       }
       w.state = ws_state::ready;

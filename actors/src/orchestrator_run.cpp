@@ -323,17 +323,22 @@ void pump(self_ptr self, run_state& run) {
   }
 }
 
-void block(self_ptr self, run_state& run, size_t idx, const std::string& why) {
+void end_unrun(self_ptr self, run_state& run, size_t idx, ws_state status,
+               std::string why) {
   auto& w = run.ws[idx];
-  if (is_terminal(w.state))
-    return;
   workstream_result r;
   r.id = w.def->id;
   r.title = w.def->title;
   r.persona = w.def->persona;
-  r.status = ws_state::blocked;
-  r.summary = why;
+  r.attempts = w.attempts;
+  r.status = status;
+  r.summary = std::move(why);
   mark_terminal(self, run, idx, std::move(r));
+}
+
+void block(self_ptr self, run_state& run, size_t idx, const std::string& why) {
+  if (!is_terminal(run.ws[idx].state))
+    end_unrun(self, run, idx, ws_state::blocked, why);
 }
 
 // Blocks everything downstream of `idx`.
@@ -367,17 +372,9 @@ void start_cancel(self_ptr self, run_state& run, const std::string& why) {
     auto& w = run.ws[i];
     switch (w.state) {
       case ws_state::pending:
-      case ws_state::ready: {
-        workstream_result r;
-        r.id = w.def->id;
-        r.title = w.def->title;
-        r.persona = w.def->persona;
-        r.attempts = w.attempts;
-        r.status = ws_state::cancelled;
-        r.summary = why;
-        mark_terminal(self, run, i, std::move(r));
+      case ws_state::ready:
+        end_unrun(self, run, i, ws_state::cancelled, why);
         break;
-      }
       case ws_state::dispatched:
       case ws_state::running:
         if (w.pool != npos)

@@ -170,6 +170,10 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
 void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
                     int32_t token, size_t pool_idx, workstream_result r);
 void block(self_ptr self, run_state& run, size_t idx, const std::string& why);
+/// Ends a workstream that did not (or no longer) run with `status` and
+/// `why` as its summary.
+void end_unrun(self_ptr self, run_state& run, size_t idx, ws_state status,
+               std::string why);
 void start_cancel(self_ptr self, run_state& run, const std::string& why);
 void mark_terminal(self_ptr self, run_state& run, size_t idx,
                    workstream_result r);

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <caf/all.hpp>
+
 #include "support/reaper.hpp"
 #include "troupe/protocol/errors.hpp"
 #include "support/run_fixture.hpp"

@@ -5,7 +5,11 @@
 #include <string>
 #include <vector>
 
-#include <caf/all.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/after.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
 
 #include "troupe/actors/agents.hpp"
 #include "troupe/actors/orchestrator.hpp"
