@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace troupe {
+
+/// True if `s` is well-formed UTF-8 (no overlong forms, no surrogates,
+/// nothing above U+10FFFF).
+bool is_valid_utf8(std::string_view s);
+
+/// `s` as well-formed UTF-8: each maximal ill-formed subsequence becomes
+/// U+FFFD, as Unicode recommends (so one bad byte costs one replacement).
+std::string valid_utf8(std::string_view s);
+
+/// Makes `s` well-formed UTF-8 in place; cheap when it already is.
+void make_valid_utf8(std::string& s);
+
+/// The first at most `max_bytes` of `s`, cut on a code-point boundary.
+std::string utf8_head(std::string_view s, size_t max_bytes);
+
+/// The last at most `max_bytes` of `s`, starting on a code-point boundary.
+std::string utf8_tail(std::string_view s, size_t max_bytes);
+
+/// `s` cut to at most `max_bytes` (on a code-point boundary), ending in
+/// "..." when something was cut.
+std::string utf8_clip(std::string_view s, size_t max_bytes);
+
+} // namespace troupe
