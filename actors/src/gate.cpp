@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
 
 namespace troupe {
@@ -16,7 +17,7 @@ namespace {
 constexpr size_t detail_limit = 4000;
 
 std::string tail(const std::string& s, size_t n) {
-  return s.size() <= n ? s : "..." + s.substr(s.size() - n);
+  return s.size() <= n ? s : "..." + utf8_tail(s, n);
 }
 
 check_result check_completion(const std::vector<workstream_result>& results) {

@@ -18,6 +18,8 @@
 #include "troupe/actors/gate.hpp"
 #include "troupe/protocol/errors.hpp"
 #include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
+#include "troupe/protocol/valid_text.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/log.hpp"
 
@@ -50,6 +52,9 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       if (!st.cfg.token.empty() && opts.token != st.cfg.token)
         return caf::make_error(errc::bad_token,
                                "the coordinator does not accept this token");
+      // Plans come from other nodes too: carry their text as UTF-8.
+      make_valid_utf8_fields(p);
+      make_valid_utf8_fields(opts);
       diagnostics diags;
       validation_options vopts;
       vopts.executor_kinds.insert("noop");
@@ -78,16 +83,18 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
                            ? run.opts.max_parallel
                            : run.p.settings.max_parallel_agents;
       run.max_parallel = std::max(run.max_parallel, 1);
-      prepare(run);
-      log()->info("run {} started: plan {}, {} workstreams", id, run.p.name,
-                  run.ws.size());
-      emit(self, run, "run", id, "started", 0, {},
-           std::to_string(run.ws.size()) + " workstreams, "
-             + std::to_string(run.gates.size()) + " gates");
-      for (size_t i = 0; i < run.ws.size(); ++i)
-        make_ready(self, run, i);
-      pump(self, run);
-      maybe_finish(self, id);
+      guarded(self, id, [&] {
+        prepare(run);
+        log()->info("run {} started: plan {}, {} workstreams", id,
+                    run.p.name, run.ws.size());
+        emit(self, run, "run", id, "started", 0, {},
+             std::to_string(run.ws.size()) + " workstreams, "
+               + std::to_string(run.gates.size()) + " gates");
+        for (size_t i = 0; i < run.ws.size(); ++i)
+          make_ready(self, run, i);
+        pump(self, run);
+        maybe_finish(self, id);
+      });
       return id;
     },
     [=](cancel_atom, const std::string& run_id) {
@@ -99,13 +106,16 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
         return;
       log()->info("run {} cancelled", run_id);
       run.user_cancelled = true;
-      emit(self, run, "run", run_id, "cancelling");
-      start_cancel(self, run, "cancelled");
-      maybe_finish(self, run_id);
+      guarded(self, run_id, [&] {
+        emit(self, run, "run", run_id, "cancelling");
+        start_cancel(self, run, "cancelled");
+        maybe_finish(self, run_id);
+      });
     },
     [=](join_atom, join_request& req,
         pool_actor& pool) -> caf::result<std::string> {
       auto& st = self->state;
+      make_valid_utf8_fields(req);
       auto& info = req.info;
       if (st.shutting_down)
         return caf::make_error(errc::shutting_down, st.cfg.name);
@@ -228,8 +238,11 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       if (ws.state != ws_state::dispatched || ws.attempts != attempt)
         return;
       ws.state = ws_state::running;
-      emit(self, run, "workstream", ws_id, "running", attempt, node);
-      flush(self, run);
+      guarded(self, run_id, [&] {
+        emit(self, run, "workstream", ws_id, "running", attempt,
+             valid_utf8(node));
+        flush(self, run);
+      });
     },
   };
 }

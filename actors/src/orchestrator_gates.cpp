@@ -114,22 +114,26 @@ void evaluate_gate(self_ptr self, run_state& run, size_t gi) {
         if (i == self->state.runs.end())
           return;
         i->second.gates_busy -= 1;
-        on_gate_verdict(self, i->second, gi, std::move(verdict));
-        pump_all(self);
-        maybe_finish(self, run_id);
+        guarded(self, run_id, [&] {
+          on_gate_verdict(self, i->second, gi, std::move(verdict));
+          pump_all(self);
+          maybe_finish(self, run_id);
+        });
       },
       [=](caf::error& err) {
         auto i = self->state.runs.find(run_id);
         if (i == self->state.runs.end())
           return;
         i->second.gates_busy -= 1;
-        gate_result verdict;
-        verdict.status = gate_state::failed;
-        verdict.checks.push_back(
-          {"evaluation", false, self->system().render(err)});
-        on_gate_verdict(self, i->second, gi, std::move(verdict));
-        pump_all(self);
-        maybe_finish(self, run_id);
+        guarded(self, run_id, [&] {
+          gate_result verdict;
+          verdict.status = gate_state::failed;
+          verdict.checks.push_back(
+            {"evaluation", false, self->system().render(err)});
+          on_gate_verdict(self, i->second, gi, std::move(verdict));
+          pump_all(self);
+          maybe_finish(self, run_id);
+        });
       });
 }
 

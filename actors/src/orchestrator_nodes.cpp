@@ -106,7 +106,9 @@ void watchdog(self_ptr self) {
       r.status = ws_state::timed_out;
       r.summary = "no answer from node " + node + " within the timeout";
       r.output = r.summary;
-      accept_attempt(self, run, idx, pool_idx, std::move(r));
+      guarded(self, id, [&] {
+        accept_attempt(self, run, idx, pool_idx, std::move(r));
+      });
       if (st.runs.find(id) == st.runs.end())
         break;
     }

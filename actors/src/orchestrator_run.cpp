@@ -18,6 +18,8 @@
 #include "troupe/actors/gate.hpp"
 #include "troupe/protocol/errors.hpp"
 #include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
+#include "troupe/protocol/valid_text.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/log.hpp"
 
@@ -140,7 +142,7 @@ std::string make_context(const run_state& run, const ws_run& w) {
                     {"status", to_string(f.status)},
                     {"exit_code", f.exit_code},
                     {"summary", f.summary},
-                    {"output", tail(f.output, retry_context_limit)}});
+                    {"output", utf8_tail(f.output, retry_context_limit)}});
   ctx["previous_attempts"] = std::move(prev);
   if (w.fixes_gate != npos) {
     auto& g = run.gates[w.fixes_gate];
@@ -150,15 +152,26 @@ std::string make_context(const run_state& run, const ws_run& w) {
         {{"name", c.name}, {"passed", c.passed}, {"detail", c.detail}});
     ctx["gate"] = {{"id", g.def.id}, {"checks", std::move(checks)}};
   }
-  return ctx.dump();
+  return json_text(ctx);
 }
 
 } // namespace
 
 void pump_all(self_ptr self) {
+  std::vector<std::string> failed;
   for (auto& [id, run] : self->state.runs) {
-    pump(self, run);
-    flush(self, run);
+    try {
+      pump(self, run);
+      flush(self, run);
+    } catch (const std::exception& e) {
+      failed.push_back(id);
+      run.internal_error = e.what();
+    }
+  }
+  for (auto& id : failed) {
+    auto i = self->state.runs.find(id);
+    if (i != self->state.runs.end())
+      fail_internal(self, id, i->second.internal_error);
   }
 }
 
@@ -207,6 +220,8 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
     maybe_finish(self, run_id);
     return;
   }
+  // Results come from other nodes and their commands: carry them as text.
+  make_valid_utf8_fields(r);
   r.id = w.def->id;
   r.title = w.def->title;
   r.persona = w.def->persona;
@@ -278,15 +293,19 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
                 progress)
     .then(
       [=](workstream_result& r) {
-        on_attempt_end(self, run_id, idx, token, pool_idx, std::move(r));
+        guarded(self, run_id, [&] {
+          on_attempt_end(self, run_id, idx, token, pool_idx, std::move(r));
+        });
       },
       [=](caf::error& err) {
-        workstream_result r;
-        r.status = err == caf::sec::request_timeout ? ws_state::timed_out
-                                                    : ws_state::failed;
-        r.summary = self->system().render(err);
-        r.output = r.summary;
-        on_attempt_end(self, run_id, idx, token, pool_idx, std::move(r));
+        guarded(self, run_id, [&] {
+          workstream_result r;
+          r.status = err == caf::sec::request_timeout ? ws_state::timed_out
+                                                      : ws_state::failed;
+          r.summary = self->system().render(err);
+          r.output = r.summary;
+          on_attempt_end(self, run_id, idx, token, pool_idx, std::move(r));
+        });
       });
 }
 
@@ -437,6 +456,8 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
 }
 
 static run_status final_status(const run_state& run) {
+  if (!run.internal_error.empty())
+    return run_status::failed;
   if (run.user_cancelled)
     return run_status::cancelled;
   bool blocked = false;
@@ -529,6 +550,39 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
           self->send(observer, std::move(outline));
         report_delivered(self);
       });
+}
+
+void fail_internal(self_ptr self, const std::string& run_id,
+                   const std::string& what) {
+  auto& st = self->state;
+  log()->error("run {}: internal error: {}; the run fails", run_id, what);
+  auto i = st.runs.find(run_id);
+  if (i == st.runs.end())
+    return;
+  auto& run = i->second;
+  run.internal_error = what;
+  try {
+    emit(self, run, "run", run_id, "failing", 0, {},
+         "internal error: " + what);
+    start_cancel(self, run, "cancelled: internal error: " + what);
+    maybe_finish(self, run_id);
+    return;
+  } catch (const std::exception& e) {
+    log()->error("run {}: cannot end cleanly ({}); dropping it", run_id,
+                 e.what());
+  }
+  i = st.runs.find(run_id);
+  if (i == st.runs.end())
+    return;
+  run_report outline;
+  outline.run_id = run_id;
+  outline.plan = i->second.p.name;
+  outline.status = run_status::failed;
+  outline.markdown = "# " + outline.plan + ": failed\n\nInternal error: "
+                     + valid_utf8(what) + "\n";
+  if (i->second.observer)
+    self->send(i->second.observer, std::move(outline));
+  st.runs.erase(i);
 }
 
 // Builds a run's bookkeeping from a validated plan.

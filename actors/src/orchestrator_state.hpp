@@ -36,9 +36,6 @@ inline std::chrono::milliseconds to_ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
 
-inline std::string tail(const std::string& s, size_t n) {
-  return s.size() <= n ? s : s.substr(s.size() - n);
-}
 
 /// A workstream's life in one run.
 struct ws_run {
@@ -93,6 +90,8 @@ struct run_state {
   int32_t gates_busy = 0;
   bool cancelling = false;
   bool user_cancelled = false;
+  /// Set when a step of this run threw: the run fails with it.
+  std::string internal_error;
   bool finishing = false;
   clock_type::time_point start;
   uint64_t seq = 0;
@@ -182,6 +181,25 @@ void maybe_finish(self_ptr self, const std::string& run_id);
 void report_delivered(self_ptr self);
 /// Builds a run's bookkeeping from a validated plan.
 void prepare(run_state& run);
+
+/// Fails run `run_id` after one of its steps threw `what`: cancels what
+/// runs and reports it failed, or, should even that throw, drops it and
+/// tells its observer.
+void fail_internal(self_ptr self, const std::string& run_id,
+                   const std::string& what);
+
+/// Calls `f()` for a step of run `run_id`. Code the orchestrator runs does
+/// not throw on bad data; should something throw anyway (a library, memory),
+/// that run fails with the error instead of the orchestrator ending, and
+/// every run on it with it.
+template <class F>
+void guarded(self_ptr self, const std::string& run_id, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    fail_internal(self, run_id, e.what());
+  }
+}
 
 // -- gates: orchestrator_gates.cpp --------------------------------------------
 

@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "troupe/actors/gate.hpp"
+#include "troupe/protocol/utf8.hpp"
 
 namespace troupe {
 
@@ -23,11 +24,10 @@ std::string seconds(double s) {
   return buf;
 }
 
-// Markdown table cells cannot hold pipes or newlines.
-std::string cell(std::string s) {
-  for (auto& c : s)
-    if (c == '\n' || c == '\r')
-      c = ' ';
+// Markdown table cells cannot hold pipes, newlines or other control
+// characters.
+std::string cell(const std::string& text) {
+  auto s = terminal_text(text);
   std::string out;
   for (auto c : s) {
     if (c == '|')
@@ -37,7 +37,14 @@ std::string cell(std::string s) {
   return out;
 }
 
-std::string last_lines(const std::string& s, size_t n) {
+// The last `n` lines of `s`, with control characters other than newlines
+// and tabs (escape sequences a terminal would obey) as spaces.
+std::string last_lines(const std::string& text, size_t n) {
+  auto s = valid_utf8(text);
+  for (auto& c : s)
+    if ((static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t')
+        || c == 0x7F)
+      c = ' ';
   size_t pos = s.size();
   while (pos > 0 && (s[pos - 1] == '\n'))
     --pos;

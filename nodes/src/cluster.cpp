@@ -22,6 +22,7 @@
 #include "troupe/protocol/errors.hpp"
 #include "troupe/protocol/message_types.hpp"
 #include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/log.hpp"
 
@@ -321,7 +322,7 @@ int nodes_command(const nodes_flags& flags) {
     .receive(
       [&](const std::vector<node_status>& nodes) {
         if (flags.json) {
-          std::cout << nlohmann::json(nodes).dump(2) << '\n';
+          std::cout << json_text(nodes, 2) << '\n';
           return;
         }
         std::cout << std::left << std::setw(20) << "NAME" << std::setw(7)

@@ -13,6 +13,7 @@
 #include "troupe/protocol/message_types.hpp"
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/planning.hpp"
+#include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
 
 using namespace troupe;
@@ -63,8 +64,7 @@ int plan_command(const std::string& file, int32_t max_parallel, bool json) {
       return cli::exit_run_failed;
   }
   if (json) {
-    nlohmann::json j = a;
-    std::cout << j.dump(2) << '\n';
+    std::cout << json_text(a, 2) << '\n';
   } else {
     std::cout << cli::render_plan(p, a, p.settings.max_parallel_agents);
   }

@@ -8,6 +8,8 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "troupe/protocol/utf8.hpp"
+
 namespace troupe::cli {
 
 namespace {
@@ -51,10 +53,30 @@ std::string upper(std::string s) {
   return s;
 }
 
-std::string fit(std::string s, size_t n) {
-  if (s.size() > n)
-    return s.substr(0, n - 1) + "~";
-  s.append(n - s.size(), ' ');
+// Characters (code points) in well-formed UTF-8 text.
+size_t width(const std::string& s) {
+  size_t n = 0;
+  for (auto c : s)
+    n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+// `s` as exactly `n` characters of one terminal line: cut with "~", or
+// padded with spaces.
+std::string fit(const std::string& text, size_t n) {
+  auto s = terminal_text(text);
+  auto w = width(s);
+  if (w > n) {
+    // Keep n - 1 characters, then the mark.
+    size_t kept = 0;
+    size_t i = 0;
+    for (; i < s.size(); ++i) {
+      if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && kept++ == n - 1)
+        break;
+    }
+    return s.substr(0, i) + "~";
+  }
+  s.append(n - w, ' ');
   return s;
 }
 
@@ -126,7 +148,7 @@ void print_line(progress_state& st, const event& ev) {
             + (ev.node.empty() ? "" : ", node " + ev.node) + ")";
   if (!ev.message.empty())
     line += ": " + ev.message;
-  line += '\n';
+  line = terminal_text(line) + '\n';
   if (st.cfg.live)
     clear_live(st);
   std::fputs(line.c_str(), stderr);
@@ -134,8 +156,7 @@ void print_line(progress_state& st, const event& ev) {
 
 void on_event(progress_state& st, const event& ev) {
   if (st.cfg.events) {
-    nlohmann::json j = ev;
-    auto line = j.dump() + "\n";
+    auto line = json_text(ev) + "\n";
     std::fputs(line.c_str(), st.cfg.events);
   }
   bool notable = true;

@@ -19,6 +19,7 @@
 #include "troupe/actors/orchestrator.hpp"
 #include "troupe/protocol/message_types.hpp"
 #include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
 
 namespace troupe::cli {
@@ -156,7 +157,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
               << " failed (disk full?); the event log is incomplete\n";
   if (!flags.report_file.empty()) {
     std::ofstream out{flags.report_file};
-    out << nlohmann::json(report).dump(2) << '\n' << std::flush;
+    out << json_text(report, 2) << '\n' << std::flush;
     if (!out) {
       std::cerr << "--report: cannot write " << flags.report_file << '\n';
       return exit_run_failed;

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include <nlohmann/json.hpp>
+
 namespace troupe {
 
 namespace {
@@ -133,6 +135,18 @@ std::string utf8_clip(std::string_view s, size_t max_bytes) {
   if (max_bytes < 3)
     return utf8_head(s, max_bytes);
   return utf8_head(s, max_bytes - 3) + "...";
+}
+
+std::string json_text(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string terminal_text(std::string_view s) {
+  auto out = valid_utf8(s);
+  for (auto& c : out)
+    if (static_cast<uint8_t>(c) < 0x20 || c == 0x7F)
+      c = ' ';
+  return out;
 }
 
 } // namespace troupe

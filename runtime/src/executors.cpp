@@ -1,14 +1,21 @@
 #include "troupe/runtime/executors.hpp"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
 #include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/log.hpp"
 #include "troupe/runtime/process.hpp"
 
@@ -49,13 +56,23 @@ std::string last_line(const std::string& text, size_t max) {
     return {};
   auto begin = text.rfind('\n', end);
   begin = begin == std::string::npos ? 0 : begin + 1;
-  auto line = text.substr(begin, end - begin + 1);
-  if (line.size() > max)
-    line = line.substr(0, max - 3) + "...";
-  return line;
+  return utf8_clip(valid_utf8(text.substr(begin, end - begin + 1)), max);
 }
 
 namespace {
+
+// Bytes of a result file read at most; a bigger one is ignored.
+constexpr size_t result_file_limit = 1 << 20;
+// Bytes of a summary taken from a result file.
+constexpr size_t result_summary_limit = 4000;
+
+// UTF-8 continuation bytes, which never start a character.
+const std::string continuation_bytes = [] {
+  std::string s;
+  for (int b = 0x80; b <= 0xBF; ++b)
+    s += static_cast<char>(b);
+  return s;
+}();
 
 using command_executor_actor = executor_actor::extend<
   caf::reacts_to<done_atom, workstream_result>>;
@@ -82,25 +99,73 @@ fs::path scratch_dir(const workstream_spec& spec) {
             + std::to_string(spec.dispatch));
 }
 
-// Reads the optional result file a command wrote.
+// Reads at most `limit` bytes of a regular file; says why not in `why`.
+// Opening without blocking and checking the type first keeps a FIFO or a
+// link to a device from hanging the executor or feeding it forever.
+bool read_small_file(const fs::path& file, size_t limit, std::string& text,
+                     std::string& why) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    why = errno == ENOENT ? "" : std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0;
+  if (ok && !S_ISREG(st.st_mode)) {
+    why = "not a regular file";
+    ok = false;
+  } else if (ok && static_cast<size_t>(st.st_size) > limit) {
+    why = "larger than " + std::to_string(limit) + " bytes";
+    ok = false;
+  }
+  char buf[65536];
+  while (ok) {
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n == 0)
+      break;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      why = std::strerror(errno);
+      ok = false;
+    } else if (text.size() + static_cast<size_t>(n) > limit) {
+      why = "larger than " + std::to_string(limit) + " bytes";
+      ok = false;
+    } else {
+      text.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+// Reads the optional result file a command wrote. What it holds is the
+// command's to choose: anything but a well-formed object of the expected
+// fields is reported in the output and otherwise ignored.
 void read_result_file(const fs::path& file, workstream_result& r) {
-  std::ifstream in{file};
-  if (!in)
+  std::string text;
+  std::string why;
+  if (!read_small_file(file, result_file_limit, text, why)) {
+    if (!why.empty())
+      r.output += "\n[troupe] ignored TROUPE_RESULT: " + why;
     return;
-  auto j = nlohmann::json::parse(in, nullptr, false);
+  }
+  // The parser refuses ill-formed UTF-8, so every string taken from it is
+  // well-formed.
+  auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     r.output += "\n[troupe] ignored TROUPE_RESULT: not a JSON object";
     return;
   }
   if (auto i = j.find("summary"); i != j.end() && i->is_string())
-    r.summary = i->get<std::string>();
+    r.summary = utf8_clip(i->get<std::string>(), result_summary_limit);
   if (auto i = j.find("files_changed"); i != j.end() && i->is_array())
     for (auto& f : *i)
       if (f.is_string())
         r.files_changed.push_back(f.get<std::string>());
   if (auto i = j.find("outputs"); i != j.end() && i->is_object())
     for (auto& [k, v] : i->items())
-      r.outputs[k] = v.is_string() ? v.get<std::string>() : v.dump();
+      r.outputs[k] = v.is_string() ? v.get<std::string>() : json_text(v);
 }
 
 workstream_result to_result(const workstream_spec& spec,
@@ -124,6 +189,13 @@ workstream_result to_result(const workstream_spec& spec,
     r.status = ws_state::timed_out;
   else
     r.status = o.exit_code == 0 ? ws_state::succeeded : ws_state::failed;
+  // Commands print any bytes, and a kept tail may begin inside a
+  // character: from here on it is text.
+  for (auto* text : {&o.out, &o.err}) {
+    if (o.dropped > 0)
+      text->erase(0, text->find_first_not_of(continuation_bytes));
+    make_valid_utf8(*text);
+  }
   r.output = o.out;
   if (!o.err.empty()) {
     if (!r.output.empty() && r.output.back() != '\n')

@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace troupe {
 
 /// True if `s` is well-formed UTF-8 (no overlong forms, no surrogates,
@@ -26,5 +28,13 @@ std::string utf8_tail(std::string_view s, size_t max_bytes);
 /// `s` cut to at most `max_bytes` (on a code-point boundary), ending in
 /// "..." when something was cut.
 std::string utf8_clip(std::string_view s, size_t max_bytes);
+
+/// `j` as JSON text (`indent` as nlohmann's `dump`), where ill-formed UTF-8
+/// in a string becomes U+FFFD instead of throwing.
+std::string json_text(const nlohmann::json& j, int indent = -1);
+
+/// `s` made fit for one line of a terminal: well-formed UTF-8 whose control
+/// characters (escape sequences, carriage returns, newlines) are spaces.
+std::string terminal_text(std::string_view s);
 
 } // namespace troupe
