@@ -206,7 +206,7 @@ int coordinator_command(const coordinator_flags& flags) {
     signal_watch watch{[&](int sig) { stop.set_value(sig); }};
     auto sig = stopped.get();
     std::cerr << "troupe: coordinator stopping ("
-              << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+              << signal_watch::name(sig)
               << "): cancelling runs\n";
     self->request(orch, std::chrono::seconds(60), shutdown_atom_v)
       .receive([](bool) {},

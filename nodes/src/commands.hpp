@@ -63,7 +63,7 @@ struct coordinator_flags {
   tls_flags tls;
 };
 
-/// `troupe coordinator`: serves until SIGTERM or SIGINT.
+/// `troupe coordinator`: serves until SIGTERM, SIGINT or SIGHUP.
 int coordinator_command(const coordinator_flags& flags);
 
 struct worker_flags {

@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
 
   cli::coordinator_flags cf;
   auto coordinator = app.add_subcommand(
-    "coordinator", "accept workers and runs until stopped (SIGTERM)");
+    "coordinator", "accept workers and runs until stopped (SIGTERM, SIGHUP)");
   coordinator->add_option("--listen", cf.listen,
                           "HOST:PORT to listen on; port 0 picks a free one")
     ->capture_default_str();
@@ -168,8 +168,8 @@ int main(int argc, char** argv) {
 
   cli::worker_flags wf;
   auto worker = app.add_subcommand(
-    "worker", "lend agent slots to a coordinator until stopped (SIGTERM "
-              "drains)");
+    "worker", "lend agent slots to a coordinator until stopped (SIGTERM or "
+              "SIGHUP drains)");
   worker->add_option("--join", wf.join, "the coordinator's HOST:PORT")
     ->required();
   worker->add_option("--slots", wf.slots, "agent slots to lend")

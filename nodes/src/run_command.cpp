@@ -96,7 +96,7 @@ std::optional<int> prepare(const run_flags& flags,
 }
 
 // Starts the run on `orch`, shows its progress, cancels it on the first
-// SIGINT or SIGTERM, and prints and writes its report.
+// SIGINT, SIGTERM or SIGHUP, and prints and writes its report.
 int follow(caf::actor_system& sys, const orchestrator_actor& orch,
            prepared_run& pr, const run_flags& flags, run_options opts) {
   caf::scoped_actor self{sys};
@@ -181,7 +181,9 @@ int run_command(const run_flags& flags) {
   caf::actor_system_config cfg;
   add_message_types(cfg);
   caf::actor_system sys{cfg};
-  auto orch = spawn_orchestrator(sys, {executors});
+  orchestrator_config ocfg;
+  ocfg.executors = executors;
+  auto orch = spawn_orchestrator(sys, ocfg);
   pool_config pcfg;
   pcfg.info.name = "local";
   pcfg.info.slots = pr.max_parallel;

@@ -11,11 +11,10 @@
 
 namespace troupe::cli {
 
-/// Takes SIGINT and SIGTERM on a thread of its own: the first calls
-/// `on_first`, a second kills every running command and ends the process at
-/// once (exit code 130). The
-/// signals must be blocked in every other thread (`block_signals` before
-/// any thread starts).
+/// Takes SIGINT, SIGTERM and SIGHUP (a closed terminal) on a thread of its
+/// own: the first calls `on_first`, a second kills every running command and
+/// ends the process at once (exit code 130). The signals must be blocked in
+/// every other thread (`block_signals` before any thread starts).
 class signal_watch {
 public:
   explicit signal_watch(std::function<void(int)> on_first) {
@@ -49,6 +48,20 @@ public:
   signal_watch(const signal_watch&) = delete;
   signal_watch& operator=(const signal_watch&) = delete;
 
+  /// The signal's name, for messages.
+  static const char* name(int sig) {
+    switch (sig) {
+      case SIGINT:
+        return "SIGINT";
+      case SIGTERM:
+        return "SIGTERM";
+      case SIGHUP:
+        return "SIGHUP";
+      default:
+        return "a signal";
+    }
+  }
+
   /// Blocks the watched signals in the calling thread and the threads it
   /// starts afterwards.
   static void block_signals() {
@@ -62,6 +75,7 @@ private:
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);
     return set;
   }

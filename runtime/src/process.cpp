@@ -14,7 +14,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,6 +46,7 @@ struct child {
   int pidfd = -1;
   int out_fd = -1;
   int err_fd = -1;
+  int status_fd = -1;
   process_request req;
   process_runner::callback done;
   process_outcome outcome;
@@ -94,10 +96,20 @@ struct process_runner::impl {
     [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof(one));
   }
 
-  // Starts the process; on failure fills `spawn_error` and returns false.
+  // Starts the command under a guard; on failure fills `spawn_error` and
+  // returns false.
+  //
+  // The guard is a forked copy of this process that never execs. It leads
+  // the command's process group, runs the command as its child, and ends
+  // the whole group with SIGKILL when the command's main process ends, or
+  // when this process dies by any signal, SIGKILL included (the kernel
+  // tells it through PR_SET_PDEATHSIG). So no command outlives its owner.
+  // It reports the command's fate on a status pipe. Between fork and exec
+  // only async-signal-safe calls are made: this process has threads.
   bool spawn(child& c) {
     int out[2];
     int err[2];
+    int status[2];
     if (::pipe2(out, O_CLOEXEC) != 0) {
       c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
       return false;
@@ -106,6 +118,12 @@ struct process_runner::impl {
       c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
       ::close(out[0]);
       ::close(out[1]);
+      return false;
+    }
+    if (::pipe2(status, O_CLOEXEC) != 0) {
+      c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
+      for (int fd : {out[0], out[1], err[0], err[1]})
+        ::close(fd);
       return false;
     }
     // Environment: the caller's, with the request's entries on top.
@@ -130,50 +148,32 @@ struct process_runner::impl {
     std::string dash_c = "-c";
     std::vector<char*> argv{sh.data(), dash_c.data(), c.req.command.data(),
                             nullptr};
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    if (!c.req.cwd.empty())
-      posix_spawn_file_actions_addchdir_np(&fa, c.req.cwd.c_str());
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setpgroup(&attr, 0);
-    sigset_t no_signals;
-    sigemptyset(&no_signals);
-    posix_spawnattr_setsigmask(&attr, &no_signals);
-    sigset_t default_signals;
-    sigemptyset(&default_signals);
-    sigaddset(&default_signals, SIGINT);
-    sigaddset(&default_signals, SIGTERM);
-    sigaddset(&default_signals, SIGPIPE);
-    posix_spawnattr_setsigdefault(&attr, &default_signals);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP
-                                      | POSIX_SPAWN_SETSIGMASK
-                                      | POSIX_SPAWN_SETSIGDEF);
-    pid_t pid = -1;
-    auto rc = ::posix_spawn(&pid, sh.c_str(), &fa, &attr, argv.data(),
-                            envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    const char* cwd = c.req.cwd.empty() ? nullptr : c.req.cwd.c_str();
+    auto owner = ::getpid();
+    auto pid = ::fork();
+    if (pid == 0)
+      guard(owner, out[1], err[1], status[1], cwd, argv.data(), envp.data());
+    auto fork_errno = errno;
     ::close(out[1]);
     ::close(err[1]);
-    if (rc != 0) {
-      ::close(out[0]);
-      ::close(err[0]);
-      c.outcome.spawn_error = "cannot start /bin/sh";
-      if (!c.req.cwd.empty())
-        c.outcome.spawn_error += " in " + c.req.cwd;
-      c.outcome.spawn_error += std::string{": "} + std::strerror(rc);
+    ::close(status[1]);
+    if (pid < 0) {
+      for (int fd : {out[0], err[0], status[0]})
+        ::close(fd);
+      c.outcome.spawn_error = std::string{"cannot start a command (fork: "}
+                              + std::strerror(fork_errno) + ")";
       return false;
     }
+    // The guard leads its own group; say so here too, so the group exists
+    // before anything signals it.
+    ::setpgid(pid, pid);
     c.pid = pid;
     c.out_fd = out[0];
     c.err_fd = err[0];
+    c.status_fd = status[0];
     ::fcntl(c.out_fd, F_SETFL, O_NONBLOCK);
     ::fcntl(c.err_fd, F_SETFL, O_NONBLOCK);
+    ::fcntl(c.status_fd, F_SETFL, O_NONBLOCK);
     // glibc 2.36's <sys/pidfd.h> lacks C linkage; call the kernel directly.
     c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (c.pidfd < 0) {
@@ -182,10 +182,11 @@ struct process_runner::impl {
                                           "(pidfd_open: "}
                               + std::strerror(errno) + ")";
       ::kill(-pid, SIGKILL);
-      int status;
-      ::waitpid(pid, &status, 0);
+      int st;
+      ::waitpid(pid, &st, 0);
       close_fd(c.out_fd);
       close_fd(c.err_fd);
+      close_fd(c.status_fd);
       return false;
     }
     {
@@ -196,6 +197,111 @@ struct process_runner::impl {
     if (c.req.timeout.count() > 0)
       c.deadline = c.started + c.req.timeout;
     return true;
+  }
+
+  // What the guard tells its owner on the status pipe: records of two ints.
+  enum guard_report : int {
+    /// The command's wait status.
+    exited = 1,
+    /// chdir to the working directory failed with this errno.
+    no_cwd,
+    /// execve failed with this errno.
+    no_exec,
+  };
+
+  static void report(int fd, int kind, int value) {
+    int record[2] = {kind, value};
+    [[maybe_unused]] auto n = ::write(fd, record, sizeof(record));
+  }
+
+  // The guard, in the forked child; never returns. Async-signal-safe calls
+  // only.
+  [[noreturn]] static void guard(pid_t owner, int out, int err, int status,
+                                 const char* cwd, char** argv, char** envp) {
+    sigset_t all;
+    sigfillset(&all);
+    ::sigprocmask(SIG_BLOCK, &all, nullptr);
+    // An ignored signal is dropped even while blocked (the owner may run
+    // under nohup, or ignore SIGCHLD): the guard waits for both.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGHUP, &dfl, nullptr);
+    ::sigaction(SIGCHLD, &dfl, nullptr);
+    ::setpgid(0, 0);
+    // SIGHUP when the owner dies; it may have died already.
+    ::prctl(PR_SET_PDEATHSIG, SIGHUP);
+    if (::getppid() != owner)
+      ::_exit(1);
+    // stdin from /dev/null, the pipes as stdout, stderr and fd 3; nothing
+    // else of the owner's (sockets, other commands' pipes) stays open here.
+    out = ::fcntl(out, F_DUPFD, 10);
+    err = ::fcntl(err, F_DUPFD, 10);
+    status = ::fcntl(status, F_DUPFD, 10);
+    int null = ::open("/dev/null", O_RDONLY);
+    ::dup2(null, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::dup2(status, 3);
+    ::fcntl(3, F_SETFD, FD_CLOEXEC);
+    close_from(4);
+    auto cmd = ::fork();
+    if (cmd == 0) {
+      for (int sig = 1; sig < NSIG; ++sig)
+        ::sigaction(sig, &dfl, nullptr);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      if (cwd != nullptr && ::chdir(cwd) != 0) {
+        report(3, no_cwd, errno);
+        ::_exit(127);
+      }
+      ::execve(argv[0], argv, envp);
+      report(3, no_exec, errno);
+      ::_exit(127);
+    }
+    // The command holds the output pipes now: their ends come when it and
+    // what it started close them.
+    ::dup2(0, 1);
+    ::dup2(0, 2);
+    if (cmd < 0) {
+      report(3, no_exec, errno);
+      ::_exit(1);
+    }
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGCHLD);
+    sigaddset(&wanted, SIGHUP);
+    for (;;) {
+      siginfo_t info;
+      if (::sigwaitinfo(&wanted, &info) < 0)
+        continue;
+      if (info.si_signo == SIGHUP)
+        break; // the owner is gone
+      int st = 0;
+      auto r = ::waitpid(cmd, &st, WNOHANG);
+      if (r == cmd) {
+        report(3, exited, st);
+        break;
+      }
+    }
+    // The command's group goes, the guard with it.
+    ::kill(0, SIGKILL);
+    ::_exit(1);
+  }
+
+  // Closes every descriptor from `first` on.
+  static void close_from(int first) {
+#ifdef SYS_close_range
+    if (::syscall(SYS_close_range, first, ~0u, 0) == 0)
+      return;
+#endif
+    rlimit lim{};
+    int max = 65536;
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY
+        && lim.rlim_cur < static_cast<rlim_t>(max))
+      max = static_cast<int>(lim.rlim_cur);
+    for (int fd = first; fd < max; ++fd)
+      ::close(fd);
   }
 
   void signal_group(child& c, int sig) {
@@ -229,23 +335,58 @@ struct process_runner::impl {
   }
 
   void reap(child& c) {
+    // The guard has ended: whatever is left of its group goes too. Its
+    // zombie still holds the group's id, so the id cannot name a new group.
+    signal_group(c, SIGKILL);
     int status = 0;
     pid_t r;
     do {
       r = ::waitpid(c.pid, &status, 0);
     } while (r < 0 && errno == EINTR);
-    if (r == c.pid) {
-      if (WIFEXITED(status)) {
-        c.outcome.exit_code = WEXITSTATUS(status);
-      } else if (WIFSIGNALED(status)) {
-        c.outcome.exit_code = -1;
-        c.outcome.signal = WTERMSIG(status);
-      }
-    }
-    // Whatever the command left behind in its group goes with it.
-    signal_group(c, SIGKILL);
+    read_status(c);
     c.exited = true;
     close_fd(c.pidfd);
+  }
+
+  // Reads what the guard reported about the command.
+  void read_status(child& c) {
+    int record[2];
+    bool known = false;
+    while (c.status_fd >= 0
+           && ::read(c.status_fd, record, sizeof(record))
+                == static_cast<ssize_t>(sizeof(record))) {
+      switch (record[0]) {
+        case exited:
+          known = true;
+          if (WIFEXITED(record[1])) {
+            c.outcome.exit_code = WEXITSTATUS(record[1]);
+          } else if (WIFSIGNALED(record[1])) {
+            c.outcome.exit_code = -1;
+            c.outcome.signal = WTERMSIG(record[1]);
+          }
+          break;
+        case no_cwd:
+          c.outcome.spawn_error = "cannot start /bin/sh in " + c.req.cwd
+                                  + ": " + std::strerror(record[1]);
+          break;
+        case no_exec:
+          c.outcome.spawn_error = std::string{"cannot start /bin/sh: "}
+                                  + std::strerror(record[1]);
+          if (record[1] == E2BIG)
+            c.outcome.spawn_error += " (the command or its environment is "
+                                     "too long)";
+          break;
+        default:
+          break;
+      }
+    }
+    close_fd(c.status_fd);
+    if (!known && c.outcome.spawn_error.empty()) {
+      // The guard was killed with its group before it could tell: by a
+      // timeout's or a cancel's SIGKILL, or by someone else.
+      c.outcome.exit_code = -1;
+      c.outcome.signal = SIGKILL;
+    }
   }
 
   void finish(std::unique_ptr<child> c) {
@@ -259,6 +400,7 @@ struct process_runner::impl {
       drain(*c, c->err_fd, c->outcome.err);
     close_fd(c->out_fd);
     close_fd(c->err_fd);
+    close_fd(c->status_fd);
     close_fd(c->pidfd);
     c->outcome.wall = clock_type::now() - c->started;
     --count;
