@@ -105,7 +105,7 @@ struct cluster {
 
   ~cluster() {
     workers.clear();
-    caf::anon_send_exit(orch, caf::exit_reason::user_shutdown);
+    stop_orchestrator(sys, orch);
   }
 
   int32_t joined() {

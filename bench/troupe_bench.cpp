@@ -101,7 +101,7 @@ double run_troupe(caf::actor_system& sys, const plan& p) {
   auto elapsed = std::chrono::duration<double>(clock_type::now() - start);
   if (!ok)
     std::cerr << p.name << ": run did not succeed\n";
-  caf::anon_send_exit(orch, caf::exit_reason::user_shutdown);
+  stop_orchestrator(sys, orch);
   caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
   return elapsed.count();
 }

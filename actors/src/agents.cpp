@@ -75,7 +75,7 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
       }
       if (progress)
         self->send(progress, started_atom_v, spec.run_id, spec.ws.id,
-                   spec.attempt, st.node);
+                   spec.attempt, st.node, spec.key);
       st.exec = (*factory)(self->system());
       if (st.cancelled)
         self->send(st.exec, cancel_atom_v);
@@ -126,6 +126,8 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
 struct pool_state {
   static inline const char* name = "troupe.agent_pool";
   pool_config cfg;
+  /// Slots taken: dispatches accepted and not answered yet.
+  int32_t in_use = 0;
   // Running agents by run id, workstream id and dispatch: a workstream may
   // briefly have two (a retry arriving before its predecessor's exit).
   using key = std::tuple<std::string, std::string, int32_t>;
@@ -135,9 +137,20 @@ struct pool_state {
   std::vector<caf::typed_response_promise<bool>> drained;
 };
 
+using pool_ptr = pool_actor::stateful_pointer<pool_state>;
 
-pool_actor::behavior_type
-agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
+// A dispatch was answered: its slot is free, and a drain may be complete.
+void slot_freed(pool_ptr self) {
+  auto& st = self->state;
+  st.in_use -= 1;
+  if (st.in_use == 0) {
+    for (auto& rp : st.drained)
+      rp.deliver(true);
+    st.drained.clear();
+  }
+}
+
+pool_actor::behavior_type agent_pool(pool_ptr self, pool_config cfg) {
   self->state.cfg = std::move(cfg);
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;
@@ -146,11 +159,6 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
       return;
     st.running.erase(i->second);
     st.by_addr.erase(i);
-    if (st.running.empty()) {
-      for (auto& rp : st.drained)
-        rp.deliver(true);
-      st.drained.clear();
-    }
   });
   return {
     [=](dispatch_atom, workstream_spec& spec, progress_actor& progress)
@@ -160,26 +168,56 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
       auto& persona = spec.ws.persona;
       if (!st.cfg.workdir.empty())
         spec.workdir = st.cfg.workdir;
-      if (auto i = st.cfg.custom_agents.find(persona);
-          i != st.cfg.custom_agents.end())
-        return self->delegate(i->second, dispatch_atom_v, std::move(spec),
-                              std::move(progress));
-      if (!personas.empty()
+      auto custom = st.cfg.custom_agents.find(persona);
+      if (custom == st.cfg.custom_agents.end() && !personas.empty()
           && std::find(personas.begin(), personas.end(), persona)
                == personas.end())
         return caf::make_error(errc::unknown_persona, persona,
                                st.cfg.info.name);
+      // A node never runs more than its slots, whatever asks it to.
+      if (st.in_use >= st.cfg.info.slots)
+        return caf::make_error(errc::no_capacity, st.cfg.info.name,
+                               std::to_string(st.cfg.info.slots)
+                                 + " slots taken");
+      auto key = spec.key;
       // A noop has nothing to drive or cancel: the pool answers it at once.
-      if (spec.ws.executor.kind == "noop")
-        return noop_result(spec, st.cfg.info.name);
-      auto a = spawn_agent(self->system(), persona, st.cfg.info.name,
-                           st.cfg.executors);
-      auto key = pool_state::key{spec.run_id, spec.ws.id, spec.dispatch};
-      self->monitor(a);
-      st.by_addr.emplace(a.address(), key);
-      st.running[key] = a;
-      return self->delegate(a, dispatch_atom_v, std::move(spec),
-                            std::move(progress));
+      if (custom == st.cfg.custom_agents.end()
+          && spec.ws.executor.kind == "noop") {
+        auto r = noop_result(spec, st.cfg.info.name);
+        r.key = key;
+        return r;
+      }
+      agent_actor a;
+      if (custom != st.cfg.custom_agents.end()) {
+        a = custom->second;
+      } else {
+        a = spawn_agent(self->system(), persona, st.cfg.info.name,
+                        st.cfg.executors);
+        auto running_key
+          = pool_state::key{spec.run_id, spec.ws.id, spec.dispatch};
+        self->monitor(a);
+        st.by_addr.emplace(a.address(), running_key);
+        st.running[running_key] = a;
+      }
+      st.in_use += 1;
+      // The pool answers itself (rather than letting the agent answer) so
+      // that it knows when a slot is free, and so the answer carries the
+      // dispatch's key whatever agent ran it.
+      auto rp = self->make_response_promise<workstream_result>();
+      auto limit = request_timeout(spec) + executor_grace;
+      self->request(a, limit, dispatch_atom_v, std::move(spec),
+                    std::move(progress))
+        .then(
+          [=](workstream_result& r) mutable {
+            slot_freed(self);
+            r.key = key;
+            rp.deliver(std::move(r));
+          },
+          [=](caf::error& err) mutable {
+            slot_freed(self);
+            rp.deliver(std::move(err));
+          });
+      return rp;
     },
     [=](cancel_atom, const std::string& run, const std::string& ws) {
       auto& st = self->state;
@@ -197,7 +235,7 @@ agent_pool(pool_actor::stateful_pointer<pool_state> self, pool_config cfg) {
     },
     [=](drain_atom) -> caf::result<bool> {
       auto& st = self->state;
-      if (st.running.empty())
+      if (st.in_use == 0)
         return true;
       auto rp = self->make_response_promise<bool>();
       st.drained.push_back(rp);

@@ -27,9 +27,56 @@ namespace troupe {
 
 namespace orch {
 
+namespace {
+
+// True if `key` is the one `pool` joined with.
+bool holds_key(self_ptr self, const pool_actor& pool, const std::string& key) {
+  for (auto& p : self->state.pools)
+    if (p.handle == pool && p.active())
+      return !key.empty() && key == p.key;
+  return false;
+}
+
+// Who sent the current message, for logs: its node (a peer may spawn
+// actors at will, so they do not count as different peers).
+std::string describe_sender(self_ptr self) {
+  auto& sender = self->current_sender();
+  if (!sender)
+    return "an anonymous peer";
+  if (sender->node() == self->system().node())
+    return "this node";
+  return "node " + caf::to_string(sender->node());
+}
+
+// Peers (and what they were refused) remembered for `refused`; past this,
+// refusals are no longer logged (a flood of new peers must not grow the
+// orchestrator without bound).
+constexpr size_t refused_peers_limit = 1024;
+
+} // namespace
+
+void refused(self_ptr self, const std::string& why) {
+  auto& seen = self->state.refused_peers;
+  auto peer = describe_sender(self);
+  if (seen.size() >= refused_peers_limit
+      || !seen.insert(peer + '\0' + why).second)
+    return;
+  log()->warn("refused {} from {}", why, peer);
+}
+
 orchestrator_impl::behavior_type
 orchestrator(self_ptr self, orchestrator_config cfg) {
   self->state.cfg = std::move(cfg);
+  auto seed = make_secret();
+  self->state.watchdog_key = std::stoull(seed.substr(0, 16), nullptr, 16);
+  self->state.keys.seed(std::stoull(seed.substr(16, 16), nullptr, 16));
+  // Messages no handler takes are dropped, with one warning per peer (the
+  // default prints each one).
+  self->set_default_handler(
+    [=](caf::scheduled_actor*, caf::message_view&) -> caf::result<caf::message> {
+      refused(self, "a message the coordinator does not know");
+      return caf::sec::unexpected_message;
+    });
   self->state.gates = spawn_gate(self->system(), self->state.cfg.executors);
   self->state.synthesizer = spawn_synthesizer(self->system());
   self->link_to(self->state.gates);
@@ -49,9 +96,11 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       auto& st = self->state;
       if (st.shutting_down)
         return caf::make_error(errc::shutting_down, st.cfg.name);
-      if (!st.cfg.token.empty() && opts.token != st.cfg.token)
+      if (!st.cfg.token.empty() && opts.token != st.cfg.token) {
+        refused(self, "a run with a wrong token");
         return caf::make_error(errc::bad_token,
                                "the coordinator does not accept this token");
+      }
       // Plans come from other nodes too: carry their text as UTF-8.
       make_valid_utf8_fields(p);
       make_valid_utf8_fields(opts);
@@ -97,10 +146,15 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       });
       return id;
     },
-    [=](cancel_atom, const std::string& run_id) {
+    [=](cancel_atom, const std::string& run_id, const std::string& key) {
       auto i = self->state.runs.find(run_id);
-      if (i == self->state.runs.end())
+      // Only whoever started a run holds its key; an unknown run and a
+      // wrong key look alike to the sender.
+      if (i == self->state.runs.end() || key.empty()
+          || key != i->second.opts.cancel_key) {
+        refused(self, "a cancel without its run's key");
         return;
+      }
       auto& run = i->second;
       if (run.cancelling && run.user_cancelled)
         return;
@@ -120,7 +174,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       if (st.shutting_down)
         return caf::make_error(errc::shutting_down, st.cfg.name);
       if (!st.cfg.token.empty() && req.token != st.cfg.token) {
-        log()->warn("refused node {}: wrong token", info.name);
+        refused(self, "node " + info.name + " joining with a wrong token");
         return caf::make_error(errc::bad_token,
                                "node " + info.name
                                  + " presented a token the coordinator does "
@@ -152,6 +206,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       pool_entry entry;
       entry.handle = std::move(pool);
       entry.info = std::move(info);
+      entry.key = std::move(req.key);
       st.pools.push_back(std::move(entry));
       for (auto& [id, run] : st.runs) {
         emit(self, run, "node", st.pools.back().info.name, "joined", 0,
@@ -170,15 +225,21 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
     [=](nodes_atom,
         const std::string& token) -> caf::result<std::vector<node_status>> {
       auto& st = self->state;
-      if (!st.cfg.token.empty() && token != st.cfg.token)
+      if (!st.cfg.token.empty() && token != st.cfg.token) {
+        refused(self, "a node listing with a wrong token");
         return caf::make_error(errc::bad_token,
                                "the coordinator does not accept this token");
+      }
       std::vector<node_status> out;
       for (auto& p : self->state.pools)
         out.push_back({p.info, p.busy, p.state, p.completed});
       return out;
     },
-    [=](drain_atom, const pool_actor& pool) -> bool {
+    [=](drain_atom, const pool_actor& pool, const std::string& key) -> bool {
+      if (!holds_key(self, pool, key)) {
+        refused(self, "a drain without the node's key");
+        return false;
+      }
       for (auto& p : self->state.pools)
         if (p.handle == pool && p.state == "joined") {
           p.state = "draining";
@@ -189,7 +250,11 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       pump_all(self);
       return true;
     },
-    [=](leave_atom, const pool_actor& pool) -> bool {
+    [=](leave_atom, const pool_actor& pool, const std::string& key) -> bool {
+      if (!holds_key(self, pool, key)) {
+        refused(self, "a leave without the node's key");
+        return false;
+      }
       for (auto& p : self->state.pools)
         if (p.handle == pool && p.active()) {
           p.state = "left";
@@ -201,8 +266,13 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       pump_all(self);
       return true;
     },
-    [=](shutdown_atom) -> caf::result<bool> {
+    [=](shutdown_atom, const std::string& key) -> caf::result<bool> {
       auto& st = self->state;
+      if (key.empty() || key != st.cfg.owner_key) {
+        refused(self, "a shutdown without the owner's key");
+        return caf::make_error(errc::bad_token,
+                               "shutting down needs the owner's key");
+      }
       st.shutting_down = true;
       log()->info("shutting down: cancelling {} runs", st.runs.size());
       for (auto& p : st.pools)
@@ -224,9 +294,15 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       st.shutdown_waiters.push_back(rp);
       return rp;
     },
-    [=](watchdog_atom) { watchdog(self); },
+    [=](watchdog_atom, uint64_t key) {
+      if (key != self->state.watchdog_key) {
+        refused(self, "a watchdog tick of somebody else's");
+        return;
+      }
+      watchdog(self);
+    },
     [=](started_atom, const std::string& run_id, const std::string& ws_id,
-        int32_t attempt, const std::string& node) {
+        int32_t attempt, const std::string& node, uint64_t key) {
       auto i = self->state.runs.find(run_id);
       if (i == self->state.runs.end())
         return;
@@ -237,6 +313,10 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       auto& ws = run.ws[w->second];
       if (ws.state != ws_state::dispatched || ws.attempts != attempt)
         return;
+      if (key != ws.key) {
+        refused(self, "a start notice without its dispatch's key");
+        return;
+      }
       ws.state = ws_state::running;
       guarded(self, run_id, [&] {
         emit(self, run, "workstream", ws_id, "running", attempt,
@@ -249,12 +329,74 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
 
 } // namespace orch
 
+namespace {
+
+// The orchestrator's behaviour in an actor that screens system messages
+// before they reach it. CAF 0.17 delivers exit, down and error messages
+// from any peer, and an exit message with reason `kill` ends an actor
+// whatever its exit handler says; over the network a peer can claim to be
+// any actor of its own node, or of ours that another node can address.
+// Nobody can claim to be a local actor that no node can address: those are
+// the only ones obeyed (and a monitored node's proxy telling of its own
+// end).
+class screened_orchestrator
+  : public caf::stateful_actor<orch::orchestrator_state,
+                               orch::orchestrator_impl::base> {
+public:
+  using super = caf::stateful_actor<orch::orchestrator_state,
+                                    orch::orchestrator_impl::base>;
+
+  screened_orchestrator(caf::actor_config& cfg, orchestrator_config ocfg)
+    : super(cfg), ocfg_(std::move(ocfg)) {
+    // nop
+  }
+
+  behavior_type make_behavior() override {
+    return orch::orchestrator(this, std::move(ocfg_));
+  }
+
+  caf::invoke_message_result consume(caf::mailbox_element& x) override {
+    auto& msg = x.content();
+    bool trusted = true;
+    if (msg.match_elements<caf::exit_msg>()
+        || msg.match_elements<caf::error>()) {
+      trusted = unaddressable_local(x.sender);
+    } else if (msg.match_elements<caf::down_msg>()) {
+      auto& dm = msg.get_as<caf::down_msg>(0);
+      trusted = unaddressable_local(x.sender)
+                || (x.sender && dm.source == x.sender->address());
+    }
+    if (trusted)
+      return super::consume(x);
+    current_element_ = &x;
+    orch::refused(this, "a system message (exit, down or error)");
+    current_element_ = nullptr;
+    return caf::invoke_message_result::dropped;
+  }
+
+private:
+  bool unaddressable_local(const caf::strong_actor_ptr& sender) {
+    auto& sys = home_system();
+    return sender && sender->node() == sys.node()
+           && sys.registry().get(sender->id()) == nullptr;
+  }
+
+  orchestrator_config ocfg_;
+};
+
+} // namespace
+
 orchestrator_actor spawn_orchestrator(caf::actor_system& sys,
                                       orchestrator_config cfg) {
   if (!cfg.executors)
     cfg.executors = executor_registry::with_builtins();
-  return caf::actor_cast<orchestrator_actor>(
-    sys.spawn(orch::orchestrator, std::move(cfg)));
+  return sys.spawn<screened_orchestrator>(std::move(cfg));
+}
+
+void stop_orchestrator(caf::actor_system& sys,
+                       const orchestrator_actor& orch) {
+  caf::scoped_actor self{sys};
+  self->send_exit(orch, caf::exit_reason::user_shutdown);
 }
 
 } // namespace troupe

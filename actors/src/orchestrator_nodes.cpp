@@ -30,6 +30,7 @@ void node_lost(self_ptr self, size_t pool_idx, const std::string& why) {
   auto& pool = st.pools[pool_idx];
   pool.state = "lost";
   pool.busy = 0;
+  pool.overdue.clear();
   log()->warn("node {} lost ({}): its work goes elsewhere", pool.info.name,
               why);
   for (auto& [id, run] : st.runs) {
@@ -68,12 +69,14 @@ void arm_watchdog(self_ptr self) {
   if (st.watchdog_armed)
     return;
   st.watchdog_armed = true;
-  self->delayed_send(self, watchdog_interval, watchdog_atom_v);
+  self->delayed_send(self, watchdog_interval, watchdog_atom_v,
+                     st.watchdog_key);
 }
 
 // Gives up on dispatches whose node never answered in time: the attempt
 // times out (retried if its budget allows), the node is told to cancel it,
-// and whatever it still sends is stale.
+// and whatever it still sends is stale. The node's slot stays taken until
+// it answers (or is lost): it may still be running the work.
 void watchdog(self_ptr self) {
   auto& st = self->state;
   st.watchdog_armed = false;
@@ -101,6 +104,7 @@ void watchdog(self_ptr self) {
       log()->warn("workstream {} got no answer from node {} in time",
                   w.def->id, node);
       self->send(st.pools[pool_idx].handle, cancel_atom_v, run.id, w.def->id);
+      st.pools[pool_idx].overdue.emplace(w.key, now + st.cfg.dispatch_grace);
       w.dispatches += 1; // its answer, should it come, is stale now
       workstream_result r;
       r.status = ws_state::timed_out;
@@ -112,6 +116,19 @@ void watchdog(self_ptr self) {
       if (st.runs.find(id) == st.runs.end())
         break;
     }
+  }
+  // A node that answers not even a cancelled dispatch in time is gone in
+  // all but name: declare it lost, which frees its slots.
+  for (size_t pi = 0; pi < st.pools.size(); ++pi) {
+    auto& p = st.pools[pi];
+    if (!p.active() || p.overdue.empty())
+      continue;
+    busy = true;
+    for (auto& [key, by] : p.overdue)
+      if (by <= now) {
+        node_lost(self, pi, "it did not answer a timed-out dispatch");
+        break;
+      }
   }
   if (busy)
     arm_watchdog(self);

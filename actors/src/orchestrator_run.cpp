@@ -26,16 +26,17 @@
 namespace troupe::orch {
 
 std::string make_run_id() {
-  static std::mt19937_64 rng{std::random_device{}()};
   auto now = std::chrono::system_clock::to_time_t(
     std::chrono::system_clock::now());
   std::tm tm{};
   gmtime_r(&now, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "run-%04d%02d%02d-%02d%02d%02d-%04x",
+  std::snprintf(buf, sizeof(buf), "run-%04d%02d%02d-%02d%02d%02d-",
                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                tm.tm_min, tm.tm_sec, static_cast<unsigned>(rng() & 0xffff));
-  return buf;
+                tm.tm_min, tm.tm_sec);
+  // 64 random bits: a run's id is no secret, but nobody should find one by
+  // guessing either.
+  return buf + make_secret().substr(0, 16);
 }
 
 void emit(self_ptr self, run_state& run, std::string kind,
@@ -206,13 +207,30 @@ void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
   accept_attempt(self, run, idx, pool_idx, std::move(r));
 }
 
+// True if the current message comes from `pool_idx`'s pool: an answer from
+// anyone else (a response forged by guessing a request id) is dropped.
+static bool from_pool(self_ptr self, size_t pool_idx) {
+  auto& pool = self->state.pools[pool_idx].handle;
+  return self->current_sender()
+         && self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(
+              pool);
+}
+
+// The dispatch `key` to `pool_idx` was answered: its slot is free again,
+// unless the node was declared lost since (which freed them all).
+static void release_slot(self_ptr self, size_t pool_idx, uint64_t key) {
+  auto& pool = self->state.pools[pool_idx];
+  pool.overdue.erase(key);
+  if (pool.active() && pool.busy > 0)
+    pool.busy -= 1;
+}
+
 // Takes the end of the workstream's current dispatch into account.
 void accept_attempt(self_ptr self, run_state& run, size_t idx,
                     size_t pool_idx, workstream_result r) {
   auto& st = self->state;
   auto run_id = run.id;
   auto& w = run.ws[idx];
-  st.pools[pool_idx].busy -= 1;
   st.pools[pool_idx].completed += 1;
   run.in_flight -= 1;
   if (is_terminal(w.state)) {
@@ -262,6 +280,7 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   w.attempts += 1;
   w.dispatches += 1;
   w.pool = pool_idx;
+  w.key = st.keys();
   w.dispatched_at = clock_type::now();
   pool.busy += 1;
   run.in_flight += 1;
@@ -273,6 +292,7 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   spec.timeout_s = w.def->timeout_s > 0 ? w.def->timeout_s
                                        : run.p.settings.default_timeout_s;
   spec.workdir = run.opts.workdir;
+  spec.key = w.key;
   // noop and sleep never read their context; a wide gather would pay for
   // building it.
   if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep")
@@ -283,6 +303,7 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
                       w.def->id, pool.info.name, w.attempts);
   auto run_id = run.id;
   auto token = w.dispatches;
+  auto key = w.key;
   w.deadline
     = w.dispatched_at + to_ms(spec.timeout_s) + st.cfg.dispatch_grace;
   arm_watchdog(self);
@@ -293,11 +314,21 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
                 progress)
     .then(
       [=](workstream_result& r) {
+        if (!from_pool(self, pool_idx) || r.key != key) {
+          refused(self, "a result not from the node it was asked of");
+          return;
+        }
+        release_slot(self, pool_idx, key);
         guarded(self, run_id, [&] {
           on_attempt_end(self, run_id, idx, token, pool_idx, std::move(r));
         });
       },
       [=](caf::error& err) {
+        if (!from_pool(self, pool_idx)) {
+          refused(self, "an error not from the node it was asked of");
+          return;
+        }
+        release_slot(self, pool_idx, key);
         guarded(self, run_id, [&] {
           workstream_result r;
           r.status = err == caf::sec::request_timeout ? ws_state::timed_out

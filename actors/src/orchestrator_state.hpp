@@ -8,6 +8,8 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -54,6 +56,8 @@ struct ws_run {
   /// For remediation workstreams: the gate they fix.
   size_t fixes_gate = npos;
   size_t pool = npos;
+  /// The secret of the current dispatch, which its node's answer carries.
+  uint64_t key = 0;
   bool waiting_reported = false;
   clock_type::time_point dispatched_at;
   /// When the watchdog gives up on the current dispatch.
@@ -110,9 +114,15 @@ struct run_state {
 struct pool_entry {
   pool_actor handle;
   node_info info;
+  /// The secret the node chose when joining; drain and leave carry it.
+  std::string key;
   int32_t busy = 0;
   std::string state = "joined";
   int64_t completed = 0;
+  /// Dispatches the watchdog gave up on, by key, with the time by which the
+  /// node must have answered them (their slots stay taken until it does):
+  /// a node that lets one pass is declared lost.
+  std::map<uint64_t, clock_type::time_point> overdue;
 
   bool active() const {
     return state == "joined" || state == "draining";
@@ -131,6 +141,13 @@ struct orchestrator_state {
   gate_actor gates;
   synthesizer_actor synthesizer;
   bool watchdog_armed = false;
+  /// Carried by the watchdog's own ticks, so nobody else can send them.
+  uint64_t watchdog_key = 0;
+  /// Makes dispatch keys.
+  std::mt19937_64 keys;
+  /// Peers already warned about, with what they were refused: each kind of
+  /// refusal is logged once per peer.
+  std::set<std::string> refused_peers;
 };
 
 using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
@@ -142,10 +159,14 @@ constexpr auto watchdog_interval = std::chrono::seconds(1);
 /// The orchestrator's own view of itself: its public interface plus the
 /// watchdog's tick.
 using orchestrator_impl
-  = orchestrator_actor::extend<caf::reacts_to<watchdog_atom>>;
+  = orchestrator_actor::extend<caf::reacts_to<watchdog_atom, uint64_t>>;
 
 using self_ptr = orchestrator_impl::stateful_pointer<orchestrator_state>;
 
+
+/// Logs, once per peer and kind, that a message from the current sender
+/// was refused as `why`.
+void refused(self_ptr self, const std::string& why);
 
 // -- runs: orchestrator_run.cpp -----------------------------------------------
 

@@ -137,7 +137,8 @@ void leave(worker_ptr self) {
           finish(self, 0, "drained");
           return;
         }
-        self->request(coordinator, ack_timeout, leave_atom_v, self->state.pool)
+        self->request(coordinator, ack_timeout, leave_atom_v, self->state.pool,
+                      self->state.cfg.join.key)
           .then([=](bool) { finish(self, 0, "drained and left"); },
                 [=](const caf::error& err) {
                   finish(self, 0, "drained; the coordinator did not "
@@ -169,7 +170,8 @@ caf::behavior joined(worker_ptr self) {
         return;
       st.draining = true;
       log()->info("draining: finishing what runs, taking nothing new");
-      self->request(st.coordinator, ack_timeout, drain_atom_v, st.pool)
+      self->request(st.coordinator, ack_timeout, drain_atom_v, st.pool,
+                    st.cfg.join.key)
         .then([=](bool) { leave(self); },
               [=](const caf::error&) {
                 // The coordinator is gone or slow: finish locally anyway.
@@ -186,6 +188,9 @@ caf::behavior joined(worker_ptr self) {
 caf::behavior worker_node(worker_ptr self, worker_config cfg,
                           pool_actor pool) {
   self->state.cfg = std::move(cfg);
+  // Only this node may drain its pool or take it away.
+  if (self->state.cfg.join.key.empty())
+    self->state.cfg.join.key = make_secret();
   self->state.pool = std::move(pool);
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;

@@ -38,7 +38,7 @@ agent_actor::behavior_type reviewer(agent_actor::pointer self,
         const progress_actor& progress) -> workstream_result {
       if (progress)
         self->send(progress, started_atom_v, spec.run_id, spec.ws.id,
-                   spec.attempt, std::string{"embedded"});
+                   spec.attempt, std::string{"embedded"}, spec.key);
       caf::anon_send(counter, count_atom_v, spec.ws.id);
       workstream_result r;
       r.id = spec.ws.id;
@@ -131,8 +131,9 @@ int main() {
     .receive(
       [&](int32_t n) { std::cout << "reviewer reviewed " << n << " item(s)\n"; },
       [&](caf::error&) {});
-  for (auto& a : {caf::actor_cast<caf::actor>(orch),
-                  caf::actor_cast<caf::actor>(pool), counter,
+  // The orchestrator obeys exit messages only from local actors.
+  stop_orchestrator(sys, orch);
+  for (auto& a : {caf::actor_cast<caf::actor>(pool), counter,
                   caf::actor_cast<caf::actor>(pcfg.custom_agents["reviewer"])})
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   return rc;

@@ -8,6 +8,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <caf/all.hpp>
@@ -104,6 +106,40 @@ bool read_endpoint(const std::string& address, const std::string& flag,
   return token_file.empty() || read_token(token_file, out.token);
 }
 
+bool is_loopback(const std::string& host) {
+  if (host == "localhost")
+    return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1)
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+bool transport_allowed(const std::string& host, const std::string& flag,
+                       const tls_flags& tls) {
+  if (tls.enabled() || is_loopback(host))
+    return true;
+  if (!tls.insecure_plaintext) {
+    std::cerr << flag << ": " << host
+              << " is not a loopback address, and CAF's network protocol "
+                 "authenticates nobody: give every node --tls-cert, "
+                 "--tls-key and --tls-ca (see the README's \"Run a "
+                 "cluster\"), or --insecure-plaintext on a network you trust "
+                 "entirely\n";
+    return false;
+  }
+  log()->warn("{} {} without TLS (--insecure-plaintext): anyone who reaches "
+              "it can read the cluster token off the wire, impersonate nodes "
+              "and submitters, fake the loss of a node, and make the "
+              "coordinator allocate up to 4 GiB per connection before any "
+              "check",
+              flag == "--listen" ? "listening on" : "talking to", host);
+  return true;
+}
+
 bool configure_network(caf::actor_system_config& cfg, const tls_flags& tls) {
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.heartbeat-interval", caf::timespan{heartbeat_interval});
@@ -156,6 +192,8 @@ int coordinator_command(const coordinator_flags& flags) {
     std::cerr << "--slots: must not be negative\n";
     return exit_bad_input;
   }
+  if (!transport_allowed(host, "--listen", flags.tls))
+    return exit_bad_input;
   caf::actor_system_config cfg;
   add_message_types(cfg);
   if (!configure_network(cfg, flags.tls))
@@ -166,6 +204,7 @@ int coordinator_command(const coordinator_flags& flags) {
   orchestrator_config ocfg;
   ocfg.executors = executors;
   ocfg.token = token;
+  ocfg.owner_key = make_secret();
   ocfg.name = flags.name;
   auto orch = spawn_orchestrator(sys, ocfg);
   caf::scoped_actor self{sys};
@@ -189,14 +228,14 @@ int coordinator_command(const coordinator_flags& flags) {
   if (!bound) {
     std::cerr << "--listen: cannot listen on " << flags.listen << ": "
               << sys.render(bound.error()) << '\n';
-    caf::anon_send_exit(orch, caf::exit_reason::user_shutdown);
+    stop_orchestrator(sys, orch);
     if (pool)
       caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
     return exit_bad_input;
   }
-  if (token.empty() && host != "127.0.0.1" && host != "localhost"
-      && host != "::1")
-    log()->warn("listening on {} without --token-file: any node can join",
+  if (token.empty() && !is_loopback(host))
+    log()->warn("listening on {} without --token-file: any node with a "
+                "certificate of the cluster's CA can join",
                 host);
   std::cout << "troupe coordinator listening on " << host << ":" << *bound
             << (flags.tls.enabled() ? " (TLS)" : "") << std::endl;
@@ -208,14 +247,15 @@ int coordinator_command(const coordinator_flags& flags) {
     std::cerr << "troupe: coordinator stopping ("
               << signal_watch::name(sig)
               << "): cancelling runs\n";
-    self->request(orch, std::chrono::seconds(60), shutdown_atom_v)
+    self->request(orch, std::chrono::seconds(60), shutdown_atom_v,
+                  ocfg.owner_key)
       .receive([](bool) {},
                [&](const caf::error& err) {
                  std::cerr << "troupe: runs did not end in time: "
                            << sys.render(err) << '\n';
                });
   }
-  caf::anon_send_exit(orch, caf::exit_reason::user_shutdown);
+  stop_orchestrator(sys, orch);
   if (pool)
     caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
   return exit_ok;
@@ -234,6 +274,8 @@ int worker_command(const worker_flags& flags) {
     std::cerr << "--slots: a worker needs at least 1 slot\n";
     return exit_bad_input;
   }
+  if (!transport_allowed(host, "--join", flags.tls))
+    return exit_bad_input;
   auto executors = executor_registry::with_builtins();
   auto available = executors->kinds();
   std::vector<std::string> offered;
@@ -308,6 +350,8 @@ int nodes_command(const nodes_flags& flags) {
   if (!read_endpoint(flags.coordinator, "--coordinator", flags.token_file, at))
     return exit_bad_input;
   auto& [host, port, token] = at;
+  if (!transport_allowed(host, "--coordinator", flags.tls))
+    return exit_bad_input;
   caf::actor_system_config cfg;
   add_message_types(cfg);
   if (!configure_network(cfg, flags.tls))

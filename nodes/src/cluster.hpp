@@ -32,6 +32,16 @@ struct endpoint {
 bool read_endpoint(const std::string& address, const std::string& flag,
                    const std::string& token_file, endpoint& out);
 
+/// True for addresses that stay on this machine: 127.0.0.0/8, ::1 and
+/// `localhost`.
+bool is_loopback(const std::string& host);
+
+/// Whether `host` (named by `flag`) may be used with `tls`: TLS, loopback,
+/// or plaintext the user asked for with --insecure-plaintext (warned
+/// about). Prints why not and returns false otherwise.
+bool transport_allowed(const std::string& host, const std::string& flag,
+                       const tls_flags& tls);
+
 /// Loads the middleman, and with certificates the TLS manager, into `cfg`;
 /// prints what is wrong and returns false for unusable certificate flags.
 bool configure_network(caf::actor_system_config& cfg, const tls_flags& tls);

@@ -29,6 +29,8 @@ struct tls_flags {
   std::string cert;
   std::string key;
   std::string ca;
+  /// Talk plaintext to (or listen on) an address other than loopback.
+  bool insecure_plaintext = false;
 
   bool enabled() const {
     return !cert.empty() || !key.empty() || !ca.empty();

@@ -125,6 +125,11 @@ int main(int argc, char** argv) {
     cmd->add_option("--tls-ca", tls.ca,
                     "the CA that signs every node's certificate (PEM)")
       ->group("TLS");
+    cmd->add_flag("--insecure-plaintext", tls.insecure_plaintext,
+                  "talk without TLS to an address other than loopback "
+                  "(unauthenticated peers can then exhaust memory and "
+                  "impersonate nodes)")
+      ->group("TLS");
   };
 
   auto submit = app.add_subcommand(

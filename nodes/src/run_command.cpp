@@ -114,6 +114,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   auto observer = spawn_progress(sys, prog);
   opts.max_parallel = pr.max_parallel;
   opts.workdir = pr.workdir;
+  opts.cancel_key = make_secret();
   std::string run_id;
   std::string failure;
   self->request(orch, std::chrono::seconds(30), run_atom_v, pr.p, opts,
@@ -131,7 +132,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
     signal_watch watch{[&](int) {
       std::fputs("\ntroupe: cancelling the run (again to quit now)\n",
                  stderr);
-      caf::anon_send(orch, cancel_atom_v, run_id);
+      caf::anon_send(orch, cancel_atom_v, run_id, opts.cancel_key);
     }};
     bool waiting = true;
     self->receive_while([&] { return waiting; })(
@@ -206,13 +207,14 @@ int run_command(const run_flags& flags) {
       std::cerr << "troupe: cannot start the agent pool: " << failure << '\n';
   }
   caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(orch, caf::exit_reason::user_shutdown);
+  stop_orchestrator(sys, orch);
   return rc;
 }
 
 int submit_command(const run_flags& flags) {
   endpoint at;
-  if (!read_endpoint(flags.coordinator, "--coordinator", flags.token_file, at))
+  if (!read_endpoint(flags.coordinator, "--coordinator", flags.token_file, at)
+      || !transport_allowed(at.host, "--coordinator", flags.tls))
     return exit_bad_input;
   // The coordinator checks the plan again against what its nodes offer.
   validation_options vopts;

@@ -141,7 +141,8 @@ TEST_CASE("a wrong token is refused on both sides", "[integration][cluster]") {
   auto w = start_worker(c, "intruder", 1, {"--token-file", bad}, false);
   CHECK(w->wait() == 2);
   CHECK(w->err_text().find("token") != std::string::npos);
-  CHECK(c.proc->wait_for_err("refused node intruder: wrong token"));
+  CHECK(c.proc->wait_for_err(
+    "refused node intruder joining with a wrong token"));
   auto ok = start_worker(c, "member", 1, {"--token-file", good});
   auto nosy = run_troupe({"nodes", "--coordinator", c.address()});
   CHECK(nosy.exit_code == 1);

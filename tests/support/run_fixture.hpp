@@ -92,13 +92,15 @@ struct run_fixture {
   }
 
   ~run_fixture() {
-    caf::anon_send_exit(orch, caf::exit_reason::user_shutdown);
+    stop_orchestrator(*sys, orch);
     caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
   }
 
   /// Starts `p` and returns its id; events and the report go to `self`.
   std::string start(caf::scoped_actor& self, const plan& p,
                     run_options opts = {}) {
+    if (opts.cancel_key.empty())
+      opts.cancel_key = "cancel-key";
     std::string id;
     auto observer = caf::actor_cast<observer_actor>(self);
     self->request(orch, std::chrono::seconds(10), run_atom_v, p, opts,
@@ -127,6 +129,11 @@ struct run_fixture {
       },
       caf::after(limit) >> [&] { done = true; });
     return rec;
+  }
+
+  /// Cancels a run `start` started, with the key it gave the run.
+  void cancel(caf::scoped_actor& self, const std::string& id) {
+    self->send(orch, cancel_atom_v, id, std::string{"cancel-key"});
   }
 
   run_record run(const plan& p, run_options opts = {}) {

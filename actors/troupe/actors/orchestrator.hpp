@@ -18,6 +18,9 @@ struct orchestrator_config {
   std::shared_ptr<const executor_registry> executors;
   /// The cluster's shared secret; empty accepts any node and submitter.
   std::string token;
+  /// The secret `shutdown_atom` must carry; the program that spawns the
+  /// orchestrator keeps it. Empty: shutting down by message is refused.
+  std::string owner_key;
   /// How the coordinator introduces itself to joining nodes.
   std::string name = "coordinator";
   /// How long past a workstream's timeout a node may take to answer before
@@ -32,7 +35,16 @@ struct orchestrator_config {
 /// the run's parallelism, retries failures within their budget, applies the
 /// plan's failure policy, holds gates (with remediation), and finally sends
 /// the synthesized report to the run's observer. Pools join with `join_atom`.
+///
+/// It can be published: a message that lacks its secret changes nothing
+/// (and is logged once per peer), and it takes exit, down and error
+/// messages only from local actors that no other node can address. So
+/// `anon_send_exit` does not stop it; `stop_orchestrator` does.
 orchestrator_actor spawn_orchestrator(caf::actor_system& sys,
                                       orchestrator_config cfg);
+
+/// Stops an orchestrator (every run on it ends with it) with an exit
+/// message from a local actor of `sys`, which is the only kind it obeys.
+void stop_orchestrator(caf::actor_system& sys, const orchestrator_actor& orch);
 
 } // namespace troupe

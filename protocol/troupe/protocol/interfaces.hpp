@@ -46,10 +46,12 @@ constexpr leave_atom leave_atom_v{};
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 constexpr shutdown_atom shutdown_atom_v{};
 
-/// Receives an attempt's start from wherever it runs.
+/// Receives an attempt's start from wherever it runs, with its dispatch's
+/// key.
 using progress_actor = caf::typed_actor<
   caf::reacts_to<started_atom, std::string /* run */, std::string /* ws */,
-                 int32_t /* attempt */, std::string /* node */>>;
+                 int32_t /* attempt */, std::string /* node */,
+                 uint64_t /* key */>>;
 
 /// Runs one attempt of one workstream; one executor actor per attempt.
 using executor_actor = caf::typed_actor<
@@ -96,28 +98,29 @@ using planner_actor = caf::typed_actor<
   caf::replies_to<assess_atom, plan>::with<plan_assessment>>;
 
 /// Owns runs: takes plans, lends work to pools, tells observers. It is what
-/// a coordinator publishes.
+/// a coordinator publishes, so every message that changes anything carries
+/// a secret: the cluster's token, or a key the sender chose earlier.
 ///
-/// - `run_atom` answers with the new run's id; the report goes to the
-///   observer.
+/// - `run_atom` (with the token in the options) answers with the new run's
+///   id; the report goes to the observer. `cancel_atom` needs the run's id
+///   and the `cancel_key` its options carried.
 /// - `join_atom` lends a pool (checking token and protocol version) and
-///   answers with the coordinator's name.
-/// - `nodes_atom` (with the token) lists the nodes; `drain_atom` stops new
-///   work for a pool,
-///   `leave_atom` lets it go.
-/// - `shutdown_atom` cancels every run and tells every pool, answering once
-///   the runs have reported.
+///   answers with the coordinator's name; `drain_atom` stops new work for
+///   the pool and `leave_atom` lets it go, each with the key of the join.
+/// - `nodes_atom` (with the token) lists the nodes.
+/// - `shutdown_atom` (with the `owner_key` of its config) cancels every run
+///   and tells every pool, answering once the runs have reported.
 using orchestrator_actor = caf::typed_actor<
   caf::replies_to<run_atom, plan, run_options,
                   observer_actor>::with<std::string>,
-  caf::reacts_to<cancel_atom, std::string /* run */>,
+  caf::reacts_to<cancel_atom, std::string /* run */, std::string /* key */>,
   caf::replies_to<join_atom, join_request, pool_actor>::with<std::string>,
   caf::reacts_to<started_atom, std::string, std::string, int32_t,
-                 std::string>,
+                 std::string, uint64_t>,
   caf::replies_to<nodes_atom, std::string /* token */>::with<
     std::vector<node_status>>,
-  caf::replies_to<drain_atom, pool_actor>::with<bool>,
-  caf::replies_to<leave_atom, pool_actor>::with<bool>,
-  caf::replies_to<shutdown_atom>::with<bool>>;
+  caf::replies_to<drain_atom, pool_actor, std::string /* key */>::with<bool>,
+  caf::replies_to<leave_atom, pool_actor, std::string /* key */>::with<bool>,
+  caf::replies_to<shutdown_atom, std::string /* key */>::with<bool>>;
 
 } // namespace troupe

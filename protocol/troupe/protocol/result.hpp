@@ -13,7 +13,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 1;
+constexpr int32_t protocol_version = 2;
 
 /// Workstream states:
 ///
@@ -83,12 +83,15 @@ struct workstream_spec {
   std::string workdir;
   /// JSON text: dependencies' results, earlier failed attempts, gate output.
   std::string context;
+  /// A secret of this dispatch: its start notice and its result must carry
+  /// it back, so nobody else can pass theirs off as the node's.
+  uint64_t key = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workstream_spec& x) {
   return f(caf::meta::type_name("troupe::workstream_spec"), x.run_id, x.ws,
-           x.attempt, x.dispatch, x.timeout_s, x.workdir, x.context);
+           x.attempt, x.dispatch, x.timeout_s, x.workdir, x.context, x.key);
 }
 
 /// The outcome of one attempt, or of a whole workstream in a report.
@@ -109,6 +112,9 @@ struct workstream_result {
   std::vector<std::string> files_changed;
   std::map<std::string, std::string> outputs;
   std::vector<troupe::usage> usage;
+  /// The key of the dispatch this answers (see `workstream_spec::key`);
+  /// set by the agent pool, never written to reports.
+  uint64_t key = 0;
 };
 
 template <class Inspector>
@@ -116,7 +122,7 @@ typename Inspector::result_type inspect(Inspector& f, workstream_result& x) {
   return f(caf::meta::type_name("troupe::workstream_result"), x.id,
            x.persona, x.title, x.status, x.attempts, x.node, x.wall_s,
            x.started_s, x.exit_code, x.summary, x.output, x.files_changed,
-           x.outputs, x.usage);
+           x.outputs, x.usage, x.key);
 }
 
 /// The verdict of one gate check.
@@ -222,12 +228,15 @@ struct run_options {
   std::string run_id;
   /// The cluster's shared secret, when the coordinator has one.
   std::string token;
+  /// A secret the submitter chooses: `cancel_atom` must present it, so only
+  /// the submitter can cancel its run. Empty: nobody can.
+  std::string cancel_key;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_options& x) {
   return f(caf::meta::type_name("troupe::run_options"), x.max_parallel,
-           x.workdir, x.run_id, x.token);
+           x.workdir, x.run_id, x.token, x.cancel_key);
 }
 
 /// A worker's request to lend its pool to a coordinator.
@@ -235,11 +244,15 @@ struct join_request {
   /// The cluster's shared secret; checked when the coordinator has one.
   std::string token;
   node_info info;
+  /// A secret the node chooses: `drain_atom` and `leave_atom` for its pool
+  /// must present it.
+  std::string key;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, join_request& x) {
-  return f(caf::meta::type_name("troupe::join_request"), x.token, x.info);
+  return f(caf::meta::type_name("troupe::join_request"), x.token, x.info,
+           x.key);
 }
 
 /// A node as the coordinator sees it.
@@ -273,5 +286,8 @@ void from_json(const nlohmann::json& j, check_result& x);
 void from_json(const nlohmann::json& j, gate_result& x);
 void from_json(const nlohmann::json& j, run_report& x);
 void from_json(const nlohmann::json& j, event& x);
+
+/// A new secret: 128 random bits as 32 hexadecimal digits.
+std::string make_secret();
 
 } // namespace troupe
