@@ -208,18 +208,11 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       entry.info = std::move(info);
       entry.key = std::move(req.key);
       st.pools.push_back(std::move(entry));
-      for (auto& [id, run] : st.runs) {
+      for (auto& [id, run] : st.runs)
         emit(self, run, "node", st.pools.back().info.name, "joined", 0,
              st.pools.back().info.name,
              std::to_string(st.pools.back().info.slots) + " slots");
-        for (auto idx : run.parked)
-          if (run.ws[idx].state == ws_state::ready)
-            run.ready.push_back(idx);
-        run.parked.clear();
-        for (auto& w : run.ws)
-          w.waiting_reported = false;
-      }
-      pump_all(self);
+      nodes_changed(self);
       return st.cfg.name;
     },
     [=](nodes_atom,

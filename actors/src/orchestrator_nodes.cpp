@@ -51,7 +51,7 @@ void node_lost(self_ptr self, size_t pool_idx, const std::string& why) {
         continue;
       }
       w.state = ws_state::ready;
-      run.ready.push_back(idx);
+      enqueue(self, run, idx);
       emit(self, run, "workstream", w.def->id, "ready", w.attempts,
            pool.info.name, "requeued: node " + pool.info.name + " lost");
     }

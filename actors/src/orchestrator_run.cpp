@@ -183,8 +183,53 @@ void make_ready(self_ptr self, run_state& run, size_t idx) {
   if (w.remaining_deps > 0 || w.remaining_gates > 0)
     return;
   w.state = ws_state::ready;
-  run.ready.push_back(idx);
   emit(self, run, "workstream", w.def->id, "ready");
+  enqueue(self, run, idx);
+}
+
+namespace {
+
+// Tells, once per workstream, that no node can take it.
+void report_waiting(self_ptr self, run_state& run, size_t idx) {
+  auto& w = run.ws[idx];
+  if (w.waiting_reported || w.state != ws_state::ready)
+    return;
+  w.waiting_reported = true;
+  auto why = "waiting: no node offers persona \"" + w.def->persona
+             + "\" with executor \"" + w.def->executor.kind + "\"";
+  log()->warn("workstream {} is {}", w.def->id, why);
+  emit(self, run, "waiting", w.def->id, "ready", 0, {}, why);
+}
+
+} // namespace
+
+void enqueue(self_ptr self, run_state& run, size_t idx) {
+  auto& w = run.ws[idx];
+  if (w.shape == npos) {
+    auto key = w.def->persona + '\0' + w.def->executor.kind;
+    auto [i, added] = run.shape_index.emplace(key, run.shapes.size());
+    if (added) {
+      shape_queue q;
+      q.persona = w.def->persona;
+      q.executor = w.def->executor.kind;
+      run.shapes.push_back(std::move(q));
+    }
+    w.shape = i->second;
+  }
+  auto& q = run.shapes[w.shape];
+  q.ready.emplace_back(run.ready_seq++, idx);
+  if (q.waiting)
+    report_waiting(self, run, idx);
+}
+
+void nodes_changed(self_ptr self) {
+  for (auto& [id, run] : self->state.runs) {
+    for (auto& q : run.shapes)
+      q.waiting = false;
+    for (auto& w : run.ws)
+      w.waiting_reported = false;
+  }
+  pump_all(self);
 }
 
 // An attempt ended, with a result or an error turned into one. Accepts it
@@ -264,7 +309,7 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
          r.summary);
     w.failures.push_back(std::move(r));
     w.state = ws_state::ready;
-    run.ready.push_back(idx);
+    enqueue(self, run, idx);
   } else {
     mark_terminal(self, run, idx, std::move(r));
   }
@@ -340,36 +385,44 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
       });
 }
 
+// Dispatches what the run's limits and the nodes allow, oldest ready
+// first, but never letting a workstream that no node can take now hold up
+// one that some node can: each kind of node has its own queue.
 void pump(self_ptr self, run_state& run) {
   auto& st = self->state;
   if (run.cancelling)
     return;
-  while (run.in_flight < run.max_parallel && !run.ready.empty()) {
-    auto idx = run.ready.front();
-    auto& w = run.ws[idx];
-    if (w.state != ws_state::ready) {
-      run.ready.pop_front();
-      continue;
-    }
-    bool any_fits = false;
-    auto pool = pick_pool(st, *w.def, any_fits);
-    if (pool == npos) {
-      if (any_fits)
-        return; // every fitting pool is busy: wait for a slot
-      // No node offers what this workstream needs: park it until one joins.
-      run.ready.pop_front();
-      run.parked.push_back(idx);
-      if (!w.waiting_reported) {
-        w.waiting_reported = true;
-        auto why = "waiting: no node offers persona \"" + w.def->persona
-                   + "\" with executor \"" + w.def->executor.kind + "\"";
-        log()->warn("workstream {} is {}", w.def->id, why);
-        emit(self, run, "waiting", w.def->id, "ready", 0, {}, why);
+  while (run.in_flight < run.max_parallel) {
+    size_t best = npos;
+    size_t best_pool = npos;
+    for (size_t s = 0; s < run.shapes.size(); ++s) {
+      auto& q = run.shapes[s];
+      while (!q.ready.empty()
+             && run.ws[q.ready.front().second].state != ws_state::ready)
+        q.ready.pop_front();
+      if (q.ready.empty() || q.waiting)
+        continue;
+      if (best != npos
+          && run.shapes[best].ready.front().first < q.ready.front().first)
+        continue;
+      bool any_fits = false;
+      auto pool = pick_pool(st, *run.ws[q.ready.front().second].def,
+                            any_fits);
+      if (pool != npos) {
+        best = s;
+        best_pool = pool;
+      } else if (!any_fits) {
+        // No node offers this at all: its work waits until one joins.
+        q.waiting = true;
+        for (auto& [seq, idx] : q.ready)
+          report_waiting(self, run, idx);
       }
-      continue;
     }
-    run.ready.pop_front();
-    dispatch(self, run, idx, pool);
+    if (best == npos)
+      return; // everything ready waits for a slot or a node
+    auto idx = run.shapes[best].ready.front().second;
+    run.shapes[best].ready.pop_front();
+    dispatch(self, run, idx, best_pool);
   }
 }
 

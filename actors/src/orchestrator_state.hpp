@@ -56,6 +56,8 @@ struct ws_run {
   /// For remediation workstreams: the gate they fix.
   size_t fixes_gate = npos;
   size_t pool = npos;
+  /// Its queue in `run_state::shapes`, once it was first ready.
+  size_t shape = npos;
   /// The secret of the current dispatch, which its node's answer carries.
   uint64_t key = 0;
   bool waiting_reported = false;
@@ -64,6 +66,18 @@ struct ws_run {
   clock_type::time_point deadline;
   workstream_result result;
   std::vector<workstream_result> failures;
+};
+
+/// Ready workstreams that need the same kind of node (persona and
+/// executor), oldest first: a workstream no node can take now waits in its
+/// own queue without holding up the others.
+struct shape_queue {
+  std::string persona;
+  std::string executor;
+  /// (when it became ready, workstream), in that order.
+  std::deque<std::pair<uint64_t, size_t>> ready;
+  /// Set while no node offers this shape at all; cleared when nodes change.
+  bool waiting = false;
 };
 
 struct gate_run {
@@ -86,8 +100,10 @@ struct run_state {
   std::vector<gate_run> gates;
   /// Remediation workstreams made by gates; a deque keeps them in place.
   std::deque<workstream> fixers;
-  std::deque<size_t> ready;
-  std::vector<size_t> parked;
+  std::vector<shape_queue> shapes;
+  std::unordered_map<std::string, size_t> shape_index;
+  /// Counts workstreams becoming ready, to dispatch the oldest first.
+  uint64_t ready_seq = 0;
   int32_t in_flight = 0;
   int32_t max_parallel = 1;
   size_t terminal = 0;
@@ -183,6 +199,10 @@ void pump(self_ptr self, run_state& run);
 /// `pump` and `flush` every run.
 void pump_all(self_ptr self);
 void make_ready(self_ptr self, run_state& run, size_t idx);
+/// Queues a workstream that is `ready` for dispatch.
+void enqueue(self_ptr self, run_state& run, size_t idx);
+/// Lets every run look again for nodes (one joined, or left).
+void nodes_changed(self_ptr self);
 void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx);
 /// Takes the end of the workstream's current dispatch into account.
 void accept_attempt(self_ptr self, run_state& run, size_t idx,

@@ -603,3 +603,70 @@ TEST_CASE("a node that never answers times the attempt out, keeps its slot, "
                  caf::actor_cast<caf::actor>(healthy)})
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("work one node can take is never held up by work only a busy "
+          "node can take",
+          "[actors]") {
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto executors = executor_registry::with_builtins();
+  orchestrator_config ocfg;
+  ocfg.executors = executors;
+  auto orch = spawn_orchestrator(sys, ocfg);
+  caf::scoped_actor self{sys};
+  auto lend = [&](const std::string& name, int32_t slots,
+                  std::vector<std::string> personas) {
+    pool_config pcfg;
+    pcfg.info.name = name;
+    pcfg.info.slots = slots;
+    pcfg.info.personas = std::move(personas);
+    pcfg.executors = executors;
+    auto pool = spawn_agent_pool(sys, pcfg);
+    join(self, orch, pcfg.info, pool);
+    return pool;
+  };
+  auto qa = lend("qa-node", 1, {"qa"});
+  auto be = lend("backend-node", 2, {"backend"});
+  // The qa work comes first in the plan and is ready first; only one of it
+  // fits at a time. The backend work must not wait behind it.
+  std::vector<workstream> ws;
+  for (auto i : {1, 2, 3}) {
+    auto w = sleep_ws("qa" + std::to_string(i), 0.3);
+    w.persona = "qa";
+    ws.push_back(w);
+  }
+  for (auto i : {1, 2}) {
+    auto w = sleep_ws("be" + std::to_string(i), 0.05);
+    w.persona = "backend";
+    ws.push_back(w);
+  }
+  test::run_record rec;
+  self
+    ->request(orch, std::chrono::seconds(10), run_atom_v, make_plan(ws, 8),
+              run_options{}, caf::actor_cast<observer_actor>(self))
+    .receive([](const std::string&) {},
+             [&](caf::error& err) { FAIL(sys.render(err)); });
+  bool done = false;
+  self->receive_while([&] { return !done; })(
+    [&](std::vector<event>& batch) {
+      for (auto& ev : batch)
+        rec.events.push_back(ev);
+    },
+    [&](run_report& r) {
+      rec.report = std::move(r);
+      done = rec.finished = true;
+    },
+    caf::after(std::chrono::seconds(30)) >> [&] { done = true; });
+  REQUIRE(rec.finished);
+  CHECK(rec.report.status == run_status::succeeded);
+  auto qa1_done = rec.index_of("qa1", "succeeded");
+  REQUIRE(qa1_done >= 0);
+  CHECK(rec.index_of("be1", "succeeded") < qa1_done);
+  CHECK(rec.index_of("be2", "succeeded") < qa1_done);
+  CHECK(rec.ws("be1")->node == "backend-node");
+  CHECK(rec.ws("qa3")->node == "qa-node");
+  stop_orchestrator(sys, orch);
+  for (auto a : {qa, be})
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}
