@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -644,7 +645,7 @@ std::string line_and_column(const YAML::Mark& m) {
 
 /// A first pass over the events of a YAML document, before yaml-cpp builds
 /// any node: refuses nesting deeper than max_depth and more than max_values
-/// values as written.
+/// values as written, and anchors defined twice.
 class yaml_survey final : public YAML::EventHandler {
 public:
   /// Thrown to stop the parser once a limit is hit; the survey has reported
@@ -696,6 +697,17 @@ public:
     open_.pop_back();
   }
 
+  void OnAnchor(const YAML::Mark& m, const std::string& name) override {
+    // YAML lets an anchor be defined again, aliases after it meaning the
+    // new node; in a plan that is a slip.
+    auto [first, fresh] = anchors_.emplace(name, m);
+    if (!fresh)
+      out_.error("", "anchor &" + name + " defined again at "
+                       + line_and_column(m) + " (first at "
+                       + line_and_column(first->second)
+                       + "); give each anchor its own name");
+  }
+
 private:
   struct collection {
     bool map;
@@ -725,6 +737,7 @@ private:
   diagnostics& out_;
   std::vector<collection> open_;
   size_t values_ = 0;
+  std::map<std::string, YAML::Mark> anchors_;
 };
 
 /// What converting a YAML document to JSON may still produce. The survey
@@ -933,6 +946,64 @@ private:
   std::string syntax_error_;
 };
 
+/// The `*name` an alias starting at `pos` spells.
+std::string alias_at(const std::string& text, size_t pos) {
+  auto end = text.find_first_of(" \t\r\n,[]{}", pos + 1);
+  return text.substr(pos, end == std::string::npos ? end : end - pos);
+}
+
+/// The blanks that start the line holding `pos`.
+std::string indentation_at(const std::string& text, size_t pos) {
+  auto start = std::min(pos, text.size());
+  while (start > 0 && text[start - 1] != '\n')
+    --start;
+  auto end = text.find_first_not_of(" \t", start);
+  return text.substr(start, end == std::string::npos ? end : end - start);
+}
+
+/// yaml-cpp's message for a syntax error with its line and column, and a
+/// word on the likely cause where the message names a parser state.
+std::string explain(const YAML::Exception& e, const std::string& text) {
+  namespace msg = YAML::ErrorMsg;
+  std::string what = e.msg.empty() ? std::string{e.what()} : e.msg;
+  auto pos = e.mark.is_null() ? text.size() : static_cast<size_t>(e.mark.pos);
+  std::string hint;
+  if (dynamic_cast<const YAML::DeepRecursion*>(&e) != nullptr) {
+    // Its message is "bad file"; the survey stops nesting long before.
+    what = "nested too deeply";
+  } else if (what == msg::UNKNOWN_ANCHOR && pos < text.size()
+             && text[pos] == '*') {
+    // A plain scalar starting with '*' reads as an alias: `owns: [**/x]`.
+    what += ": " + alias_at(text, pos);
+    hint = "quote values that start with '*', such as globs";
+  } else if (what == msg::ALIAS_NOT_FOUND) {
+    hint = "quote values that start with '*', such as globs";
+  } else if (what == msg::TAB_IN_INDENTATION
+             || indentation_at(text, pos).find('\t') != std::string::npos) {
+    hint = "indent with spaces, not tabs";
+  } else if (what == msg::END_OF_MAP || what == msg::END_OF_SEQ
+             || what == msg::BLOCK_ENTRY) {
+    hint = "check the indentation of this line";
+  } else if (what == msg::MAP_VALUE) {
+    hint = "check the indentation, and quote values that contain ': '";
+  } else if (what == msg::END_OF_SEQ_FLOW) {
+    hint = "a '[' before it is not closed";
+  } else if (what == msg::END_OF_MAP_FLOW) {
+    hint = "a '{' before it is not closed";
+  } else if (what == msg::FLOW_END) {
+    hint = "a ']' or '}' here closes nothing";
+  } else if (what == msg::EOF_IN_SCALAR) {
+    hint = "a quote is not closed";
+  }
+  std::string result = "invalid YAML";
+  if (!e.mark.is_null())
+    result += " at " + line_and_column(e.mark);
+  result += ": " + what;
+  if (!hint.empty())
+    result += " (" + hint + ")";
+  return result;
+}
+
 std::string too_large(uint64_t bytes) {
   return "too large: " + std::to_string(bytes) + " bytes (at most "
     + std::to_string(max_plan_bytes >> 20) + " MiB)";
@@ -1021,10 +1092,13 @@ bool parse_plan_text(const std::string& text, const std::string& format,
     try {
       // The survey bounds the document before yaml-cpp builds a node for
       // each value in it.
+      auto errors = out.error_count();
       yaml_survey survey{out};
       std::istringstream in{text};
       YAML::Parser parser{in};
       parser.HandleNextDocument(survey);
+      if (out.error_count() > errors)
+        return false;
       auto root = YAML::Load(text);
       json j;
       yaml_budget budget;
@@ -1035,15 +1109,7 @@ bool parse_plan_text(const std::string& text, const std::string& format,
     } catch (const yaml_survey::stop&) {
       return false;
     } catch (const YAML::Exception& e) {
-      std::string msg = "invalid YAML";
-      if (!e.mark.is_null())
-        msg += " at line " + std::to_string(e.mark.line + 1) + ", column "
-          + std::to_string(e.mark.column + 1);
-      msg += ": " + (e.msg.empty() ? std::string{e.what()} : e.msg);
-      // A plain scalar starting with '*' reads as an alias: `owns: [**/x]`.
-      if (e.msg.find("anchor") != std::string::npos)
-        msg += " (quote globs that start with '*')";
-      out.error("", msg);
+      out.error("", explain(e, text));
       return false;
     } catch (const std::exception& e) {
       out.error("", std::string{"invalid YAML: "} + e.what());

@@ -69,6 +69,66 @@ TEST_CASE("a YAML syntax error names the line it is on", "[protocol]") {
   CHECK_THAT(d.items()[0].message, Catch::Contains("line 3, column"));
 }
 
+TEST_CASE("each YAML syntax error names its line, column and likely cause",
+          "[protocol]") {
+  struct row {
+    const char* text;
+    const char* message;
+  };
+  auto table = GENERATE(values<row>({
+    {"name: x\nworkstreams:\n  - id: a\n    owns: [a.ts\n  - id: b\n",
+     "invalid YAML at line 5, column 7: end of sequence flow not found (a '[' "
+     "before it is not closed)"},
+    {"a: {b: 1\nc: 2\n",
+     "invalid YAML at line 2, column 2: end of map flow not found (a '{' "
+     "before it is not closed)"},
+    {"a: [1, 2]]\n",
+     "invalid YAML at line 1, column 10: illegal flow end (a ']' or '}' here "
+     "closes nothing)"},
+    {"name: x\nworkstreams:\n  - id: a\n   owns: [a]\n",
+     "invalid YAML at line 4, column 4: end of sequence not found (check the "
+     "indentation of this line)"},
+    {"a:\n  - x\n  y: 1\n",
+     "invalid YAML at line 3, column 3: end of map not found (check the "
+     "indentation of this line)"},
+    {"a: 1\nb: 2\n  c: 3\n",
+     "invalid YAML at line 3, column 4: illegal map value (check the "
+     "indentation, and quote values that contain ': ')"},
+    {"title: a: b\n",
+     "invalid YAML at line 1, column 9: illegal map value (check the "
+     "indentation, and quote values that contain ': ')"},
+    {"name: x\nworkstreams:\n\t- id: a\n",
+     "invalid YAML at line 3, column 2: illegal block entry (indent with "
+     "spaces, not tabs)"},
+    {"name: x\nworkstreams:\n  - id: a\n\towns: [a]\n",
+     "invalid YAML at line 4, column 1: illegal tab when looking for "
+     "indentation (indent with spaces, not tabs)"},
+    {"workstreams:\n  - id: a\n    owns: [*nope]\n",
+     "invalid YAML at line 3, column 12: the referenced anchor is not "
+     "defined: *nope (quote values that start with '*', such as globs)"},
+    {"owns: [**/x.ts, a]\n",
+     "invalid YAML at line 1, column 8: the referenced anchor is not "
+     "defined: **/x.ts (quote values that start with '*', such as globs)"},
+    {"owns: [*]\n",
+     "invalid YAML at line 1, column 9: alias not found after * (quote "
+     "values that start with '*', such as globs)"},
+    {"name: \"abc",
+     "invalid YAML at line 1, column 11: illegal EOF in scalar (a quote is "
+     "not closed)"},
+    {"workstreams:\n  - &a {id: a}\n  - &a {id: b}\n  - *a\n",
+     "anchor &a defined again at line 3, column 5 (first at line 2, column "
+     "5); give each anchor its own name"},
+  }));
+  CAPTURE(table.text);
+  json j;
+  troupe::diagnostics d;
+  CHECK_FALSE(troupe::parse_plan_text(table.text, "yaml", j, d));
+  INFO(all(d));
+  REQUIRE(d.items().size() == 1);
+  CHECK(d.items()[0].path.empty());
+  CHECK(d.items()[0].message == table.message);
+}
+
 TEST_CASE("a JSON syntax error is reported with its line and column",
           "[protocol]") {
   json j;
