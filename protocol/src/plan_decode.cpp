@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -29,6 +30,7 @@
 #include "troupe/protocol/diagnostics.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
 #include "text.hpp"
 
 namespace troupe {
@@ -702,7 +704,7 @@ public:
     // new node; in a plan that is a slip.
     auto [first, fresh] = anchors_.emplace(name, m);
     if (!fresh)
-      out_.error("", "anchor &" + name + " defined again at "
+      out_.error("", "anchor &" + valid_utf8(name) + " defined again at "
                        + line_and_column(m) + " (first at "
                        + line_and_column(first->second)
                        + "); give each anchor its own name");
@@ -770,13 +772,16 @@ bool yaml_to_json(const YAML::Node& n, const std::string& path, size_t depth,
   }
   switch (n.Type()) {
     case YAML::NodeType::Scalar: {
+      // yaml-cpp passes any bytes through; JSON strings must be UTF-8.
+      auto s = n.Scalar();
+      make_valid_utf8(s);
       // Quoted and block scalars carry the non-specific tag "!": strings,
       // whatever they spell.
       auto& tag = n.Tag();
       if (tag == "!" || tag == "tag:yaml.org,2002:str")
-        result = n.Scalar();
+        result = std::move(s);
       else
-        result = plain_scalar(n.Scalar());
+        result = plain_scalar(s);
       return true;
     }
     case YAML::NodeType::Sequence: {
@@ -803,6 +808,7 @@ bool yaml_to_json(const YAML::Node& n, const std::string& path, size_t depth,
           continue;
         }
         auto key = kv.first.Scalar();
+        make_valid_utf8(key);
         if (result.contains(key)) {
           out.error(join(path, key), "duplicate key" + where(kv.first));
           ok = false;
@@ -1004,6 +1010,25 @@ std::string explain(const YAML::Exception& e, const std::string& text) {
   return result;
 }
 
+/// Says where `text` holds a control character other than tab, line feed
+/// and carriage return, or nothing. Neither YAML nor JSON allows them
+/// unescaped, and parsers meeting them in binary files say odd things.
+std::string control_character(const std::string& text) {
+  auto i = std::find_if(text.begin(), text.end(), [](unsigned char c) {
+    return c < 0x20 && c != '\t' && c != '\n' && c != '\r';
+  });
+  if (i == text.end())
+    return "";
+  auto pos = static_cast<size_t>(i - text.begin());
+  auto line_start = text.rfind('\n', pos);
+  auto column = line_start == std::string::npos ? pos + 1 : pos - line_start;
+  char code[8];
+  std::snprintf(code, sizeof(code), "U+%04X", static_cast<unsigned char>(*i));
+  return std::string{"control character "} + code + " at line "
+    + std::to_string(std::count(text.begin(), i, '\n') + 1) + ", column "
+    + std::to_string(column) + " (plans are text; is this a binary file?)";
+}
+
 std::string too_large(uint64_t bytes) {
   return "too large: " + std::to_string(bytes) + " bytes (at most "
     + std::to_string(max_plan_bytes >> 20) + " MiB)";
@@ -1064,6 +1089,10 @@ bool parse_plan_text(const std::string& text, const std::string& format,
     out.error("", "plan is " + too_large(text.size()));
     return false;
   }
+  if (auto problem = control_character(text); !problem.empty()) {
+    out.error("", problem);
+    return false;
+  }
   auto fmt = format;
   if (fmt.empty()) {
     auto i = text.find_first_not_of(" \t\r\n");
@@ -1078,8 +1107,9 @@ bool parse_plan_text(const std::string& text, const std::string& format,
     }
     if (!builder.syntax_error().empty()) {
       // what() reads "[json.exception.parse_error.101] parse error at line
-      // 3, column 5: ..."; the bracket is noise to a user.
-      auto& what = builder.syntax_error();
+      // 3, column 5: ..."; the bracket is noise to a user. It ends with the
+      // bytes last read, as they are.
+      auto what = valid_utf8(builder.syntax_error());
       auto close = what.find("] ");
       out.error(
         "",
@@ -1109,10 +1139,11 @@ bool parse_plan_text(const std::string& text, const std::string& format,
     } catch (const yaml_survey::stop&) {
       return false;
     } catch (const YAML::Exception& e) {
-      out.error("", explain(e, text));
+      // Messages may quote the text, whatever its bytes.
+      out.error("", valid_utf8(explain(e, text)));
       return false;
     } catch (const std::exception& e) {
-      out.error("", std::string{"invalid YAML: "} + e.what());
+      out.error("", "invalid YAML: " + valid_utf8(e.what()));
       return false;
     }
   }

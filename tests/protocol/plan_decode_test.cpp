@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
 
 using nlohmann::json;
 
@@ -43,6 +44,19 @@ size_t count_at(const troupe::diagnostics& d, const std::string& path) {
   for (auto& x : d.items())
     n += x.path == path ? 1 : 0;
   return n;
+}
+
+const std::string fffd = "\xEF\xBF\xBD"; // U+FFFD
+
+/// `n` bytes of noise, the same each run.
+std::string noise(size_t n) {
+  std::string s;
+  uint32_t x = 12345;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1103515245 + 12345;
+    s += static_cast<char>(x >> 24);
+  }
+  return s;
 }
 
 } // namespace
@@ -141,6 +155,89 @@ TEST_CASE("a JSON syntax error is reported with its line and column",
   CHECK_THAT(d.items()[0].message,
              Catch::StartsWith("invalid JSON")
                && Catch::Contains("line 3, column 11"));
+}
+
+TEST_CASE("invalid UTF-8 in YAML scalars and keys becomes U+FFFD",
+          "[protocol]") {
+  json j;
+  troupe::diagnostics d;
+  REQUIRE(troupe::parse_plan_text("name: a\xFF" "b\n"
+                                  "\"k\xFE\": [x\xC3]\n"
+                                  "q\xE2\x82: \"t\xED\xA0\x80\"\n",
+                                  "yaml", j, d));
+  INFO(all(d));
+  CHECK(d.items().empty());
+  CHECK(j["name"] == "a" + fffd + "b");
+  CHECK(j["k" + fffd] == json{"x" + fffd});
+  // A surrogate, encoded: each byte is a maximal ill-formed subpart.
+  CHECK(j["q" + fffd] == "t" + fffd + fffd + fffd);
+  CHECK_NOTHROW(j.dump());
+}
+
+TEST_CASE("a YAML plan with invalid UTF-8 decodes to valid strings and "
+          "diagnostics",
+          "[protocol]") {
+  auto r = load("name: \xC0\xAF\nworkstreams:\n"
+                "  - {id: a, title: \"T\xF5\", colo\xFFr: x,\n"
+                "     executor: {kind: noop}}\n");
+  INFO(all(r.d));
+  CHECK(r.p.name == fffd + fffd);
+  REQUIRE(r.p.workstreams.size() == 1);
+  CHECK(r.p.workstreams[0].title == "T" + fffd);
+  REQUIRE(r.d.error_count() == 1);
+  for (auto& x : r.d.items()) {
+    CHECK(troupe::is_valid_utf8(x.path));
+    CHECK(troupe::is_valid_utf8(x.message));
+  }
+}
+
+TEST_CASE("a JSON plan with invalid UTF-8 is refused at its line and column",
+          "[protocol]") {
+  json j;
+  troupe::diagnostics d;
+  CHECK_FALSE(troupe::parse_plan_text(
+    "{\"name\": \"x\",\n \"goal\": \"a\xFF\"}", "json", j, d));
+  INFO(all(d));
+  REQUIRE(d.items().size() == 1);
+  // nlohmann's message ends with the bytes it read, U+FFFD in place of the
+  // bad one.
+  CHECK(d.items()[0].message
+        == "invalid JSON: parse error at line 2, column 12: syntax error "
+           "while parsing value - invalid string: ill-formed UTF-8 byte; last "
+           "read: '\"a"
+             + fffd + "'");
+  CHECK(troupe::is_valid_utf8(d.items()[0].message));
+}
+
+TEST_CASE("a binary file as plan is refused at its first control character",
+          "[protocol]") {
+  json j;
+  troupe::diagnostics elf;
+  CHECK_FALSE(troupe::parse_plan_text(
+    std::string{"\x7F" "ELF\x02\x01\x01\0", 8}, "yaml", j, elf));
+  REQUIRE(elf.items().size() == 1);
+  CHECK(elf.items()[0].message
+        == "control character U+0002 at line 1, column 5 (plans are text; is "
+           "this a binary file?)");
+  for (auto format : {"yaml", "json", ""}) {
+    INFO(format);
+    troupe::diagnostics d;
+    CHECK_FALSE(troupe::parse_plan_text("{\n" + noise(4096), format, j, d));
+    INFO(all(d));
+    REQUIRE(d.items().size() == 1);
+    CHECK_THAT(d.items()[0].message, Catch::StartsWith("control character U+"));
+  }
+  // No control characters, but no UTF-8 either: a string, not a plan.
+  std::string high;
+  for (int c = 0x80; c < 0x100; ++c)
+    high += static_cast<char>(c);
+  auto r = load(high);
+  INFO(all(r.d));
+  REQUIRE(r.d.items().size() == 1);
+  CHECK_THAT(r.d.items()[0].message,
+             Catch::StartsWith("expected a plan (an object), got string \""
+                               + fffd));
+  CHECK(troupe::is_valid_utf8(r.d.items()[0].message));
 }
 
 TEST_CASE("plan text starting with a brace is read as JSON, other text as "

@@ -22,7 +22,8 @@ struct validation_options {
 /// Parses plan text, YAML or JSON (`format` is "yaml", "json", or "" to tell
 /// from the text), into JSON. Syntax errors land in `out` with their line.
 /// Refuses text over 16 MiB, nesting deeper than 64 levels and more than
-/// 1,000,000 values, YAML aliases expanded.
+/// 1,000,000 values, YAML aliases expanded. Strings from YAML come out as
+/// valid UTF-8.
 bool parse_plan_text(const std::string& text, const std::string& format,
                      nlohmann::json& result, diagnostics& out);
 
