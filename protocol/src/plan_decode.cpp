@@ -63,19 +63,15 @@ constexpr size_t max_gates = 1'000;
 
 // -- paths and messages -------------------------------------------------------
 
+using detail::quote;
+
 std::string join(const std::string& path, const std::string& key) {
-  return path.empty() ? key : path + "." + key;
+  return path.empty() ? detail::path_word(key)
+                      : path + "." + detail::path_word(key);
 }
 
 std::string index(const std::string& path, size_t i) {
   return path + "[" + std::to_string(i) + "]";
-}
-
-std::string quote(std::string s) {
-  if (s.size() > 60)
-    s = s.substr(0, 57) + "...";
-  // Input may hold invalid UTF-8; replace it rather than throw.
-  return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string format_number(double x) {
@@ -406,6 +402,15 @@ model_tier default_model(agent_kind k) {
 }
 
 // -- plan parts ---------------------------------------------------------------
+
+/// The id a workstream or gate gives itself, or "" if it gives no string:
+/// validation names it by the same, so paths from both agree.
+std::string id_of(const json& v) {
+  if (!v.is_object())
+    return "";
+  auto i = v.find("id");
+  return i != v.end() && i->is_string() ? i->get<std::string>() : "";
+}
 
 void decode_executor(const json& v, const std::string& path, executor_spec& x,
                      diagnostics& out) {
@@ -1181,8 +1186,9 @@ plan decode_plan(const json& j, diagnostics& out) {
     // indices.
     p.workstreams.resize(i->size());
     for (size_t k = 0; k < i->size(); ++k)
-      decode_workstream((*i)[k], index("workstreams", k), p.workstreams[k],
-                        out);
+      decode_workstream((*i)[k],
+                        detail::element_path("workstreams", k, id_of((*i)[k])),
+                        p.workstreams[k], out);
   }
   if (auto i = j.find("gates"); i != j.end() && !i->is_null()) {
     if (!i->is_array()) {
@@ -1193,7 +1199,8 @@ plan decode_plan(const json& j, diagnostics& out) {
     } else {
       p.gates.resize(i->size());
       for (size_t k = 0; k < i->size(); ++k)
-        decode_gate((*i)[k], index("gates", k), p.gates[k], out);
+        decode_gate((*i)[k], detail::element_path("gates", k, id_of((*i)[k])),
+                    p.gates[k], out);
     }
   }
   if (has(j, "synthesis") && expect_object(j["synthesis"], "synthesis", out)) {

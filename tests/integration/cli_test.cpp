@@ -69,12 +69,12 @@ gates:
 )");
   auto r = run_troupe({"validate", file});
   CHECK(r.exit_code == 2);
-  CHECK(r.err.find("workstreams[2].titel") != std::string::npos);
-  CHECK(r.err.find("workstreams[2].depends_on[0]: unknown workstream "
+  CHECK(r.err.find("workstreams[2] (c).titel") != std::string::npos);
+  CHECK(r.err.find("workstreams[2] (c).depends_on[0]: unknown workstream "
                    "\"jwtt\"")
         != std::string::npos);
   CHECK(r.err.find("a -> b -> a") != std::string::npos);
-  CHECK(r.err.find("gates[0].after[0]") != std::string::npos);
+  CHECK(r.err.find("gates[0] (g).after[0]") != std::string::npos);
   CHECK(r.err.find("settings.max_parallel_agents") != std::string::npos);
   CHECK(r.out.empty());
 }

@@ -294,10 +294,10 @@ TEST_CASE("an unknown key is refused with a suggestion of the key meant",
   auto r = load("workstreams:\n  - id: a\n    titel: A\n    executor: "
                 "{kind: noop}\n");
   INFO(all(r.d));
-  CHECK(at(r.d, "workstreams[0].titel")
+  CHECK(at(r.d, "workstreams[0] (a).titel")
         == "unknown field (did you mean \"title\"?)");
   auto far = load("workstreams:\n  - id: a\n    colour: red\n");
-  CHECK(at(far.d, "workstreams[0].colour") == "unknown field");
+  CHECK(at(far.d, "workstreams[0] (a).colour") == "unknown field");
   auto top = load("nmae: x\nworkstreams: [{id: a}]\n");
   CHECK(at(top.d, "nmae") == "unknown field (did you mean \"name\"?)");
 }
@@ -314,11 +314,11 @@ workstreams:
 settings: {max_parallel_agents: 2.5, confirm_before_execute: "yes"}
 )");
   INFO(all(r.d));
-  CHECK(at(r.d, "workstreams[2].retries")
+  CHECK(at(r.d, "workstreams[2] (c).retries")
         == "expected an integer, got string \"two\"");
-  CHECK(at(r.d, "workstreams[3].owns")
+  CHECK(at(r.d, "workstreams[3] (d).owns")
         == "expected an array of strings, got string \"src/x.ts\"");
-  CHECK(at(r.d, "workstreams[3].timeout_s")
+  CHECK(at(r.d, "workstreams[3] (d).timeout_s")
         == "expected a number, got string \"5\"");
   CHECK(at(r.d, "settings.max_parallel_agents")
         == "expected an integer, got number 2.5");
@@ -333,7 +333,7 @@ TEST_CASE("a missing required field is reported by its path", "[protocol]") {
   INFO(all(r.d));
   CHECK(at(r.d, "workstreams[1].id") == "missing");
   CHECK(at(r.d, "gates[0].id") == "missing");
-  CHECK(at(r.d, "gates[1].after") == "missing");
+  CHECK(at(r.d, "gates[1] (g).after") == "missing");
   CHECK(at(load("name: x\n").d, "workstreams") == "missing");
   CHECK(at(load("workstreams: []\n").d, "workstreams") == "must not be empty");
 }
@@ -352,14 +352,17 @@ workstreams:
   CHECK(at(r.d, "settings.on_failure")
         == "unknown value \"fail-fast\" (expected block_dependents, "
            "fail_fast or continue) (did you mean \"fail_fast\"?)");
-  CHECK_THAT(at(r.d, "workstreams[0].id"), Catch::Contains("invalid id"));
-  CHECK(at(r.d, "workstreams[0].retries") == "must not be negative, got -1");
-  CHECK(at(r.d, "workstreams[0].estimate_s") == "must not be negative, got -2");
-  CHECK_THAT(at(r.d, "workstreams[0].agent"),
+  CHECK_THAT(at(r.d, "workstreams[0] (\"a b\").id"),
+             Catch::Contains("invalid id"));
+  CHECK(at(r.d, "workstreams[0] (\"a b\").retries")
+        == "must not be negative, got -1");
+  CHECK(at(r.d, "workstreams[0] (\"a b\").estimate_s")
+        == "must not be negative, got -2");
+  CHECK_THAT(at(r.d, "workstreams[0] (\"a b\").agent"),
              Catch::Contains("unknown value \"writer\""));
-  CHECK_THAT(at(r.d, "workstreams[0].model"),
+  CHECK_THAT(at(r.d, "workstreams[0] (\"a b\").model"),
              Catch::Contains("unknown value \"huge\""));
-  CHECK(at(r.d, "workstreams[0].executor.seconds")
+  CHECK(at(r.d, "workstreams[0] (\"a b\").executor.seconds")
         == "must not be negative, got -3");
 }
 
@@ -415,7 +418,7 @@ TEST_CASE("a workstream without an executor runs as noop, with a warning",
   REQUIRE(r.d.items().size() == 1);
   CHECK(r.d.items()[0].warning);
   CHECK(troupe::to_string(r.d.items()[0])
-        == "workstreams[0].executor: none given; runs as noop");
+        == "workstreams[0] (a).executor: none given; runs as noop");
   CHECK(r.p.workstreams[0].executor.kind == "noop");
 }
 
@@ -424,14 +427,14 @@ TEST_CASE("a command executor needs a command, reported once", "[protocol]") {
                 "  - {id: b, executor: {kind: command, run: ''}}\n"
                 "  - {id: c, executor: {run: x}}\n");
   INFO(all(r.d));
-  CHECK_THAT(at(r.d, "workstreams[0].executor.run"),
+  CHECK_THAT(at(r.d, "workstreams[0] (a).executor.run"),
              Catch::Contains("missing"));
-  CHECK(count_at(r.d, "workstreams[0].executor.run") == 1);
-  CHECK_THAT(at(r.d, "workstreams[1].executor.run"),
+  CHECK(count_at(r.d, "workstreams[0] (a).executor.run") == 1);
+  CHECK_THAT(at(r.d, "workstreams[1] (b).executor.run"),
              Catch::Contains("must not be empty"));
-  CHECK(count_at(r.d, "workstreams[1].executor.run") == 1);
-  CHECK(at(r.d, "workstreams[2].executor.kind") == "missing");
-  CHECK(count_at(r.d, "workstreams[2].executor.kind") == 1);
+  CHECK(count_at(r.d, "workstreams[1] (b).executor.run") == 1);
+  CHECK(at(r.d, "workstreams[2] (c).executor.kind") == "missing");
+  CHECK(count_at(r.d, "workstreams[2] (c).executor.kind") == 1);
 }
 
 TEST_CASE("gate checks are words or commands and default to completion",
@@ -460,11 +463,12 @@ gates:
   CHECK(g.remediate.max_attempts == 2);
   REQUIRE(r.p.gates[1].checks.size() == 1);
   CHECK(r.p.gates[1].checks[0].kind == "completion");
-  CHECK_THAT(at(r.d, "gates[2].checks[0]"),
+  CHECK_THAT(at(r.d, "gates[2] (i).checks[0]"),
              Catch::Contains("unknown check \"completon\"")
                && Catch::Contains("did you mean \"completion\"?"));
-  CHECK(at(r.d, "gates[2].checks[1].run") == "missing");
-  CHECK_THAT(at(r.d, "gates[2].checks[2]"), Catch::Contains("got integer 3"));
+  CHECK(at(r.d, "gates[2] (i).checks[1].run") == "missing");
+  CHECK_THAT(at(r.d, "gates[2] (i).checks[2]"),
+             Catch::Contains("got integer 3"));
   CHECK(r.d.error_count() == 3);
 }
 
