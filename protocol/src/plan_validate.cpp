@@ -15,8 +15,6 @@
 #include <unordered_set>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "troupe/protocol/diagnostics.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/plan_io.hpp"
@@ -29,12 +27,7 @@ namespace {
 
 // -- messages -----------------------------------------------------------------
 
-std::string quote(std::string s) {
-  if (s.size() > 60)
-    s = s.substr(0, 57) + "...";
-  return nlohmann::json(s).dump(-1, ' ', false,
-                                nlohmann::json::error_handler_t::replace);
-}
+using detail::quote;
 
 std::string format_number(double x) {
   std::ostringstream os;
@@ -42,12 +35,15 @@ std::string format_number(double x) {
   return os.str();
 }
 
-std::string ws_path(size_t i) {
-  return "workstreams[" + std::to_string(i) + "]";
+/// Where diagnostics about workstream `i` go: its index and id, as decoding
+/// names it.
+std::string ws_path(const plan& p, size_t i) {
+  return detail::element_path("workstreams", i, p.workstreams[i].id);
 }
 
-std::string gate_path(size_t i) {
-  return "gates[" + std::to_string(i) + "]";
+/// Where diagnostics about gate `k` go.
+std::string gate_path(const plan& p, size_t k) {
+  return detail::element_path("gates", k, p.gates[k].id);
 }
 
 std::string index(const std::string& path, size_t i) {
@@ -385,29 +381,29 @@ void validate_plan(const plan& p, const validation_options& opts,
   std::vector<bool> first(n, false);
   for (size_t i = 0; i < n; ++i) {
     auto& id = p.workstreams[i].id;
-    check_id(id, ws_path(i) + ".id", out);
+    check_id(id, ws_path(p, i) + ".id", out);
     if (id.empty())
       continue;
     auto [pos, fresh] = ws_ids.emplace(id, i);
     first[i] = fresh;
     if (!fresh)
-      out.error(ws_path(i) + ".id",
+      out.error(ws_path(p, i) + ".id",
                 "duplicate id " + quote(id) + " (first at "
-                  + ws_path(pos->second) + ")");
+                  + index("workstreams", pos->second) + ")");
   }
   for (size_t k = 0; k < p.gates.size(); ++k) {
     auto& id = p.gates[k].id;
-    check_id(id, gate_path(k) + ".id", out);
+    check_id(id, gate_path(p, k) + ".id", out);
     if (id.empty())
       continue;
     if (auto w = ws_ids.find(id); w != ws_ids.end())
-      out.error(gate_path(k) + ".id",
+      out.error(gate_path(p, k) + ".id",
                 "duplicate id " + quote(id) + " (a workstream at "
-                  + ws_path(w->second) + ")");
+                  + index("workstreams", w->second) + ")");
     else if (auto [pos, fresh] = gate_ids.emplace(id, k); !fresh)
-      out.error(gate_path(k) + ".id",
+      out.error(gate_path(p, k) + ".id",
                 "duplicate id " + quote(id) + " (first at "
-                  + gate_path(pos->second) + ")");
+                  + index("gates", pos->second) + ")");
   }
 
   // Each workstream on its own; `succ[i]` lists what i depends on.
@@ -415,7 +411,7 @@ void validate_plan(const plan& p, const validation_options& opts,
   bool self_dependency = false;
   for (size_t i = 0; i < n; ++i) {
     auto& ws = p.workstreams[i];
-    auto path = ws_path(i);
+    auto path = ws_path(p, i);
     if (ws.persona.empty())
       out.error(path + ".persona", "must not be empty");
     for (size_t k = 0; k < ws.owns.size(); ++k)
@@ -469,7 +465,7 @@ void validate_plan(const plan& p, const validation_options& opts,
   // Gates.
   for (size_t k = 0; k < p.gates.size(); ++k) {
     auto& g = p.gates[k];
-    auto path = gate_path(k);
+    auto path = gate_path(p, k);
     if (g.after.empty())
       out.error(path + ".after", "must not be empty");
     for (size_t a = 0; a < g.after.size(); ++a)
@@ -530,7 +526,7 @@ void validate_plan(const plan& p, const validation_options& opts,
     for (auto u : cycle)
       text += p.workstreams[u].id + " -> ";
     text += p.workstreams[cycle.front()].id;
-    out.error(ws_path(cycle.front()) + ".depends_on",
+    out.error(ws_path(p, cycle.front()) + ".depends_on",
               "dependency cycle: " + text);
   }
   // Without a DAG, "can run at the same time" and phases mean nothing.
@@ -592,7 +588,7 @@ void validate_plan(const plan& p, const validation_options& opts,
       if (origin[a] == none)
         continue;
       auto c = origin[a];
-      out.error(gate_path(k) + ".after",
+      out.error(gate_path(p, k) + ".after",
                 "workstream " + quote(p.workstreams[c].id)
                   + " waits for this gate, but " + quote(p.workstreams[a].id)
                   + ", which the gate waits for, depends on it (add it to "
@@ -615,7 +611,7 @@ void validate_plan(const plan& p, const validation_options& opts,
         for (size_t ka = 0; ka < a.owns.size() && !found; ++ka)
           if (!a.owns[ka].empty() && !b.owns[kb].empty()
               && globs_overlap(b.owns[kb], a.owns[ka])) {
-            out.error(index(ws_path(j) + ".owns", kb),
+            out.error(index(ws_path(p, j) + ".owns", kb),
                       quote(b.owns[kb]) + " overlaps " + quote(a.owns[ka])
                         + " owned by workstream " + quote(a.id)
                         + ", which can run at the same time");

@@ -1,7 +1,12 @@
 #include "text.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "troupe/protocol/utf8.hpp"
 
 namespace troupe::detail {
 
@@ -21,6 +26,27 @@ size_t edit_distance(const std::string& a, const std::string& b) {
         d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
     }
   return d[a.size()][b.size()];
+}
+
+std::string quote(std::string_view s) {
+  // Input may hold invalid UTF-8; replace it rather than throw.
+  return nlohmann::json(utf8_clip(s, 60))
+    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string path_word(const std::string& s) {
+  auto plain = [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+  };
+  if (!s.empty() && s.size() <= 60 && std::all_of(s.begin(), s.end(), plain))
+    return s;
+  return quote(s);
+}
+
+std::string element_path(const std::string& list, size_t i,
+                         const std::string& id) {
+  auto path = list + "[" + std::to_string(i) + "]";
+  return id.empty() ? path : path + " (" + path_word(id) + ")";
 }
 
 } // namespace troupe::detail

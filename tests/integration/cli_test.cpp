@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -69,12 +70,12 @@ gates:
 )");
   auto r = run_troupe({"validate", file});
   CHECK(r.exit_code == 2);
-  CHECK(r.err.find("workstreams[2].titel") != std::string::npos);
-  CHECK(r.err.find("workstreams[2].depends_on[0]: unknown workstream "
+  CHECK(r.err.find("workstreams[2] (c).titel") != std::string::npos);
+  CHECK(r.err.find("workstreams[2] (c).depends_on[0]: unknown workstream "
                    "\"jwtt\"")
         != std::string::npos);
   CHECK(r.err.find("a -> b -> a") != std::string::npos);
-  CHECK(r.err.find("gates[0].after[0]") != std::string::npos);
+  CHECK(r.err.find("gates[0] (g).after[0]") != std::string::npos);
   CHECK(r.err.find("settings.max_parallel_agents") != std::string::npos);
   CHECK(r.out.empty());
 }
@@ -85,6 +86,47 @@ TEST_CASE("malformed YAML is refused with its line", "[integration]") {
   auto r = run_troupe({"run", file});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("line") != std::string::npos);
+}
+
+TEST_CASE("hostile plan files are refused with one error line and exit 2",
+          "[integration]") {
+  test::temp_dir dir;
+  std::string bomb = "l0: &l0 [x,x,x,x,x,x,x,x,x]\n";
+  for (int i = 1; i < 9; ++i) {
+    auto prev = "*l" + std::to_string(i - 1);
+    auto name = "l" + std::to_string(i);
+    bomb += name + ": &" + name + " [" + prev;
+    for (int k = 1; k < 9; ++k)
+      bomb += "," + prev;
+    bomb += "]\n";
+  }
+  auto fifo = (dir.path() / "fifo.yaml").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  struct row {
+    std::string file;
+    std::string error;
+  };
+  for (auto& [file, error] : std::vector<row>{
+         {dir.write("bomb.yaml", bomb),
+          "plan is too large: more than 1000000 values after expanding YAML "
+          "aliases"},
+         {fifo, "not a regular file (a FIFO)"},
+         {"/dev/zero", "not a regular file (a character device)"},
+         {dir.write("binary.yaml",
+                    std::string{"\x7F" "ELF\x02\x01\x01\0", 8}),
+          "control character U+0002 at line 1, column 5"},
+       }) {
+    auto r = run_troupe({"validate", file});
+    INFO(file << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    // The error, then the count.
+    CHECK(r.err.rfind(file + ": error: ", 0) == 0);
+    CHECK(r.err.find(error) < r.err.find('\n'));
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 2);
+    CHECK(r.err.find(file + ": 1 error, nothing was run\n")
+          != std::string::npos);
+  }
 }
 
 TEST_CASE("bad flags exit 2 and name the flag", "[integration]") {

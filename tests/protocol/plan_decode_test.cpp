@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
 
 using nlohmann::json;
 
@@ -45,6 +46,19 @@ size_t count_at(const troupe::diagnostics& d, const std::string& path) {
   return n;
 }
 
+const std::string fffd = "\xEF\xBF\xBD"; // U+FFFD
+
+/// `n` bytes of noise, the same each run.
+std::string noise(size_t n) {
+  std::string s;
+  uint32_t x = 12345;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1103515245 + 12345;
+    s += static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
 } // namespace
 
 TEST_CASE("a YAML syntax error is reported with its line and column",
@@ -69,6 +83,66 @@ TEST_CASE("a YAML syntax error names the line it is on", "[protocol]") {
   CHECK_THAT(d.items()[0].message, Catch::Contains("line 3, column"));
 }
 
+TEST_CASE("each YAML syntax error names its line, column and likely cause",
+          "[protocol]") {
+  struct row {
+    const char* text;
+    const char* message;
+  };
+  auto table = GENERATE(values<row>({
+    {"name: x\nworkstreams:\n  - id: a\n    owns: [a.ts\n  - id: b\n",
+     "invalid YAML at line 5, column 7: end of sequence flow not found (a '[' "
+     "before it is not closed)"},
+    {"a: {b: 1\nc: 2\n",
+     "invalid YAML at line 2, column 2: end of map flow not found (a '{' "
+     "before it is not closed)"},
+    {"a: [1, 2]]\n",
+     "invalid YAML at line 1, column 10: illegal flow end (a ']' or '}' here "
+     "closes nothing)"},
+    {"name: x\nworkstreams:\n  - id: a\n   owns: [a]\n",
+     "invalid YAML at line 4, column 4: end of sequence not found (check the "
+     "indentation of this line)"},
+    {"a:\n  - x\n  y: 1\n",
+     "invalid YAML at line 3, column 3: end of map not found (check the "
+     "indentation of this line)"},
+    {"a: 1\nb: 2\n  c: 3\n",
+     "invalid YAML at line 3, column 4: illegal map value (check the "
+     "indentation, and quote values that contain ': ')"},
+    {"title: a: b\n",
+     "invalid YAML at line 1, column 9: illegal map value (check the "
+     "indentation, and quote values that contain ': ')"},
+    {"name: x\nworkstreams:\n\t- id: a\n",
+     "invalid YAML at line 3, column 2: illegal block entry (indent with "
+     "spaces, not tabs)"},
+    {"name: x\nworkstreams:\n  - id: a\n\towns: [a]\n",
+     "invalid YAML at line 4, column 1: illegal tab when looking for "
+     "indentation (indent with spaces, not tabs)"},
+    {"workstreams:\n  - id: a\n    owns: [*nope]\n",
+     "invalid YAML at line 3, column 12: the referenced anchor is not "
+     "defined: *nope (quote values that start with '*', such as globs)"},
+    {"owns: [**/x.ts, a]\n",
+     "invalid YAML at line 1, column 8: the referenced anchor is not "
+     "defined: **/x.ts (quote values that start with '*', such as globs)"},
+    {"owns: [*]\n",
+     "invalid YAML at line 1, column 9: alias not found after * (quote "
+     "values that start with '*', such as globs)"},
+    {"name: \"abc",
+     "invalid YAML at line 1, column 11: illegal EOF in scalar (a quote is "
+     "not closed)"},
+    {"workstreams:\n  - &a {id: a}\n  - &a {id: b}\n  - *a\n",
+     "anchor &a defined again at line 3, column 5 (first at line 2, column "
+     "5); give each anchor its own name"},
+  }));
+  CAPTURE(table.text);
+  json j;
+  troupe::diagnostics d;
+  CHECK_FALSE(troupe::parse_plan_text(table.text, "yaml", j, d));
+  INFO(all(d));
+  REQUIRE(d.items().size() == 1);
+  CHECK(d.items()[0].path.empty());
+  CHECK(d.items()[0].message == table.message);
+}
+
 TEST_CASE("a JSON syntax error is reported with its line and column",
           "[protocol]") {
   json j;
@@ -81,6 +155,89 @@ TEST_CASE("a JSON syntax error is reported with its line and column",
   CHECK_THAT(d.items()[0].message,
              Catch::StartsWith("invalid JSON")
                && Catch::Contains("line 3, column 11"));
+}
+
+TEST_CASE("invalid UTF-8 in YAML scalars and keys becomes U+FFFD",
+          "[protocol]") {
+  json j;
+  troupe::diagnostics d;
+  REQUIRE(troupe::parse_plan_text("name: a\xFF" "b\n"
+                                  "\"k\xFE\": [x\xC3]\n"
+                                  "q\xE2\x82: \"t\xED\xA0\x80\"\n",
+                                  "yaml", j, d));
+  INFO(all(d));
+  CHECK(d.items().empty());
+  CHECK(j["name"] == "a" + fffd + "b");
+  CHECK(j["k" + fffd] == json{"x" + fffd});
+  // A surrogate, encoded: each byte is a maximal ill-formed subpart.
+  CHECK(j["q" + fffd] == "t" + fffd + fffd + fffd);
+  CHECK_NOTHROW(j.dump());
+}
+
+TEST_CASE("a YAML plan with invalid UTF-8 decodes to valid strings and "
+          "diagnostics",
+          "[protocol]") {
+  auto r = load("name: \xC0\xAF\nworkstreams:\n"
+                "  - {id: a, title: \"T\xF5\", colo\xFFr: x,\n"
+                "     executor: {kind: noop}}\n");
+  INFO(all(r.d));
+  CHECK(r.p.name == fffd + fffd);
+  REQUIRE(r.p.workstreams.size() == 1);
+  CHECK(r.p.workstreams[0].title == "T" + fffd);
+  REQUIRE(r.d.error_count() == 1);
+  for (auto& x : r.d.items()) {
+    CHECK(troupe::is_valid_utf8(x.path));
+    CHECK(troupe::is_valid_utf8(x.message));
+  }
+}
+
+TEST_CASE("a JSON plan with invalid UTF-8 is refused at its line and column",
+          "[protocol]") {
+  json j;
+  troupe::diagnostics d;
+  CHECK_FALSE(troupe::parse_plan_text(
+    "{\"name\": \"x\",\n \"goal\": \"a\xFF\"}", "json", j, d));
+  INFO(all(d));
+  REQUIRE(d.items().size() == 1);
+  // nlohmann's message ends with the bytes it read, U+FFFD in place of the
+  // bad one.
+  CHECK(d.items()[0].message
+        == "invalid JSON: parse error at line 2, column 12: syntax error "
+           "while parsing value - invalid string: ill-formed UTF-8 byte; last "
+           "read: '\"a"
+             + fffd + "'");
+  CHECK(troupe::is_valid_utf8(d.items()[0].message));
+}
+
+TEST_CASE("a binary file as plan is refused at its first control character",
+          "[protocol]") {
+  json j;
+  troupe::diagnostics elf;
+  CHECK_FALSE(troupe::parse_plan_text(
+    std::string{"\x7F" "ELF\x02\x01\x01\0", 8}, "yaml", j, elf));
+  REQUIRE(elf.items().size() == 1);
+  CHECK(elf.items()[0].message
+        == "control character U+0002 at line 1, column 5 (plans are text; is "
+           "this a binary file?)");
+  for (auto format : {"yaml", "json", ""}) {
+    INFO(format);
+    troupe::diagnostics d;
+    CHECK_FALSE(troupe::parse_plan_text("{\n" + noise(4096), format, j, d));
+    INFO(all(d));
+    REQUIRE(d.items().size() == 1);
+    CHECK_THAT(d.items()[0].message, Catch::StartsWith("control character U+"));
+  }
+  // No control characters, but no UTF-8 either: a string, not a plan.
+  std::string high;
+  for (int c = 0x80; c < 0x100; ++c)
+    high += static_cast<char>(c);
+  auto r = load(high);
+  INFO(all(r.d));
+  REQUIRE(r.d.items().size() == 1);
+  CHECK_THAT(r.d.items()[0].message,
+             Catch::StartsWith("expected a plan (an object), got string \""
+                               + fffd));
+  CHECK(troupe::is_valid_utf8(r.d.items()[0].message));
 }
 
 TEST_CASE("plan text starting with a brace is read as JSON, other text as "
@@ -137,10 +294,10 @@ TEST_CASE("an unknown key is refused with a suggestion of the key meant",
   auto r = load("workstreams:\n  - id: a\n    titel: A\n    executor: "
                 "{kind: noop}\n");
   INFO(all(r.d));
-  CHECK(at(r.d, "workstreams[0].titel")
+  CHECK(at(r.d, "workstreams[0] (a).titel")
         == "unknown field (did you mean \"title\"?)");
   auto far = load("workstreams:\n  - id: a\n    colour: red\n");
-  CHECK(at(far.d, "workstreams[0].colour") == "unknown field");
+  CHECK(at(far.d, "workstreams[0] (a).colour") == "unknown field");
   auto top = load("nmae: x\nworkstreams: [{id: a}]\n");
   CHECK(at(top.d, "nmae") == "unknown field (did you mean \"name\"?)");
 }
@@ -157,11 +314,11 @@ workstreams:
 settings: {max_parallel_agents: 2.5, confirm_before_execute: "yes"}
 )");
   INFO(all(r.d));
-  CHECK(at(r.d, "workstreams[2].retries")
+  CHECK(at(r.d, "workstreams[2] (c).retries")
         == "expected an integer, got string \"two\"");
-  CHECK(at(r.d, "workstreams[3].owns")
+  CHECK(at(r.d, "workstreams[3] (d).owns")
         == "expected an array of strings, got string \"src/x.ts\"");
-  CHECK(at(r.d, "workstreams[3].timeout_s")
+  CHECK(at(r.d, "workstreams[3] (d).timeout_s")
         == "expected a number, got string \"5\"");
   CHECK(at(r.d, "settings.max_parallel_agents")
         == "expected an integer, got number 2.5");
@@ -176,7 +333,7 @@ TEST_CASE("a missing required field is reported by its path", "[protocol]") {
   INFO(all(r.d));
   CHECK(at(r.d, "workstreams[1].id") == "missing");
   CHECK(at(r.d, "gates[0].id") == "missing");
-  CHECK(at(r.d, "gates[1].after") == "missing");
+  CHECK(at(r.d, "gates[1] (g).after") == "missing");
   CHECK(at(load("name: x\n").d, "workstreams") == "missing");
   CHECK(at(load("workstreams: []\n").d, "workstreams") == "must not be empty");
 }
@@ -195,14 +352,17 @@ workstreams:
   CHECK(at(r.d, "settings.on_failure")
         == "unknown value \"fail-fast\" (expected block_dependents, "
            "fail_fast or continue) (did you mean \"fail_fast\"?)");
-  CHECK_THAT(at(r.d, "workstreams[0].id"), Catch::Contains("invalid id"));
-  CHECK(at(r.d, "workstreams[0].retries") == "must not be negative, got -1");
-  CHECK(at(r.d, "workstreams[0].estimate_s") == "must not be negative, got -2");
-  CHECK_THAT(at(r.d, "workstreams[0].agent"),
+  CHECK_THAT(at(r.d, "workstreams[0] (\"a b\").id"),
+             Catch::Contains("invalid id"));
+  CHECK(at(r.d, "workstreams[0] (\"a b\").retries")
+        == "must not be negative, got -1");
+  CHECK(at(r.d, "workstreams[0] (\"a b\").estimate_s")
+        == "must not be negative, got -2");
+  CHECK_THAT(at(r.d, "workstreams[0] (\"a b\").agent"),
              Catch::Contains("unknown value \"writer\""));
-  CHECK_THAT(at(r.d, "workstreams[0].model"),
+  CHECK_THAT(at(r.d, "workstreams[0] (\"a b\").model"),
              Catch::Contains("unknown value \"huge\""));
-  CHECK(at(r.d, "workstreams[0].executor.seconds")
+  CHECK(at(r.d, "workstreams[0] (\"a b\").executor.seconds")
         == "must not be negative, got -3");
 }
 
@@ -258,7 +418,7 @@ TEST_CASE("a workstream without an executor runs as noop, with a warning",
   REQUIRE(r.d.items().size() == 1);
   CHECK(r.d.items()[0].warning);
   CHECK(troupe::to_string(r.d.items()[0])
-        == "workstreams[0].executor: none given; runs as noop");
+        == "workstreams[0] (a).executor: none given; runs as noop");
   CHECK(r.p.workstreams[0].executor.kind == "noop");
 }
 
@@ -267,14 +427,14 @@ TEST_CASE("a command executor needs a command, reported once", "[protocol]") {
                 "  - {id: b, executor: {kind: command, run: ''}}\n"
                 "  - {id: c, executor: {run: x}}\n");
   INFO(all(r.d));
-  CHECK_THAT(at(r.d, "workstreams[0].executor.run"),
+  CHECK_THAT(at(r.d, "workstreams[0] (a).executor.run"),
              Catch::Contains("missing"));
-  CHECK(count_at(r.d, "workstreams[0].executor.run") == 1);
-  CHECK_THAT(at(r.d, "workstreams[1].executor.run"),
+  CHECK(count_at(r.d, "workstreams[0] (a).executor.run") == 1);
+  CHECK_THAT(at(r.d, "workstreams[1] (b).executor.run"),
              Catch::Contains("must not be empty"));
-  CHECK(count_at(r.d, "workstreams[1].executor.run") == 1);
-  CHECK(at(r.d, "workstreams[2].executor.kind") == "missing");
-  CHECK(count_at(r.d, "workstreams[2].executor.kind") == 1);
+  CHECK(count_at(r.d, "workstreams[1] (b).executor.run") == 1);
+  CHECK(at(r.d, "workstreams[2] (c).executor.kind") == "missing");
+  CHECK(count_at(r.d, "workstreams[2] (c).executor.kind") == 1);
 }
 
 TEST_CASE("gate checks are words or commands and default to completion",
@@ -303,11 +463,12 @@ gates:
   CHECK(g.remediate.max_attempts == 2);
   REQUIRE(r.p.gates[1].checks.size() == 1);
   CHECK(r.p.gates[1].checks[0].kind == "completion");
-  CHECK_THAT(at(r.d, "gates[2].checks[0]"),
+  CHECK_THAT(at(r.d, "gates[2] (i).checks[0]"),
              Catch::Contains("unknown check \"completon\"")
                && Catch::Contains("did you mean \"completion\"?"));
-  CHECK(at(r.d, "gates[2].checks[1].run") == "missing");
-  CHECK_THAT(at(r.d, "gates[2].checks[2]"), Catch::Contains("got integer 3"));
+  CHECK(at(r.d, "gates[2] (i).checks[1].run") == "missing");
+  CHECK_THAT(at(r.d, "gates[2] (i).checks[2]"),
+             Catch::Contains("got integer 3"));
   CHECK(r.d.error_count() == 3);
 }
 

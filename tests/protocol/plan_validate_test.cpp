@@ -51,7 +51,7 @@ TEST_CASE("duplicate workstream ids are refused, pointing at the first",
   auto r = load("workstreams:\n" + ws("id: types") + ws("id: jwt")
                 + ws("id: hash") + ws("id: api") + ws("id: jwt"));
   INFO(all(r.d));
-  CHECK(at(r.d, "workstreams[4].id")
+  CHECK(at(r.d, "workstreams[4] (jwt).id")
         == "duplicate id \"jwt\" (first at workstreams[1])");
   CHECK(r.d.error_count() == 1);
 }
@@ -62,8 +62,8 @@ TEST_CASE("a gate id may repeat neither another gate's nor a workstream's",
                 + "gates:\n  - {id: g, after: [a]}\n  - {id: g, after: [a]}\n"
                   "  - {id: a, after: [a]}\n");
   INFO(all(r.d));
-  CHECK(at(r.d, "gates[1].id") == "duplicate id \"g\" (first at gates[0])");
-  CHECK_THAT(at(r.d, "gates[2].id"),
+  CHECK(at(r.d, "gates[1] (g).id") == "duplicate id \"g\" (first at gates[0])");
+  CHECK_THAT(at(r.d, "gates[2] (a).id"),
              Catch::StartsWith("duplicate id \"a\"")
                && Catch::Contains("workstreams[0]"));
   CHECK(r.d.error_count() == 2);
@@ -75,7 +75,7 @@ TEST_CASE("a dependency on an unknown workstream is refused with a "
   auto r = load("workstreams:\n" + ws("id: types") + ws("id: jwt")
                 + ws("id: hash") + ws("id: api, depends_on: [jwtt, hash]"));
   INFO(all(r.d));
-  CHECK(at(r.d, "workstreams[3].depends_on[0]")
+  CHECK(at(r.d, "workstreams[3] (api).depends_on[0]")
         == "unknown workstream \"jwtt\" (did you mean \"jwt\"?)");
   CHECK(r.d.error_count() == 1);
 }
@@ -84,7 +84,7 @@ TEST_CASE("a workstream depending on itself is refused", "[protocol]") {
   auto r
     = load("workstreams:\n" + ws("id: a") + ws("id: b, depends_on: [a, b]"));
   INFO(all(r.d));
-  CHECK(at(r.d, "workstreams[1].depends_on[1]") == "depends on itself");
+  CHECK(at(r.d, "workstreams[1] (b).depends_on[1]") == "depends on itself");
   CHECK(r.d.error_count() == 1);
 }
 
@@ -94,7 +94,7 @@ TEST_CASE("a dependency cycle is refused once, naming its members in order",
                 + ws("id: a, depends_on: [b]") + ws("id: b, depends_on: [c]")
                 + ws("id: c, depends_on: [a, y]"));
   INFO(all(r.d));
-  CHECK(messages_at(r.d, "workstreams[2].depends_on")
+  CHECK(messages_at(r.d, "workstreams[2] (a).depends_on")
         == std::vector<std::string>{"dependency cycle: a -> b -> c -> a"});
   CHECK(r.d.error_count() == 1);
 }
@@ -103,7 +103,7 @@ TEST_CASE("two cycles through one workstream are both reported", "[protocol]") {
   auto r = load("workstreams:\n" + ws("id: a, depends_on: [b, c]")
                 + ws("id: b, depends_on: [a]") + ws("id: c, depends_on: [a]"));
   INFO(all(r.d));
-  auto m = messages_at(r.d, "workstreams[0].depends_on");
+  auto m = messages_at(r.d, "workstreams[0] (a).depends_on");
   REQUIRE(m.size() == 2);
   CHECK(m[0] == "dependency cycle: a -> b -> a");
   CHECK(m[1] == "dependency cycle: a -> c -> a");
@@ -119,10 +119,10 @@ TEST_CASE("workstreams that can run at the same time may not own "
            + ws("id: docs, owns: [docs/**]") + ws("id: lint, owns: [src/**]"));
   INFO(all(r.d));
   // `lint` overlaps both `types` and `api`, neither ordered with it.
-  CHECK(at(r.d, "workstreams[3].owns[0]")
+  CHECK(at(r.d, "workstreams[3] (lint).owns[0]")
         == "\"src/**\" overlaps \"src/types.ts\" owned by workstream "
            "\"types\", which can run at the same time");
-  CHECK(messages_at(r.d, "workstreams[3].owns[0]").size() == 2);
+  CHECK(messages_at(r.d, "workstreams[3] (lint).owns[0]").size() == 2);
   CHECK(r.d.error_count() == 2);
 }
 
@@ -140,7 +140,7 @@ TEST_CASE("a writing workstream on an explore agent is refused", "[protocol]") {
   auto r = load("workstreams:\n" + ws("id: a") + ws("id: b")
                 + ws("id: c, agent: explore, owns: [src/x.ts]"));
   INFO(all(r.d));
-  CHECK_THAT(at(r.d, "workstreams[2].agent"),
+  CHECK_THAT(at(r.d, "workstreams[2] (c).agent"),
              Catch::Contains("explore") && Catch::Contains("read-only")
                && Catch::Contains("src/x.ts"));
   CHECK(r.d.error_count() == 1);
@@ -150,7 +150,7 @@ TEST_CASE("a gate after an unknown workstream is refused", "[protocol]") {
   auto r = load("workstreams:\n" + ws("id: a")
                 + "gates:\n  - {id: g, after: [a, x]}\n");
   INFO(all(r.d));
-  CHECK(at(r.d, "gates[0].after[1]") == "unknown workstream \"x\"");
+  CHECK(at(r.d, "gates[0] (g).after[1]") == "unknown workstream \"x\"");
   CHECK(r.d.error_count() == 1);
 }
 
@@ -164,9 +164,9 @@ gates:
   - {id: g, after: [a], remediate: {executor: {kind: bar}}}
 )");
   INFO(all(r.d));
-  CHECK(at(r.d, "workstreams[0].executor.kind")
+  CHECK(at(r.d, "workstreams[0] (a).executor.kind")
         == "unknown executor \"foo\" (available: command, noop, sleep)");
-  CHECK(at(r.d, "gates[0].remediate.executor.kind")
+  CHECK(at(r.d, "gates[0] (g).remediate.executor.kind")
         == "unknown executor \"bar\" (available: command, noop, sleep)");
   CHECK(r.d.error_count() == 2);
 }
@@ -183,9 +183,9 @@ workstreams:
 )",
                 opts);
   INFO(all(r.d));
-  CHECK_THAT(at(r.d, "workstreams[0].prompt"),
+  CHECK_THAT(at(r.d, "workstreams[0] (a).prompt"),
              Catch::Contains("\"llm\" needs a prompt"));
-  CHECK_THAT(at(r.d, "workstreams[2].prompt"),
+  CHECK_THAT(at(r.d, "workstreams[2] (c).prompt"),
              Catch::Contains("\"claude-code\" needs a prompt"));
   CHECK(r.d.error_count() == 2);
 }
@@ -211,7 +211,7 @@ TEST_CASE("a gate that waits for work it holds back is refused", "[protocol]") {
                 + ws("id: b, depends_on: [c]")
                 + "gates:\n  - {id: g, after: [a, b]}\n");
   INFO(all(r.d));
-  CHECK_THAT(at(r.d, "gates[0].after"),
+  CHECK_THAT(at(r.d, "gates[0] (g).after"),
              Catch::Contains("\"c\" waits for this gate")
                && Catch::Contains("\"b\""));
   CHECK(r.d.error_count() == 1);
@@ -231,18 +231,21 @@ gates:
 )");
   INFO(all(r.d));
   CHECK(at(r.d, "settings.max_parallel_agents") == "must be at least 1, got 0");
-  CHECK_THAT(at(r.d, "workstreams[0].titel"), Catch::Contains("unknown field"));
-  CHECK_THAT(at(r.d, "workstreams[1].id"), Catch::Contains("duplicate id"));
-  CHECK_THAT(at(r.d, "workstreams[2].depends_on[0]"),
+  CHECK_THAT(at(r.d, "workstreams[0] (types).titel"),
+             Catch::Contains("unknown field"));
+  CHECK_THAT(at(r.d, "workstreams[1] (types).id"),
+             Catch::Contains("duplicate id"));
+  CHECK_THAT(at(r.d, "workstreams[2] (jwt).depends_on[0]"),
              Catch::Contains("unknown workstream \"typs\""));
-  CHECK_THAT(at(r.d, "workstreams[2].retries"),
+  CHECK_THAT(at(r.d, "workstreams[2] (jwt).retries"),
              Catch::Contains("expected an integer"));
-  CHECK_THAT(at(r.d, "workstreams[2].executor.kind"),
+  CHECK_THAT(at(r.d, "workstreams[2] (jwt).executor.kind"),
              Catch::Contains("unknown executor \"foo\""));
-  CHECK_THAT(at(r.d, "workstreams[2].owns[0]"),
+  CHECK_THAT(at(r.d, "workstreams[2] (jwt).owns[0]"),
              Catch::Contains("overlaps \"src/**\""));
-  CHECK_THAT(at(r.d, "workstreams[3].agent"), Catch::Contains("read-only"));
-  CHECK(at(r.d, "gates[0].after[1]") == "unknown workstream \"nope\"");
+  CHECK_THAT(at(r.d, "workstreams[3] (scan).agent"),
+             Catch::Contains("read-only"));
+  CHECK(at(r.d, "gates[0] (g).after[1]") == "unknown workstream \"nope\"");
   CHECK(r.d.error_count() == 9);
 }
 
@@ -255,9 +258,9 @@ TEST_CASE("a plan with cycles skips the checks that need an order and does "
                 + "gates:\n  - {id: g, after: [a]}\n");
   INFO(all(r.d));
   CHECK(r.d.error_count() == 2);
-  CHECK_THAT(at(r.d, "workstreams[0].depends_on"),
+  CHECK_THAT(at(r.d, "workstreams[0] (a).depends_on"),
              Catch::Contains("a -> b -> a"));
-  CHECK(at(r.d, "workstreams[2].depends_on[0]") == "depends on itself");
+  CHECK(at(r.d, "workstreams[2] (c).depends_on[0]") == "depends on itself");
 }
 
 TEST_CASE("a plan built in code is validated too", "[protocol]") {
@@ -272,10 +275,69 @@ TEST_CASE("a plan built in code is validated too", "[protocol]") {
   troupe::validate_plan(p, {}, d);
   INFO(all(d));
   CHECK(at(d, "settings.max_phase_width") == "must be at least 1, got 0");
-  CHECK(at(d, "workstreams[0].persona") == "must not be empty");
-  CHECK_THAT(at(d, "workstreams[0].executor.run"),
+  CHECK(at(d, "workstreams[0] (a).persona") == "must not be empty");
+  CHECK_THAT(at(d, "workstreams[0] (a).executor.run"),
              Catch::Contains("must not be empty"));
   CHECK(at(d, "workstreams[1].id") == "missing");
+}
+
+TEST_CASE("diagnostics name a workstream or gate by index and id",
+          "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: left, owns: [src/**]")
+                + ws("id: right, owns: [src/a.ts], retries: -1")
+                + "gates:\n  - {id: foundation, after: [left, nope]}\n");
+  INFO(all(r.d));
+  std::vector<std::string> rendered;
+  for (auto& x : r.d.items())
+    rendered.push_back(troupe::to_string(x));
+  CHECK(rendered
+        == std::vector<std::string>{
+          "workstreams[1] (right).retries: must not be negative, got -1",
+          "gates[0] (foundation).after[1]: unknown workstream \"nope\"",
+          "workstreams[1] (right).owns[0]: \"src/a.ts\" overlaps \"src/**\" "
+          "owned by workstream \"left\", which can run at the same time"});
+}
+
+TEST_CASE("a workstream or gate whose id is missing or no string is named by "
+          "its index alone",
+          "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: a, retries: -1")
+                + ws("title: none, retries: -1") + ws("id: 5, retries: -1")
+                + ws("id: '', retries: -1") + "gates:\n  - {after: [a, x]}\n");
+  INFO(all(r.d));
+  CHECK(at(r.d, "workstreams[0] (a).retries")
+        == "must not be negative, got -1");
+  CHECK(at(r.d, "workstreams[1].id") == "missing");
+  CHECK(at(r.d, "workstreams[1].retries") == "must not be negative, got -1");
+  CHECK(at(r.d, "workstreams[2].id") == "expected a string, got integer 5");
+  CHECK(at(r.d, "workstreams[2].retries") == "must not be negative, got -1");
+  CHECK(at(r.d, "workstreams[3].id") == "must not be empty");
+  CHECK(at(r.d, "workstreams[3].retries") == "must not be negative, got -1");
+  CHECK(at(r.d, "gates[0].id") == "missing");
+  CHECK(at(r.d, "gates[0].after[1]") == "unknown workstream \"x\"");
+  CHECK(r.d.error_count() == 9);
+}
+
+TEST_CASE("ids and keys that are not plain words are quoted in paths, "
+          "control characters escaped",
+          "[protocol]") {
+  auto r = load("workstreams:\n" + ws("id: \"a b\"")
+                + ws("id: \"x\\e[31m\", \"k\\e\": 1")
+                + ws("id: " + std::string(100, 'w') + ", retries: -1"));
+  INFO(all(r.d));
+  CHECK_THAT(at(r.d, "workstreams[0] (\"a b\").id"),
+             Catch::StartsWith("invalid id \"a b\""));
+  CHECK_THAT(at(r.d, "workstreams[1] (\"x\\u001b[31m\").id"),
+             Catch::StartsWith("invalid id \"x\\u001b[31m\""));
+  CHECK(at(r.d, "workstreams[1] (\"x\\u001b[31m\").\"k\\u001b\"")
+        == "unknown field");
+  // Long ids are cut.
+  CHECK(at(r.d, "workstreams[2] (\"" + std::string(57, 'w') + "...\").retries")
+        == "must not be negative, got -1");
+  CHECK(r.d.error_count() == 4);
+  for (auto& x : r.d.items())
+    for (unsigned char c : troupe::to_string(x))
+      CHECK(c >= 0x20);
 }
 
 TEST_CASE("globs overlap exactly when some path matches both", "[protocol]") {

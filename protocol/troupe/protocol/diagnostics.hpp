@@ -5,8 +5,9 @@
 
 namespace troupe {
 
-/// One finding about user input: where (`workstreams[3].depends_on[0]`) and
-/// what. Warnings do not make input invalid.
+/// One finding about user input: where (`workstreams[3] (api).depends_on[0]`:
+/// workstreams and gates by index and, once known, id) and what. Warnings do
+/// not make input invalid.
 struct diagnostic {
   std::string path;
   std::string message;

@@ -21,11 +21,15 @@ struct validation_options {
 
 /// Parses plan text, YAML or JSON (`format` is "yaml", "json", or "" to tell
 /// from the text), into JSON. Syntax errors land in `out` with their line.
+/// Refuses text over 16 MiB, nesting deeper than 64 levels and more than
+/// 1,000,000 values, YAML aliases expanded. Strings from YAML come out as
+/// valid UTF-8.
 bool parse_plan_text(const std::string& text, const std::string& format,
                      nlohmann::json& result, diagnostics& out);
 
 /// Decodes a plan from JSON, reporting unknown keys, wrong types and missing
-/// fields with their paths, and filling defaults.
+/// fields with their paths, and filling defaults. Refuses more than 200,000
+/// workstreams or 1,000 gates.
 plan decode_plan(const nlohmann::json& j, diagnostics& out);
 
 /// Checks a decoded plan's semantics: ids, dependencies, cycles, ownership,
@@ -33,8 +37,8 @@ plan decode_plan(const nlohmann::json& j, diagnostics& out);
 void validate_plan(const plan& p, const validation_options& opts,
                    diagnostics& out);
 
-/// Reads, decodes and validates a plan file. The result is usable only when
-/// `out.ok()`.
+/// Reads, decodes and validates a plan file: a regular file, read no
+/// further than a plan may go. The result is usable only when `out.ok()`.
 plan load_plan_file(const std::string& path, const validation_options& opts,
                     diagnostics& out);
 
