@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "troupe/protocol/utf8.hpp"
+#include "troupe/runtime/files.hpp"
 
 namespace troupe::cli {
 
@@ -155,10 +156,8 @@ void print_line(progress_state& st, const event& ev) {
 }
 
 void on_event(progress_state& st, const event& ev) {
-  if (st.cfg.events) {
-    auto line = json_text(ev) + "\n";
-    std::fputs(line.c_str(), st.cfg.events);
-  }
+  if (st.cfg.events)
+    st.cfg.events->write(json_text(ev) + "\n");
   bool notable = true;
   if (ev.kind == "workstream") {
     auto d = st.defs.find(ev.subject);
@@ -222,14 +221,17 @@ progress(progress_actor_t::stateful_pointer<progress_state> self,
         auto& st = self->state;
         for (auto& ev : batch)
           on_event(st, ev);
+        // After each batch, so a user can follow the partial file.
         if (st.cfg.events)
-          std::fflush(st.cfg.events);
+          st.cfg.events->flush();
         if (st.cfg.live && !st.cfg.quiet && !st.finished)
           draw_live(st);
       },
       [=](run_report& r) {
         auto& st = self->state;
         st.finished = true;
+        // The file is the caller's to commit from here on.
+        st.cfg.events = nullptr;
         if (st.cfg.live && !st.cfg.quiet)
           clear_live(st);
         if (st.cfg.on_report)

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
@@ -8,6 +7,10 @@
 #include <caf/fwd.hpp>
 
 #include "troupe/protocol/interfaces.hpp"
+
+namespace troupe {
+class staged_file;
+} // namespace troupe
 
 namespace troupe::cli {
 
@@ -18,8 +21,8 @@ struct progress_config {
   /// per event.
   bool live = false;
   bool quiet = false;
-  /// Every event as a JSON line, when open.
-  std::FILE* events = nullptr;
+  /// Receives every event as a JSON line, when set.
+  staged_file* events = nullptr;
   int32_t max_parallel = 1;
   /// Called once with the report.
   std::function<void(run_report)> on_report;

@@ -1,7 +1,4 @@
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <optional>
 
@@ -21,6 +18,7 @@
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
+#include "troupe/runtime/files.hpp"
 
 namespace troupe::cli {
 
@@ -41,12 +39,8 @@ struct prepared_run {
   plan p;
   int32_t max_parallel = 1;
   std::string workdir;
-  std::FILE* events = nullptr;
-
-  ~prepared_run() {
-    if (events)
-      std::fclose(events);
-  }
+  /// The event log while it is written, put in place when the run ends.
+  staged_file events;
 };
 
 // Everything before a run starts; returns an exit code when it must not.
@@ -80,10 +74,9 @@ std::optional<int> prepare(const run_flags& flags,
     }
   }
   if (!flags.events_file.empty()) {
-    out.events = std::fopen(flags.events_file.c_str(), "w");
-    if (out.events == nullptr) {
-      std::cerr << "--events: cannot write " << flags.events_file << ": "
-                << std::strerror(errno) << '\n';
+    if (auto ec = out.events.open(flags.events_file)) {
+      std::cerr << "--events: cannot write " << out.events.partial_path()
+                << ": " << ec.message() << '\n';
       return exit_bad_input;
     }
   }
@@ -93,6 +86,31 @@ std::optional<int> prepare(const run_flags& flags,
     out.workdir = getcwd(buf, sizeof(buf)) ? buf : ".";
   }
   return std::nullopt;
+}
+
+// Puts the event log in place and writes the JSON report, each whole or
+// not at all; false, having said why, when either failed.
+bool write_outputs(prepared_run& pr, const run_flags& flags,
+                   const run_report& report) {
+  bool ok = true;
+  if (pr.events.is_open()) {
+    if (auto ec = pr.events.commit()) {
+      std::cerr << "--events: writing " << flags.events_file
+                << " failed: " << ec.message() << "; " << flags.events_file
+                << " was not changed\n";
+      ok = false;
+    }
+  }
+  if (!flags.report_file.empty()) {
+    auto text = json_text(report, 2) + '\n';
+    if (auto ec = write_file_atomically(flags.report_file, text)) {
+      std::cerr << "--report: cannot write " << flags.report_file << ": "
+                << ec.message() << "; " << flags.report_file
+                << " was not changed\n";
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 // Starts the run on `orch`, shows its progress, cancels it on the first
@@ -105,7 +123,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   prog.p = &pr.p;
   prog.live = isatty(STDERR_FILENO) && !flags.quiet;
   prog.quiet = flags.quiet;
-  prog.events = pr.events;
+  prog.events = pr.events.is_open() ? &pr.events : nullptr;
   prog.max_parallel = pr.max_parallel;
   caf::actor inbox = self;
   prog.on_report = [inbox](run_report r) {
@@ -150,22 +168,9 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   if (!got_report)
     return exit_run_failed;
   std::cout << report.markdown << std::flush;
-  bool events_lost = pr.events != nullptr
-                     && (std::fflush(pr.events) != 0 || std::ferror(pr.events));
-  if (events_lost)
-    std::cerr << "--events: writing " << flags.events_file
-              << " failed (disk full?); the event log is incomplete\n";
-  if (!flags.report_file.empty()) {
-    std::ofstream out{flags.report_file};
-    out << json_text(report, 2) << '\n' << std::flush;
-    if (!out) {
-      std::cerr << "--report: cannot write " << flags.report_file << '\n';
-      return exit_run_failed;
-    }
-  }
-  if (events_lost)
-    return exit_run_failed;
-  return report.status == run_status::succeeded ? exit_ok : exit_run_failed;
+  bool written = write_outputs(pr, flags, report);
+  return written && report.status == run_status::succeeded ? exit_ok
+                                                           : exit_run_failed;
 }
 
 } // namespace
