@@ -87,7 +87,8 @@ struct command_state {
   fs::path scratch;
 };
 
-// Where an attempt keeps its context and result files.
+// Where an attempt keeps its context and result files: a directory of its
+// own in one per run.
 fs::path scratch_dir(const workstream_spec& spec) {
   std::error_code ec;
   auto base = fs::temp_directory_path(ec);
@@ -97,6 +98,30 @@ fs::path scratch_dir(const workstream_spec& spec) {
   return base / ("troupe-" + run)
          / (spec.ws.id + "-" + std::to_string(spec.attempt) + "."
             + std::to_string(spec.dispatch));
+}
+
+// Creates an attempt's scratch directory and the run's above it.
+std::error_code make_scratch_dir(const fs::path& dir) {
+  std::error_code ec;
+  // Another attempt of the run, ending, removes the run's directory when
+  // it finds it empty: that can happen between our creating (or finding)
+  // it and creating ours inside. Then both are made again.
+  for (int tries = 0; tries < 100; ++tries) {
+    fs::create_directories(dir, ec);
+    if (ec != std::errc::no_such_file_or_directory)
+      return ec;
+  }
+  return ec;
+}
+
+// Removes an attempt's scratch directory, and the run's when no other
+// attempt has one there any more.
+void remove_scratch_dir(const fs::path& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  // remove() takes an empty directory only; one that is not empty belongs
+  // to attempts still running, and the last of them removes it.
+  fs::remove(dir.parent_path(), ec);
 }
 
 // Reads at most `limit` bytes of a regular file; says why not in `why`.
@@ -226,9 +251,9 @@ command_executor(command_executor_actor::stateful_pointer<command_state> self,
       auto& st = self->state;
       st.rp = self->make_response_promise();
       st.scratch = scratch_dir(spec);
-      std::error_code ec;
-      fs::create_directories(st.scratch, ec);
+      auto ec = make_scratch_dir(st.scratch);
       if (ec) {
+        remove_scratch_dir(st.scratch);
         self->quit();
         return caf::make_error(errc::executor_failed,
                                "cannot create " + st.scratch.string() + ": "
@@ -239,6 +264,7 @@ command_executor(command_executor_actor::stateful_pointer<command_state> self,
         std::ofstream out{context_file};
         out << (spec.context.empty() ? std::string{"{}"} : spec.context);
         if (!out) {
+          remove_scratch_dir(st.scratch);
           self->quit();
           return caf::make_error(errc::executor_failed,
                                  "cannot write " + context_file.string());
@@ -283,8 +309,7 @@ command_executor(command_executor_actor::stateful_pointer<command_state> self,
     },
     [=](done_atom, workstream_result& r) {
       auto& st = self->state;
-      std::error_code ec;
-      fs::remove_all(st.scratch, ec);
+      remove_scratch_dir(st.scratch);
       st.rp.deliver(std::move(r));
       self->quit();
     },
