@@ -28,7 +28,19 @@ struct progress_config {
   std::function<void(run_report)> on_report;
 };
 
-/// Spawns the observer that draws progress and receives the report.
-observer_actor spawn_progress(caf::actor_system& sys, progress_config cfg);
+using partial_atom = caf::atom_constant<caf::atom("partial")>;
+constexpr partial_atom partial_atom_v{};
+
+/// The observer that draws progress and receives the report. Asked for a
+/// partial report, with why the run was lost, it builds one from the events
+/// it saw: every workstream and gate in its last known state, the run
+/// `failed` and marked `partial`, its Markdown saying so at the top. From
+/// then on it leaves the event log to the caller.
+using progress_view_actor = observer_actor::extend<
+  caf::replies_to<partial_atom, std::string>::with<run_report>>;
+
+/// Spawns the progress view for `cfg.p`.
+progress_view_actor spawn_progress(caf::actor_system& sys,
+                                   progress_config cfg);
 
 } // namespace troupe::cli

@@ -114,7 +114,8 @@ bool write_outputs(prepared_run& pr, const run_flags& flags,
 }
 
 // Starts the run on `orch`, shows its progress, cancels it on the first
-// SIGINT or SIGTERM, and prints and writes its report.
+// SIGINT or SIGTERM, and prints and writes its report: a partial one, from
+// the events seen so far, when `orch` is lost before the run ends.
 int follow(caf::actor_system& sys, const orchestrator_actor& orch,
            prepared_run& pr, const run_flags& flags, run_options opts) {
   caf::scoped_actor self{sys};
@@ -135,7 +136,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   std::string run_id;
   std::string failure;
   self->request(orch, std::chrono::seconds(30), run_atom_v, pr.p, opts,
-                observer)
+                observer_actor{observer})
     .receive([&](std::string& id) { run_id = std::move(id); },
              [&](caf::error& err) { failure = sys.render(err); });
   if (!failure.empty()) {
@@ -145,6 +146,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   }
   run_report report;
   bool got_report = false;
+  bool lost = false;
   {
     signal_watch watch{[&](int) {
       std::fputs("\ntroupe: cancelling the run (again to quit now)\n",
@@ -161,9 +163,24 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
       [&](caf::down_msg& dm) {
         std::cerr << "troupe: lost the coordinator before the run ended: "
                   << sys.render(dm.reason) << '\n';
+        lost = true;
         waiting = false;
       });
   }
+  // The report will not come: make do with what the progress view saw.
+  if (lost)
+    self
+      ->request(observer, std::chrono::seconds(10), partial_atom_v,
+                std::string{"the coordinator was lost before the run ended"})
+      .receive(
+        [&](run_report& r) {
+          report = std::move(r);
+          got_report = true;
+        },
+        [&](caf::error& err) {
+          std::cerr << "troupe: no partial report either: "
+                    << sys.render(err) << '\n';
+        });
   caf::anon_send_exit(observer, caf::exit_reason::user_shutdown);
   if (!got_report)
     return exit_run_failed;
