@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "troupe/actors/run_tracker.hpp"
 #include "troupe/protocol/utf8.hpp"
+#include "troupe/runtime/files.hpp"
 
 namespace troupe::cli {
 
@@ -19,7 +22,8 @@ constexpr tick_atom tick_atom_v{};
 
 constexpr auto redraw_interval = std::chrono::milliseconds(200);
 
-using progress_actor_t = observer_actor::extend<caf::reacts_to<tick_atom>>;
+using progress_actor_t
+  = progress_view_actor::extend<caf::reacts_to<tick_atom>>;
 
 struct running_ws {
   std::string persona;
@@ -35,6 +39,8 @@ struct progress_state {
   progress_config cfg;
   std::unordered_map<std::string, const workstream*> defs;
   std::map<std::string, running_ws> running;
+  /// What the events said so far, for a partial report (always set).
+  std::optional<run_tracker> tracker;
   size_t total = 0;
   size_t done = 0;
   size_t failed = 0;
@@ -155,10 +161,9 @@ void print_line(progress_state& st, const event& ev) {
 }
 
 void on_event(progress_state& st, const event& ev) {
-  if (st.cfg.events) {
-    auto line = json_text(ev) + "\n";
-    std::fputs(line.c_str(), st.cfg.events);
-  }
+  if (st.cfg.events)
+    st.cfg.events->write(json_text(ev) + "\n");
+  st.tracker->add(ev);
   bool notable = true;
   if (ev.kind == "workstream") {
     auto d = st.defs.find(ev.subject);
@@ -210,6 +215,8 @@ progress(progress_actor_t::stateful_pointer<progress_state> self,
          progress_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  static const plan no_plan;
+  st.tracker.emplace(st.cfg.p ? *st.cfg.p : no_plan);
   if (st.cfg.p) {
     st.total = st.cfg.p->workstreams.size();
     for (auto& w : st.cfg.p->workstreams)
@@ -222,19 +229,34 @@ progress(progress_actor_t::stateful_pointer<progress_state> self,
         auto& st = self->state;
         for (auto& ev : batch)
           on_event(st, ev);
+        // After each batch, so a user can follow the partial file.
         if (st.cfg.events)
-          std::fflush(st.cfg.events);
+          st.cfg.events->flush();
         if (st.cfg.live && !st.cfg.quiet && !st.finished)
           draw_live(st);
       },
       [=](run_report& r) {
         auto& st = self->state;
         st.finished = true;
+        // The file is the caller's to commit from here on.
+        st.cfg.events = nullptr;
         if (st.cfg.live && !st.cfg.quiet)
           clear_live(st);
         if (st.cfg.on_report)
           st.cfg.on_report(std::move(r));
         self->quit();
+      },
+      [=](partial_atom, const std::string& why) -> run_report {
+        auto& st = self->state;
+        st.finished = true;
+        // The file is the caller's to commit from here on.
+        st.cfg.events = nullptr;
+        if (st.cfg.live && !st.cfg.quiet)
+          clear_live(st);
+        auto wall = std::chrono::duration<double>(
+                      std::chrono::steady_clock::now() - st.start)
+                      .count();
+        return st.tracker->partial_report(wall, why);
       },
       [=](tick_atom) {
         auto& st = self->state;
@@ -248,7 +270,8 @@ progress(progress_actor_t::stateful_pointer<progress_state> self,
 
 } // namespace
 
-observer_actor spawn_progress(caf::actor_system& sys, progress_config cfg) {
+progress_view_actor spawn_progress(caf::actor_system& sys,
+                                   progress_config cfg) {
   return sys.spawn(progress, std::move(cfg));
 }
 

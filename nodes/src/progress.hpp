@@ -1,6 +1,5 @@
 #pragma once
 
-#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
@@ -8,6 +7,10 @@
 #include <caf/fwd.hpp>
 
 #include "troupe/protocol/interfaces.hpp"
+
+namespace troupe {
+class staged_file;
+} // namespace troupe
 
 namespace troupe::cli {
 
@@ -18,14 +21,26 @@ struct progress_config {
   /// per event.
   bool live = false;
   bool quiet = false;
-  /// Every event as a JSON line, when open.
-  std::FILE* events = nullptr;
+  /// Receives every event as a JSON line, when set.
+  staged_file* events = nullptr;
   int32_t max_parallel = 1;
   /// Called once with the report.
   std::function<void(run_report)> on_report;
 };
 
-/// Spawns the observer that draws progress and receives the report.
-observer_actor spawn_progress(caf::actor_system& sys, progress_config cfg);
+using partial_atom = caf::atom_constant<caf::atom("partial")>;
+constexpr partial_atom partial_atom_v{};
+
+/// The observer that draws progress and receives the report. Asked for a
+/// partial report, with why the run was lost, it builds one from the events
+/// it saw: every workstream and gate in its last known state, the run
+/// `failed` and marked `partial`, its Markdown saying so at the top. From
+/// then on it leaves the event log to the caller.
+using progress_view_actor = observer_actor::extend<
+  caf::replies_to<partial_atom, std::string>::with<run_report>>;
+
+/// Spawns the progress view for `cfg.p`.
+progress_view_actor spawn_progress(caf::actor_system& sys,
+                                   progress_config cfg);
 
 } // namespace troupe::cli

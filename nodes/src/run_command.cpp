@@ -1,7 +1,4 @@
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <optional>
 
@@ -21,6 +18,7 @@
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
+#include "troupe/runtime/files.hpp"
 
 namespace troupe::cli {
 
@@ -41,12 +39,8 @@ struct prepared_run {
   plan p;
   int32_t max_parallel = 1;
   std::string workdir;
-  std::FILE* events = nullptr;
-
-  ~prepared_run() {
-    if (events)
-      std::fclose(events);
-  }
+  /// The event log while it is written, put in place when the run ends.
+  staged_file events;
 };
 
 // Everything before a run starts; returns an exit code when it must not.
@@ -80,10 +74,9 @@ std::optional<int> prepare(const run_flags& flags,
     }
   }
   if (!flags.events_file.empty()) {
-    out.events = std::fopen(flags.events_file.c_str(), "w");
-    if (out.events == nullptr) {
-      std::cerr << "--events: cannot write " << flags.events_file << ": "
-                << std::strerror(errno) << '\n';
+    if (auto ec = out.events.open(flags.events_file)) {
+      std::cerr << "--events: cannot write " << out.events.partial_path()
+                << ": " << ec.message() << '\n';
       return exit_bad_input;
     }
   }
@@ -95,8 +88,34 @@ std::optional<int> prepare(const run_flags& flags,
   return std::nullopt;
 }
 
+// Puts the event log in place and writes the JSON report, each whole or
+// not at all; false, having said why, when either failed.
+bool write_outputs(prepared_run& pr, const run_flags& flags,
+                   const run_report& report) {
+  bool ok = true;
+  if (pr.events.is_open()) {
+    if (auto ec = pr.events.commit()) {
+      std::cerr << "--events: writing " << flags.events_file
+                << " failed: " << ec.message() << "; " << flags.events_file
+                << " was not changed\n";
+      ok = false;
+    }
+  }
+  if (!flags.report_file.empty()) {
+    auto text = json_text(report, 2) + '\n';
+    if (auto ec = write_file_atomically(flags.report_file, text)) {
+      std::cerr << "--report: cannot write " << flags.report_file << ": "
+                << ec.message() << "; " << flags.report_file
+                << " was not changed\n";
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 // Starts the run on `orch`, shows its progress, cancels it on the first
-// SIGINT, SIGTERM or SIGHUP, and prints and writes its report.
+// SIGINT, SIGTERM or SIGHUP, and prints and writes its report: a partial
+// one, from the events seen so far, when `orch` is lost before the run ends.
 int follow(caf::actor_system& sys, const orchestrator_actor& orch,
            prepared_run& pr, const run_flags& flags, run_options opts) {
   caf::scoped_actor self{sys};
@@ -105,7 +124,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   prog.p = &pr.p;
   prog.live = isatty(STDERR_FILENO) && !flags.quiet;
   prog.quiet = flags.quiet;
-  prog.events = pr.events;
+  prog.events = pr.events.is_open() ? &pr.events : nullptr;
   prog.max_parallel = pr.max_parallel;
   caf::actor inbox = self;
   prog.on_report = [inbox](run_report r) {
@@ -118,7 +137,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   std::string run_id;
   std::string failure;
   self->request(orch, std::chrono::seconds(30), run_atom_v, pr.p, opts,
-                observer)
+                observer_actor{observer})
     .receive([&](std::string& id) { run_id = std::move(id); },
              [&](caf::error& err) { failure = sys.render(err); });
   if (!failure.empty()) {
@@ -128,6 +147,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   }
   run_report report;
   bool got_report = false;
+  bool lost = false;
   {
     signal_watch watch{[&](int) {
       std::fputs("\ntroupe: cancelling the run (again to quit now)\n",
@@ -144,29 +164,31 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
       [&](caf::down_msg& dm) {
         std::cerr << "troupe: lost the coordinator before the run ended: "
                   << sys.render(dm.reason) << '\n';
+        lost = true;
         waiting = false;
       });
   }
+  // The report will not come: make do with what the progress view saw.
+  if (lost)
+    self
+      ->request(observer, std::chrono::seconds(10), partial_atom_v,
+                std::string{"the coordinator was lost before the run ended"})
+      .receive(
+        [&](run_report& r) {
+          report = std::move(r);
+          got_report = true;
+        },
+        [&](caf::error& err) {
+          std::cerr << "troupe: no partial report either: "
+                    << sys.render(err) << '\n';
+        });
   caf::anon_send_exit(observer, caf::exit_reason::user_shutdown);
   if (!got_report)
     return exit_run_failed;
   std::cout << report.markdown << std::flush;
-  bool events_lost = pr.events != nullptr
-                     && (std::fflush(pr.events) != 0 || std::ferror(pr.events));
-  if (events_lost)
-    std::cerr << "--events: writing " << flags.events_file
-              << " failed (disk full?); the event log is incomplete\n";
-  if (!flags.report_file.empty()) {
-    std::ofstream out{flags.report_file};
-    out << json_text(report, 2) << '\n' << std::flush;
-    if (!out) {
-      std::cerr << "--report: cannot write " << flags.report_file << '\n';
-      return exit_run_failed;
-    }
-  }
-  if (events_lost)
-    return exit_run_failed;
-  return report.status == run_status::succeeded ? exit_ok : exit_run_failed;
+  bool written = write_outputs(pr, flags, report);
+  return written && report.status == run_status::succeeded ? exit_ok
+                                                           : exit_run_failed;
 }
 
 } // namespace

@@ -319,6 +319,9 @@ void to_json(json& j, const run_report& x) {
        {"usage", x.usage},
        {"synthesized_by", x.synthesized_by},
        {"markdown", x.markdown}};
+  // Only a report that is partial says so: complete ones stay as they were.
+  if (x.partial)
+    j["partial"] = true;
 }
 
 void from_json(const json& j, run_report& x) {
@@ -326,6 +329,9 @@ void from_json(const json& j, run_report& x) {
   read(j, "plan", x.plan);
   read(j, "goal", x.goal);
   x.status = enum_at<run_status>(j, "status", "run status");
+  x.partial = false;
+  if (auto i = j.find("partial"); i != j.end())
+    i->get_to(x.partial);
   read(j, "wall_s", x.wall_s);
   read(j, "sequential_s", x.sequential_s);
   read(j, "critical_path_s", x.critical_path_s);

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -65,6 +67,13 @@ namespace {
 constexpr size_t result_file_limit = 1 << 20;
 // Bytes of a summary taken from a result file.
 constexpr size_t result_summary_limit = 4000;
+// Bytes of a prompt also passed in TROUPE_PROMPT, beside its file: the
+// environment and the arguments of a command share a few hundred KiB, and
+// Linux takes no single string over 128 KiB.
+constexpr size_t prompt_env_limit = 32 * 1024;
+// Bytes of a command given to `/bin/sh -c` as an argument; a longer one is
+// run from a file.
+constexpr size_t command_arg_limit = 64 * 1024;
 
 // UTF-8 continuation bytes, which never start a character.
 const std::string continuation_bytes = [] {
@@ -87,7 +96,8 @@ struct command_state {
   fs::path scratch;
 };
 
-// Where an attempt keeps its context and result files.
+// Where an attempt keeps its context and result files: a directory of its
+// own in one per run.
 fs::path scratch_dir(const workstream_spec& spec) {
   std::error_code ec;
   auto base = fs::temp_directory_path(ec);
@@ -97,6 +107,50 @@ fs::path scratch_dir(const workstream_spec& spec) {
   return base / ("troupe-" + run)
          / (spec.ws.id + "-" + std::to_string(spec.attempt) + "."
             + std::to_string(spec.dispatch));
+}
+
+// Creates an attempt's scratch directory and the run's above it.
+std::error_code make_scratch_dir(const fs::path& dir) {
+  std::error_code ec;
+  // Another attempt of the run, ending, removes the run's directory when
+  // it finds it empty: that can happen between our creating (or finding)
+  // it and creating ours inside. Then both are made again.
+  for (int tries = 0; tries < 100; ++tries) {
+    fs::create_directories(dir, ec);
+    if (ec != std::errc::no_such_file_or_directory)
+      return ec;
+  }
+  return ec;
+}
+
+// Removes an attempt's scratch directory, and the run's when no other
+// attempt has one there any more.
+void remove_scratch_dir(const fs::path& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  // remove() takes an empty directory only; one that is not empty belongs
+  // to attempts still running, and the last of them removes it.
+  fs::remove(dir.parent_path(), ec);
+}
+
+// Writes `text` to `file`; false when it could not.
+bool write_scratch_file(const fs::path& file, const std::string& text) {
+  std::ofstream out{file, std::ios::binary};
+  out << text;
+  out.close();
+  return !out.fail();
+}
+
+// `s` quoted for /bin/sh.
+std::string sh_quoted(const std::string& s) {
+  std::string out = "'";
+  for (auto c : s) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
 }
 
 // Reads at most `limit` bytes of a regular file; says why not in `why`.
@@ -226,34 +280,52 @@ command_executor(command_executor_actor::stateful_pointer<command_state> self,
       auto& st = self->state;
       st.rp = self->make_response_promise();
       st.scratch = scratch_dir(spec);
-      std::error_code ec;
-      fs::create_directories(st.scratch, ec);
+      auto ec = make_scratch_dir(st.scratch);
       if (ec) {
+        remove_scratch_dir(st.scratch);
         self->quit();
         return caf::make_error(errc::executor_failed,
                                "cannot create " + st.scratch.string() + ": "
                                  + ec.message());
       }
       auto context_file = st.scratch / "context.json";
-      {
-        std::ofstream out{context_file};
-        out << (spec.context.empty() ? std::string{"{}"} : spec.context);
-        if (!out) {
+      auto prompt_file = st.scratch / "prompt.txt";
+      auto command_file = st.scratch / "command.sh";
+      auto& run = spec.ws.executor.run;
+      bool long_command = run.size() > command_arg_limit;
+      auto context = spec.context.empty() ? std::string{"{}"} : spec.context;
+      std::vector<std::pair<fs::path, const std::string*>> files{
+        {context_file, &context}, {prompt_file, &spec.ws.prompt}};
+      if (long_command)
+        files.emplace_back(command_file, &run);
+      for (auto& [file, text] : files) {
+        if (!write_scratch_file(file, *text)) {
+          remove_scratch_dir(st.scratch);
           self->quit();
           return caf::make_error(errc::executor_failed,
-                                 "cannot write " + context_file.string());
+                                 "cannot write " + file.string());
         }
       }
       fs::remove(st.scratch / "result.json", ec);
       process_request req;
-      req.command = spec.ws.executor.run;
+      // Linux starts no program with an argument over 128 KiB: a long
+      // command runs from its file.
+      req.command = long_command
+                      ? "exec /bin/sh " + sh_quoted(command_file.string())
+                      : run;
       fs::path cwd = spec.workdir.empty() ? fs::current_path(ec)
                                           : fs::path{spec.workdir};
       if (!spec.ws.executor.cwd.empty())
         cwd /= spec.ws.executor.cwd;
       req.cwd = cwd.string();
       req.env = spec.ws.executor.env;
-      req.env["TROUPE_PROMPT"] = spec.ws.prompt;
+      req.env["TROUPE_PROMPT_FILE"] = prompt_file.string();
+      // A big prompt is in its file only. The variable is unset rather than
+      // left out, or one this process inherited would pose as the prompt.
+      if (spec.ws.prompt.size() <= prompt_env_limit)
+        req.env["TROUPE_PROMPT"] = spec.ws.prompt;
+      else
+        req.command = "unset TROUPE_PROMPT; " + req.command;
       req.env["TROUPE_WORKSTREAM"] = spec.ws.id;
       req.env["TROUPE_CONTEXT"] = context_file.string();
       req.env["TROUPE_RESULT"] = (st.scratch / "result.json").string();
@@ -283,8 +355,7 @@ command_executor(command_executor_actor::stateful_pointer<command_state> self,
     },
     [=](done_atom, workstream_result& r) {
       auto& st = self->state;
-      std::error_code ec;
-      fs::remove_all(st.scratch, ec);
+      remove_scratch_dir(st.scratch);
       st.rp.deliver(std::move(r));
       self->quit();
     },

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 #include <sys/stat.h>
 
 #include <caf/all.hpp>
@@ -323,6 +325,25 @@ TEST_CASE("cancelling a run kills its commands and reports cancelled",
   CHECK(rec.ws("long")->status == ws_state::cancelled);
   CHECK(rec.ws("after")->status == ws_state::cancelled);
   CHECK(test::process_gone(pid));
+}
+
+TEST_CASE("attempts running side by side leave no scratch directory",
+          "[actors]") {
+  test::run_fixture fx;
+  std::vector<workstream> ws;
+  for (int i = 0; i < 40; ++i)
+    ws.push_back(command_ws("w" + std::to_string(i),
+                            "dirname \"$TROUPE_CONTEXT\""));
+  auto rec = fx.run(make_plan(ws, 16));
+  REQUIRE(rec.finished);
+  CHECK(rec.report.status == run_status::succeeded);
+  auto run_dir = std::filesystem::temp_directory_path()
+                 / ("troupe-" + rec.report.run_id);
+  // Each attempt had its directory in the run's.
+  CHECK(std::filesystem::path{rec.ws("w0")->summary}.parent_path()
+        == run_dir);
+  CHECK_FALSE(std::filesystem::exists(rec.ws("w0")->summary));
+  CHECK_FALSE(std::filesystem::exists(run_dir));
 }
 
 TEST_CASE("an invalid plan is refused with the reasons", "[actors]") {

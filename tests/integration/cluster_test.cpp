@@ -342,6 +342,63 @@ workstreams:
   CHECK(test::process_gone(pid));
 }
 
+TEST_CASE("a submitter whose coordinator dies writes the partial report it "
+          "has",
+          "[integration][cluster]") {
+  test::temp_dir dir;
+  coordinator c{{"--slots", "0"}};
+  auto w = start_worker(c, "w1", 2);
+  auto file = dir.write("plan.yaml", R"(name: orphan
+goal: outlive the coordinator
+workstreams:
+  - {id: quick, agent: explore, executor: {kind: command, run: "echo quick done"}}
+  - {id: long, agent: explore, depends_on: [quick], executor: {kind: sleep, seconds: 600}}
+  - {id: after, agent: explore, depends_on: [long], executor: {kind: command, run: "echo never"}}
+)");
+  auto report = dir.str() + "/report.json";
+  auto events = dir.str() + "/events.jsonl";
+  // Not quiet: each event is a line on stderr, so the test sees `long` run.
+  background sub{{TROUPE_BINARY, "submit", file, "--coordinator",
+                  c.address(), "--report", report, "--events", events,
+                  "--workdir", dir.str()}};
+  REQUIRE(sub.wait_for_err("workstream long running"));
+  c.proc->signal(SIGKILL);
+  CHECK(c.proc->wait() == 128 + SIGKILL);
+  CHECK(sub.wait() == 1);
+  auto err = sub.err_text();
+  INFO(err);
+  CHECK(err.find("lost the coordinator before the run ended")
+        != std::string::npos);
+  // The Markdown says what it is before anything else.
+  CHECK(sub.line().find("**Partial report: the coordinator was lost before "
+                        "the run ended")
+        == 0);
+  auto j = read_json(report);
+  CHECK(j.at("partial") == true);
+  CHECK(j.at("status") == "failed");
+  CHECK(j.at("plan") == "orphan");
+  CHECK(j.at("run_id").get<std::string>().rfind("run-", 0) == 0);
+  CHECK(j.at("markdown").get<std::string>().find("**Partial report") == 0);
+  auto& ws = j.at("workstreams");
+  REQUIRE(ws.size() == 3);
+  CHECK(ws.at(0).at("id") == "quick");
+  CHECK(ws.at(0).at("status") == "succeeded");
+  CHECK(ws.at(0).at("summary") == "quick done");
+  CHECK(ws.at(0).at("node") == "w1");
+  CHECK(ws.at(1).at("id") == "long");
+  CHECK(ws.at(1).at("status") == "running");
+  CHECK(ws.at(1).at("attempts") == 1);
+  CHECK(ws.at(1).at("node") == "w1");
+  CHECK(ws.at(2).at("id") == "after");
+  CHECK(ws.at(2).at("status") == "pending");
+  // The event log is in place with what was seen, and nothing else is left.
+  auto evs = read_events(events);
+  REQUIRE_FALSE(evs.empty());
+  CHECK(evs.back().at("subject") == "long");
+  CHECK(evs.back().at("state") == "running");
+  CHECK_FALSE(std::ifstream{events + ".partial"}.good());
+}
+
 TEST_CASE("work goes to nodes that offer its persona, and waits for one",
           "[integration][cluster]") {
   test::temp_dir dir;

@@ -228,6 +228,18 @@ TEST_CASE("a run report survives a JSON round trip, with the report's key "
   CHECK(as_json(w.get<troupe::workstream_result>()) == w);
 }
 
+TEST_CASE("only a partial report says so, and says it back", "[protocol]") {
+  auto complete = as_json(sample_report());
+  CHECK_FALSE(complete.contains("partial"));
+  CHECK_FALSE(complete.get<troupe::run_report>().partial);
+  auto r = sample_report();
+  r.partial = true;
+  auto j = as_json(r);
+  CHECK(j.at("partial") == true);
+  CHECK(j.get<troupe::run_report>().partial);
+  CHECK(as_json(j.get<troupe::run_report>()) == j);
+}
+
 TEST_CASE("an event survives a JSON round trip", "[protocol]") {
   troupe::event e{"run-1",   42, 1.5,        "workstream", "jwt",
                   "running", 2,  "worker-1", "started"};
@@ -260,6 +272,8 @@ TEST_CASE_METHOD(system_fixture,
   CHECK(as_json(binary_round_trip(r)) == as_json(r));
   auto report = sample_report();
   CHECK(as_json(binary_round_trip(report)) == as_json(report));
+  report.partial = true;
+  CHECK(binary_round_trip(report).partial);
 }
 
 TEST_CASE_METHOD(system_fixture,

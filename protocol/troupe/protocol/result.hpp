@@ -158,6 +158,9 @@ struct run_report {
   std::string plan;
   std::string goal;
   run_status status = run_status::succeeded;
+  /// Built from what a follower saw before it lost the run (its coordinator
+  /// went away), not from the run's end: workstreams may have gone on.
+  bool partial = false;
   double wall_s = 0;
   double sequential_s = 0;
   double critical_path_s = 0;
@@ -173,9 +176,9 @@ struct run_report {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_report& x) {
   return f(caf::meta::type_name("troupe::run_report"), x.run_id, x.plan,
-           x.goal, x.status, x.wall_s, x.sequential_s, x.critical_path_s,
-           x.critical_path, x.workstreams, x.gates, x.usage, x.synthesized_by,
-           x.markdown);
+           x.goal, x.status, x.partial, x.wall_s, x.sequential_s,
+           x.critical_path_s, x.critical_path, x.workstreams, x.gates, x.usage,
+           x.synthesized_by, x.markdown);
 }
 
 /// A state change in a run, as observers see it.

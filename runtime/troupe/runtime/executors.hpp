@@ -36,11 +36,13 @@ private:
   std::map<std::string, executor_factory> factories_;
 };
 
-/// Runs `ws.executor.run` with `/bin/sh -c` in its own process group, in
-/// `executor.cwd` (relative to the spec's workdir). Passes the prompt,
-/// workstream id and a JSON context file in TROUPE_PROMPT, TROUPE_WORKSTREAM
-/// and TROUPE_CONTEXT; a command may write a JSON result (`summary`,
-/// `files_changed`, `outputs`) to the file named by TROUPE_RESULT.
+/// Runs `ws.executor.run` with `/bin/sh -c` (over 64 KiB, from a file) in its
+/// own process group, in `executor.cwd` (relative to the spec's workdir).
+/// Passes the workstream id in TROUPE_WORKSTREAM, files holding the prompt
+/// and a JSON context in TROUPE_PROMPT_FILE and TROUPE_CONTEXT, and a prompt
+/// of at most 32 KiB in TROUPE_PROMPT too; a command may write a JSON result
+/// (`summary`, `files_changed`, `outputs`) to the file named by
+/// TROUPE_RESULT. The files are removed when the command ends.
 executor_actor spawn_command_executor(caf::actor_system& sys,
                                       process_runner& runner);
 

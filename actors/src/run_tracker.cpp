@@ -1,0 +1,117 @@
+#include "troupe/actors/run_tracker.hpp"
+
+#include <algorithm>
+
+#include "troupe/actors/gate.hpp"
+
+namespace troupe {
+
+namespace {
+
+// The persona of a workstream outside the plan: a gate's fixer has its
+// gate's remediation persona.
+std::string extra_persona(const plan& p, const std::string& id) {
+  for (auto& g : p.gates)
+    if (id.rfind(g.id + ".fix", 0) == 0)
+      return g.remediate.persona;
+  return {};
+}
+
+} // namespace
+
+run_tracker::run_tracker(const plan& p) : p_(&p) {
+  // Known before any event, so that a new name is one outside the plan.
+  seen_.reserve(p.workstreams.size());
+  for (auto& w : p.workstreams)
+    seen_.try_emplace(w.id);
+}
+
+void run_tracker::add(const event& ev) {
+  if (run_id_.empty())
+    run_id_ = ev.run_id;
+  if (ev.kind == "gate") {
+    auto& g = gates_[ev.subject];
+    g.id = ev.subject;
+    from_string(ev.state, g.status);
+    g.attempts = std::max(g.attempts, ev.attempt);
+    return;
+  }
+  if (ev.kind != "workstream")
+    return;
+  auto [i, added] = seen_.try_emplace(ev.subject);
+  if (added)
+    extra_.push_back(ev.subject);
+  auto& w = i->second;
+  // "retrying" is no state of its own: the workstream waits for its next
+  // attempt.
+  if (!from_string(ev.state, w.status))
+    w.status = ws_state::ready;
+  w.attempts = std::max(w.attempts, ev.attempt);
+  if (w.status == ws_state::dispatched)
+    w.dispatched = ev.t_s;
+  // A requeued workstream's event names the node it lost: not where it is.
+  bool placed = w.status == ws_state::dispatched
+                || w.status == ws_state::running || is_terminal(w.status);
+  if (placed && !ev.node.empty())
+    w.node = ev.node;
+  if (is_terminal(w.status)) {
+    w.ended = ev.t_s;
+    w.summary = ev.message;
+  } else if (!ev.message.empty()) {
+    w.summary = ev.message;
+  }
+}
+
+run_report run_tracker::partial_report(double wall_s,
+                                       const std::string& why) const {
+  auto& p = *p_;
+  run_report r;
+  r.run_id = run_id_;
+  r.plan = p.name;
+  r.goal = p.goal;
+  r.status = run_status::failed;
+  r.partial = true;
+  r.wall_s = wall_s;
+  auto add_ws = [&](const std::string& id, const std::string& persona,
+                    const std::string& title) {
+    workstream_result w;
+    w.id = id;
+    w.persona = persona;
+    w.title = title;
+    if (auto i = seen_.find(id); i != seen_.end()) {
+      auto& s = i->second;
+      w.status = s.status;
+      w.attempts = s.attempts;
+      w.node = s.node;
+      w.summary = s.summary;
+      // One still going, as far as anyone here knows, counts its time so
+      // far; one waiting for another attempt has none running.
+      bool going
+          = s.status == ws_state::dispatched || s.status == ws_state::running;
+      if (s.dispatched >= 0 && (going || is_terminal(s.status))) {
+        w.started_s = s.dispatched;
+        auto end = going ? wall_s : s.ended;
+        w.wall_s = std::max(0.0, end - s.dispatched);
+      }
+    }
+    r.workstreams.push_back(std::move(w));
+  };
+  for (auto& w : p.workstreams)
+    add_ws(w.id, w.persona, w.title);
+  for (auto& id : extra_)
+    add_ws(id, extra_persona(p, id), id);
+  for (auto& g : p.gates) {
+    auto i = gates_.find(g.id);
+    r.gates.push_back(i != gates_.end() ? i->second
+                                        : gate_result{g.id, {}, 0, {}});
+  }
+  fold_report(p, r);
+  r.markdown = "**Partial report: " + why
+               + ".** It holds only what was seen until then: work shown as "
+                 "dispatched or running may have finished since, or may still "
+                 "be running.\n\n"
+               + render_markdown(p, r);
+  return r;
+}
+
+} // namespace troupe

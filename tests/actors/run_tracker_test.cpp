@@ -1,0 +1,128 @@
+#include "troupe/actors/run_tracker.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace troupe;
+
+namespace {
+
+plan tracked_plan() {
+  plan p;
+  p.name = "tracked";
+  p.goal = "see what was seen";
+  for (auto id : {"a", "b", "c"}) {
+    workstream w;
+    w.id = id;
+    w.title = std::string{"title "} + id;
+    w.persona = "backend";
+    p.workstreams.push_back(w);
+  }
+  p.workstreams[1].depends_on = {"a"};
+  p.workstreams[2].depends_on = {"b"};
+  gate g;
+  g.id = "g";
+  g.after = {"a"};
+  g.remediate.persona = "debugger";
+  p.gates.push_back(g);
+  return p;
+}
+
+struct feeder {
+  run_tracker& t;
+  uint64_t seq = 0;
+
+  void operator()(std::string kind, std::string subject, std::string state,
+                  double t_s, int32_t attempt = 0, std::string node = {},
+                  std::string message = {}) {
+    t.add(event{"run-7", ++seq, t_s, std::move(kind), std::move(subject),
+                std::move(state), attempt, std::move(node),
+                std::move(message)});
+  }
+};
+
+const workstream_result& ws(const run_report& r, const std::string& id) {
+  for (auto& w : r.workstreams)
+    if (w.id == id)
+      return w;
+  FAIL("no workstream " << id);
+  throw std::logic_error("unreachable");
+}
+
+} // namespace
+
+TEST_CASE("a partial report holds each workstream's last known state",
+          "[actors]") {
+  auto p = tracked_plan();
+  run_tracker t{p};
+  feeder ev{t};
+  ev("run", "run-7", "started", 0);
+  ev("workstream", "a", "ready", 0);
+  ev("workstream", "a", "dispatched", 0.1, 1, "n1");
+  ev("workstream", "a", "running", 0.2, 1, "n1");
+  ev("workstream", "a", "retrying", 0.5, 1, "n1", "exit 1");
+  ev("workstream", "a", "dispatched", 1.0, 2, "n2");
+  ev("workstream", "a", "running", 1.1, 2, "n2");
+  ev("workstream", "a", "succeeded", 2.0, 2, "n2", "made it");
+  ev("gate", "g", "evaluating", 2.0, 0);
+  ev("gate", "g", "remediating", 2.0, 1, {}, "ctest failed");
+  ev("workstream", "g.fix1", "dispatched", 2.1, 1, "n1");
+  ev("workstream", "g.fix1", "running", 2.2, 1, "n1");
+  ev("workstream", "b", "ready", 2.0);
+  ev("workstream", "b", "dispatched", 2.0, 1, "n2");
+  ev("node", "n2", "lost", 3.0, 0, "n2", "connection closed");
+  ev("workstream", "b", "ready", 3.0, 1, "n2", "requeued: node n2 lost");
+  auto r = t.partial_report(5.0, "the coordinator was lost");
+  CHECK(r.partial);
+  CHECK(r.status == run_status::failed);
+  CHECK(r.run_id == "run-7");
+  CHECK(r.plan == "tracked");
+  CHECK(r.goal == "see what was seen");
+  CHECK(r.wall_s == 5.0);
+  REQUIRE(r.workstreams.size() == 4);
+  // The plan's workstreams first, in its order, then the fixer.
+  CHECK(r.workstreams[3].id == "g.fix1");
+  auto& a = ws(r, "a");
+  CHECK(a.status == ws_state::succeeded);
+  CHECK(a.attempts == 2);
+  CHECK(a.node == "n2");
+  CHECK(a.summary == "made it");
+  CHECK(a.title == "title a");
+  CHECK(a.persona == "backend");
+  CHECK(a.started_s == 1.0);
+  CHECK(a.wall_s == Approx(1.0));
+  auto& b = ws(r, "b");
+  CHECK(b.status == ws_state::ready);
+  CHECK(b.summary == "requeued: node n2 lost");
+  CHECK(b.wall_s == 0);
+  auto& c = ws(r, "c");
+  CHECK(c.status == ws_state::pending);
+  CHECK(c.attempts == 0);
+  CHECK(c.node.empty());
+  auto& fix = ws(r, "g.fix1");
+  CHECK(fix.status == ws_state::running);
+  CHECK(fix.persona == "debugger");
+  CHECK(fix.node == "n1");
+  CHECK(fix.wall_s == Approx(2.9));
+  REQUIRE(r.gates.size() == 1);
+  CHECK(r.gates[0].id == "g");
+  CHECK(r.gates[0].status == gate_state::remediating);
+  CHECK(r.gates[0].attempts == 1);
+  CHECK(r.sequential_s == Approx(1.0 + 2.9));
+  CHECK(r.markdown.rfind("**Partial report: the coordinator was lost.**", 0)
+        == 0);
+  CHECK(r.markdown.find("# tracked: failed") != std::string::npos);
+}
+
+TEST_CASE("a partial report before any event lists the plan as pending",
+          "[actors]") {
+  auto p = tracked_plan();
+  run_tracker t{p};
+  auto r = t.partial_report(0.5, "lost");
+  CHECK(r.partial);
+  CHECK(r.status == run_status::failed);
+  REQUIRE(r.workstreams.size() == 3);
+  for (auto& w : r.workstreams)
+    CHECK(w.status == ws_state::pending);
+  REQUIRE(r.gates.size() == 1);
+  CHECK(r.gates[0].status == gate_state::pending);
+}
