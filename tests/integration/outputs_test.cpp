@@ -18,20 +18,13 @@
 #include "support/temp_dir.hpp"
 
 using namespace troupe;
+using troupe::test::names_in;
 using nlohmann::json;
 using troupe::test::run_troupe;
 namespace fs = std::filesystem;
 
 namespace {
 
-// The names in `dir`, sorted.
-std::vector<std::string> names_in(const fs::path& dir) {
-  std::vector<std::string> out;
-  for (auto& e : fs::directory_iterator{dir})
-    out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 // A small tmpfs of its own, unmounted at the end; mounting needs root (or
 // CAP_SYS_ADMIN), so `error` says why when there is none.

@@ -9,18 +9,11 @@
 #include "support/temp_dir.hpp"
 
 using namespace troupe;
+using troupe::test::names_in;
 namespace fs = std::filesystem;
 
 namespace {
 
-// The names in `dir`, sorted.
-std::vector<std::string> names_in(const fs::path& dir) {
-  std::vector<std::string> out;
-  for (auto& e : fs::directory_iterator{dir})
-    out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 } // namespace
 

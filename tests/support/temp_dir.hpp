@@ -1,9 +1,11 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace troupe::test {
 
@@ -52,5 +54,14 @@ public:
 private:
   std::filesystem::path path_;
 };
+
+/// The names in `dir`, sorted.
+inline std::vector<std::string> names_in(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  for (auto& e : std::filesystem::directory_iterator{dir})
+    out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 } // namespace troupe::test
