@@ -96,7 +96,7 @@ struct cluster {
 
   cluster(caf::actor_system& sys, std::string troupe)
     : sys(sys), troupe(std::move(troupe)) {
-    orch = spawn_orchestrator(sys, {executor_registry::with_builtins()});
+    orch = spawn_orchestrator(sys, {});
     auto bound = sys.middleman().publish(orch, 0, "127.0.0.1", true);
     if (!bound)
       throw std::runtime_error("cannot publish: " + sys.render(bound.error()));

@@ -76,7 +76,7 @@ plan chain(size_t n) {
 // Seconds for Troupe to run `p` to its report.
 double run_troupe(caf::actor_system& sys, const plan& p) {
   auto executors = executor_registry::with_builtins();
-  auto orch = spawn_orchestrator(sys, {executors});
+  auto orch = spawn_orchestrator(sys, {});
   pool_config pcfg;
   pcfg.info.name = "bench";
   pcfg.info.slots = window;

@@ -169,7 +169,9 @@ pool_actor::behavior_type agent_pool(pool_ptr self, pool_config cfg) {
       if (!st.cfg.workdir.empty())
         spec.workdir = st.cfg.workdir;
       auto custom = st.cfg.custom_agents.find(persona);
+      // Work without a persona (a gate's check) is any node's.
       if (custom == st.cfg.custom_agents.end() && !personas.empty()
+          && !persona.empty()
           && std::find(personas.begin(), personas.end(), persona)
                == personas.end())
         return caf::make_error(errc::unknown_persona, persona,

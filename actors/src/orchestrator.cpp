@@ -77,9 +77,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       refused(self, "a message the coordinator does not know");
       return caf::sec::unexpected_message;
     });
-  self->state.gates = spawn_gate(self->system(), self->state.cfg.executors);
   self->state.synthesizer = spawn_synthesizer(self->system());
-  self->link_to(self->state.gates);
   self->link_to(self->state.synthesizer);
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;
@@ -381,8 +379,6 @@ private:
 
 orchestrator_actor spawn_orchestrator(caf::actor_system& sys,
                                       orchestrator_config cfg) {
-  if (!cfg.executors)
-    cfg.executors = executor_registry::with_builtins();
   return sys.spawn<screened_orchestrator>(std::move(cfg));
 }
 

@@ -91,50 +91,102 @@ static void on_gate_verdict(self_ptr self, run_state& run, size_t gi,
                           + ")");
 }
 
-void evaluate_gate(self_ptr self, run_state& run, size_t gi) {
-  auto& g = run.gates[gi];
-  g.state = gate_state::evaluating;
-  g.result.attempts += 1;
-  run.gates_busy += 1;
-  emit(self, run, "gate", g.def.id, "evaluating", g.result.attempts);
+namespace {
+
+// The results of the workstreams a gate comes after.
+std::vector<workstream_result> results_after(const run_state& run,
+                                             const gate_run& g) {
   std::vector<workstream_result> results;
   for (auto& id : g.def.after)
     if (auto i = run.index.find(id); i != run.index.end())
       results.push_back(run.ws[i->second].result);
-  double budget = 0;
-  for (auto& c : g.def.checks)
-    budget += c.timeout_s > 0 ? c.timeout_s : default_check_timeout_s;
-  auto run_id = run.id;
-  auto workdir = run.opts.workdir;
-  self->request(self->state.gates, to_ms(budget) + gate_grace,
-                evaluate_atom_v, run_id, g.def, std::move(results), workdir)
-    .then(
-      [=](gate_result& verdict) {
-        auto i = self->state.runs.find(run_id);
-        if (i == self->state.runs.end())
-          return;
-        i->second.gates_busy -= 1;
-        guarded(self, run_id, [&] {
-          on_gate_verdict(self, i->second, gi, std::move(verdict));
-          pump_all(self);
-          maybe_finish(self, run_id);
-        });
-      },
-      [=](caf::error& err) {
-        auto i = self->state.runs.find(run_id);
-        if (i == self->state.runs.end())
-          return;
-        i->second.gates_busy -= 1;
-        guarded(self, run_id, [&] {
-          gate_result verdict;
-          verdict.status = gate_state::failed;
-          verdict.checks.push_back(
-            {"evaluation", false, self->system().render(err)});
-          on_gate_verdict(self, i->second, gi, std::move(verdict));
-          pump_all(self);
-          maybe_finish(self, run_id);
-        });
-      });
+  return results;
+}
+
+// Ends the gate's round of checks with what they said.
+void end_round(self_ptr self, run_state& run, size_t gi) {
+  auto& g = run.gates[gi];
+  run.gates_busy -= 1;
+  gate_result verdict;
+  verdict.id = g.def.id;
+  verdict.checks = std::move(g.round);
+  g.round = {};
+  verdict.status = gate_state::passed;
+  for (auto& c : verdict.checks)
+    if (!c.passed)
+      verdict.status = gate_state::failed;
+  if (run.cancelling) {
+    verdict.status = gate_state::cancelled;
+    verdict.checks.push_back({"cancelled", false, "the run was cancelled"});
+  }
+  on_gate_verdict(self, run, gi, std::move(verdict));
+}
+
+// Runs the gate's checks from the next one on: those the orchestrator can
+// judge at once, until a command, which goes to a node like any work (a
+// node that has the run's working directory, never the coordinator itself
+// unless it lends slots). Its end continues the round (`check_ended`).
+void advance_round(self_ptr self, run_state& run, size_t gi) {
+  auto& g = run.gates[gi];
+  while (g.next_check < g.def.checks.size() && !run.cancelling) {
+    auto ci = g.next_check;
+    auto& check = g.def.checks[ci];
+    if (check.kind == "completion") {
+      g.round.push_back(check_completion(results_after(run, g)));
+      ++g.next_check;
+      continue;
+    }
+    if (check.kind == "conflicts") {
+      g.round.push_back(check_conflicts(results_after(run, g)));
+      ++g.next_check;
+      continue;
+    }
+    workstream def;
+    def.id = g.def.id + ".check" + std::to_string(++g.commands_run);
+    def.title = "run: " + check.run;
+    // No persona: a check is no agent's work, and any node with the
+    // command executor may run it.
+    def.agent = agent_kind::explore;
+    def.model = model_tier::fast;
+    def.executor.kind = "command";
+    def.executor.run = check.run;
+    def.executor.cwd = check.cwd;
+    def.timeout_s = check.timeout_s > 0 ? check.timeout_s
+                                        : default_check_timeout_s;
+    run.fixers.push_back(std::move(def));
+    ws_run cw;
+    cw.def = &run.fixers.back();
+    cw.checks_gate = gi;
+    cw.check_index = ci;
+    auto idx = run.ws.size();
+    run.index.emplace(cw.def->id, idx);
+    run.ws.push_back(std::move(cw));
+    make_ready(self, run, idx);
+    return;
+  }
+  end_round(self, run, gi);
+}
+
+} // namespace
+
+void evaluate_gate(self_ptr self, run_state& run, size_t gi) {
+  auto& g = run.gates[gi];
+  g.state = gate_state::evaluating;
+  g.result.attempts += 1;
+  g.next_check = 0;
+  g.round.clear();
+  run.gates_busy += 1;
+  emit(self, run, "gate", g.def.id, "evaluating", g.result.attempts);
+  advance_round(self, run, gi);
+}
+
+void check_ended(self_ptr self, run_state& run, size_t idx) {
+  auto& w = run.ws[idx];
+  auto gi = w.checks_gate;
+  auto& g = run.gates[gi];
+  g.round.push_back(check_command(g.def.checks[w.check_index], w.result));
+  g.next_check = w.check_index + 1;
+  advance_round(self, run, gi);
 }
 
 } // namespace troupe::orch

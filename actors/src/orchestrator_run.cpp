@@ -79,8 +79,9 @@ bool executor_offered(const pool_entry& p, const std::string& kind) {
 bool fits(const pool_entry& p, const workstream& w) {
   if (p.state != "joined" || p.info.slots <= 0)
     return false;
+  // Work without a persona (a gate's check) fits any node.
   auto& personas = p.info.personas;
-  if (!personas.empty()
+  if (!personas.empty() && !w.persona.empty()
       && std::find(personas.begin(), personas.end(), w.persona)
            == personas.end())
     return false;
@@ -195,8 +196,11 @@ void report_waiting(self_ptr self, run_state& run, size_t idx) {
   if (w.waiting_reported || w.state != ws_state::ready)
     return;
   w.waiting_reported = true;
-  auto why = "waiting: no node offers persona \"" + w.def->persona
-             + "\" with executor \"" + w.def->executor.kind + "\"";
+  auto why = w.def->persona.empty()
+               ? "waiting: no node offers executor \"" + w.def->executor.kind
+                   + "\""
+               : "waiting: no node offers persona \"" + w.def->persona
+                   + "\" with executor \"" + w.def->executor.kind + "\"";
   log()->warn("workstream {} is {}", w.def->id, why);
   emit(self, run, "waiting", w.def->id, "ready", 0, {}, why);
 }
@@ -338,9 +342,10 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
                                        : run.p.settings.default_timeout_s;
   spec.workdir = run.opts.workdir;
   spec.key = w.key;
-  // noop and sleep never read their context; a wide gather would pay for
-  // building it.
-  if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep")
+  // noop and sleep never read their context, nor do gate checks; a wide
+  // gather would pay for building it.
+  if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep"
+      && w.checks_gate == npos)
     spec.context = make_context(run, w);
   emit(self, run, "workstream", w.def->id, "dispatched", w.attempts,
        pool.info.name);
@@ -468,9 +473,6 @@ void start_cancel(self_ptr self, run_state& run, const std::string& why) {
     return;
   run.cancelling = true;
   auto& st = self->state;
-  // Gate checks in progress stop too (their verdicts come back cancelled).
-  if (run.gates_busy > 0)
-    self->send(st.gates, cancel_atom_v, run.id);
   for (size_t i = 0; i < run.ws.size(); ++i) {
     auto& w = run.ws[i];
     switch (w.state) {
@@ -503,6 +505,11 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
   auto state = w.state;
   auto fixes_gate = w.fixes_gate;
   auto gates_after = w.gates_after;
+  if (w.checks_gate != npos) {
+    // A gate's command check: its verdict is the gate's, not the run's.
+    check_ended(self, run, idx);
+    return;
+  }
   if (fixes_gate != npos) {
     // A remediation ended, however it went: check the gate again.
     if (!run.cancelling)
@@ -546,7 +553,7 @@ static run_status final_status(const run_state& run) {
     return run_status::cancelled;
   bool blocked = false;
   for (auto& w : run.ws) {
-    if (w.fixes_gate != npos)
+    if (w.fixes_gate != npos || w.checks_gate != npos)
       continue;
     if (w.state == ws_state::failed || w.state == ws_state::timed_out)
       return run_status::failed;
@@ -590,7 +597,8 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   report.wall_s = run.now_s();
   report.workstreams.reserve(run.ws.size());
   for (auto& w : run.ws)
-    report.workstreams.push_back(std::move(w.result));
+    if (w.checks_gate == npos) // checks report in their gates
+      report.workstreams.push_back(std::move(w.result));
   for (auto& g : run.gates) {
     auto r = g.result;
     r.id = g.def.id;

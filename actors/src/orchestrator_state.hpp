@@ -27,10 +27,6 @@ using clock_type = std::chrono::steady_clock;
 
 constexpr size_t npos = static_cast<size_t>(-1);
 
-// Time gate checks get beyond their own timeouts before the orchestrator
-// stops waiting for the verdict.
-constexpr auto gate_grace = std::chrono::seconds(60);
-
 // Bytes of a failed attempt's output handed to the next attempt.
 constexpr size_t retry_context_limit = 8000;
 
@@ -55,6 +51,10 @@ struct ws_run {
   std::vector<size_t> gates_after;
   /// For remediation workstreams: the gate they fix.
   size_t fixes_gate = npos;
+  /// For a gate's command checks, run like work: the gate, and which of
+  /// its checks this is.
+  size_t checks_gate = npos;
+  size_t check_index = 0;
   size_t pool = npos;
   /// Its queue in `run_state::shapes`, once it was first ready.
   size_t shape = npos;
@@ -87,6 +87,12 @@ struct gate_run {
   int32_t fixes = 0;
   std::vector<size_t> guarded;
   gate_result result;
+  /// The evaluation in progress: the next check to run, and the verdicts
+  /// so far.
+  size_t next_check = 0;
+  std::vector<check_result> round;
+  /// Command checks dispatched so far, to name each one.
+  int32_t commands_run = 0;
 };
 
 struct run_state {
@@ -98,7 +104,8 @@ struct run_state {
   /// Workstream ids (viewing the plan's or the fixers' strings) to indexes.
   std::unordered_map<std::string_view, size_t> index;
   std::vector<gate_run> gates;
-  /// Remediation workstreams made by gates; a deque keeps them in place.
+  /// Workstreams made by gates (fixers and command checks); a deque keeps
+  /// them in place.
   std::deque<workstream> fixers;
   std::vector<shape_queue> shapes;
   std::unordered_map<std::string, size_t> shape_index;
@@ -154,7 +161,6 @@ struct orchestrator_state {
   std::vector<caf::typed_response_promise<bool>> shutdown_waiters;
   std::map<std::string, run_state> runs;
   std::vector<pool_entry> pools;
-  gate_actor gates;
   synthesizer_actor synthesizer;
   bool watchdog_armed = false;
   /// Carried by the watchdog's own ticks, so nobody else can send them.
@@ -244,7 +250,10 @@ void guarded(self_ptr self, const std::string& run_id, F&& f) {
 
 // -- gates: orchestrator_gates.cpp --------------------------------------------
 
+/// Starts a round of the gate's checks.
 void evaluate_gate(self_ptr self, run_state& run, size_t gi);
+/// A gate's command check (workstream `idx`) ended: on to the next check.
+void check_ended(self_ptr self, run_state& run, size_t idx);
 
 // -- nodes: orchestrator_nodes.cpp --------------------------------------------
 

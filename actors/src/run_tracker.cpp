@@ -17,6 +17,14 @@ std::string extra_persona(const plan& p, const std::string& id) {
   return {};
 }
 
+// True for a gate's command check, which reports in its gate.
+bool is_gate_check(const plan& p, const std::string& id) {
+  for (auto& g : p.gates)
+    if (id.rfind(g.id + ".check", 0) == 0)
+      return true;
+  return false;
+}
+
 } // namespace
 
 run_tracker::run_tracker(const plan& p) : p_(&p) {
@@ -99,7 +107,8 @@ run_report run_tracker::partial_report(double wall_s,
   for (auto& w : p.workstreams)
     add_ws(w.id, w.persona, w.title);
   for (auto& id : extra_)
-    add_ws(id, extra_persona(p, id), id);
+    if (!is_gate_check(p, id))
+      add_ws(id, extra_persona(p, id), id);
   for (auto& g : p.gates) {
     auto i = gates_.find(g.id);
     r.gates.push_back(i != gates_.end() ? i->second

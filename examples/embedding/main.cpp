@@ -101,7 +101,7 @@ int main() {
   caf::actor_system sys{cfg};
   auto counter = sys.spawn(tally);
   auto executors = executor_registry::with_builtins();
-  auto orch = spawn_orchestrator(sys, {executors});
+  auto orch = spawn_orchestrator(sys, {});
   pool_config pcfg;
   pcfg.info.name = "embedded";
   pcfg.info.slots = 2;

@@ -202,7 +202,6 @@ int coordinator_command(const coordinator_flags& flags) {
   caf::actor_system sys{cfg};
   auto executors = executor_registry::with_builtins();
   orchestrator_config ocfg;
-  ocfg.executors = executors;
   ocfg.token = token;
   ocfg.owner_key = make_secret();
   ocfg.name = flags.name;
@@ -219,7 +218,7 @@ int coordinator_command(const coordinator_flags& flags) {
     pool = spawn_agent_pool(sys, pcfg);
     self
       ->request(orch, std::chrono::seconds(10), join_atom_v,
-                join_request{token, pcfg.info}, pool)
+                join_request{token, pcfg.info, {}}, pool)
       .receive([](const std::string&) {}, [](const caf::error&) {});
   }
   auto bound = flags.tls.enabled()
@@ -322,7 +321,7 @@ int worker_command(const worker_flags& flags) {
   worker_config wcfg;
   wcfg.host = host;
   wcfg.port = port;
-  wcfg.join = join_request{token, pcfg.info};
+  wcfg.join = join_request{token, pcfg.info, {}};
   wcfg.middleman = middleman_of(sys, flags.tls);
   wcfg.on_exit = [&done](int code, std::string why) {
     done.set_value({code, std::move(why)});

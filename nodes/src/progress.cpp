@@ -178,7 +178,10 @@ void on_event(progress_state& st, const event& ev) {
                                 ? d->second->executor.seconds
                                 : 0);
       } else {
-        r.persona = "remediate";
+        // Not the plan's: a gate's check (`g.check1`) or fixer (`g.fix1`).
+        r.persona = ev.subject.find(".check") != std::string::npos
+                      ? "gate"
+                      : "remediate";
         r.title = ev.subject;
       }
       if (ev.state == "dispatched")

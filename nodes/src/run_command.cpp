@@ -205,7 +205,6 @@ int run_command(const run_flags& flags) {
   add_message_types(cfg);
   caf::actor_system sys{cfg};
   orchestrator_config ocfg;
-  ocfg.executors = executors;
   auto orch = spawn_orchestrator(sys, ocfg);
   pool_config pcfg;
   pcfg.info.name = "local";
@@ -220,7 +219,7 @@ int run_command(const run_flags& flags) {
     std::string failure;
     self
       ->request(orch, std::chrono::seconds(30), join_atom_v,
-                join_request{{}, pcfg.info}, pool)
+                join_request{{}, pcfg.info, {}}, pool)
       .receive([](const std::string&) {},
                [&](caf::error& err) { failure = sys.render(err); });
     if (failure.empty())

@@ -435,7 +435,7 @@ TEST_CASE("a result from a node declared lost is not accepted", "[actors]") {
   add_message_types(cfg);
   caf::actor_system sys{cfg};
   auto executors = executor_registry::with_builtins();
-  auto orch = spawn_orchestrator(sys, {executors});
+  auto orch = spawn_orchestrator(sys, {});
   auto holder = sys.spawn(late_answerer);
   auto doomed = sys.spawn(forwarding_pool, holder);
   caf::scoped_actor self{sys};
@@ -543,7 +543,6 @@ TEST_CASE("a node that never answers times the attempt out, keeps its slot, "
   add_message_types(cfg);
   caf::actor_system sys{cfg};
   orchestrator_config ocfg;
-  ocfg.executors = executor_registry::with_builtins();
   ocfg.dispatch_grace = std::chrono::milliseconds(100);
   auto orch = spawn_orchestrator(sys, ocfg);
   // Holds every dispatch and never answers.
@@ -605,7 +604,7 @@ TEST_CASE("a node that never answers times the attempt out, keeps its slot, "
     dispatched += ev.subject == "mute" && ev.state == "dispatched" ? 1 : 0;
   CHECK(dispatched == 1);
   // A healthy node takes the retry.
-  auto healthy = join_healthy(self, orch, ocfg.executors);
+  auto healthy = join_healthy(self, orch, executor_registry::with_builtins());
   run_report report;
   bool done = false;
   self->receive_while([&] { return !done; })(
@@ -633,7 +632,6 @@ TEST_CASE("work one node can take is never held up by work only a busy "
   caf::actor_system sys{cfg};
   auto executors = executor_registry::with_builtins();
   orchestrator_config ocfg;
-  ocfg.executors = executors;
   auto orch = spawn_orchestrator(sys, ocfg);
   caf::scoped_actor self{sys};
   auto lend = [&](const std::string& name, int32_t slots,

@@ -132,14 +132,9 @@ TEST_CASE_METHOD(actor_fixture, "a custom agent takes its persona's work",
   sched->run();
 }
 
-TEST_CASE_METHOD(actor_fixture,
-                 "a gate reports incomplete work and conflicting files",
-                 "[actors]") {
-  auto g = spawn_gate(sys(), executor_registry::with_builtins());
-  gate spec;
-  spec.id = "g";
-  spec.after = {"a", "b"};
-  spec.checks = {{"completion", "", "", 0}, {"conflicts", "", "", 0}};
+TEST_CASE("a gate's checks report incomplete work, conflicting files and "
+          "how a command ended",
+          "[actors]") {
   workstream_result a;
   a.id = "a";
   a.status = ws_state::succeeded;
@@ -148,23 +143,31 @@ TEST_CASE_METHOD(actor_fixture,
   b.id = "b";
   b.status = ws_state::failed;
   b.files_changed = {"x.cpp", "y.cpp"};
-  caf::scoped_actor self{sys()};
-  self->send(g, evaluate_atom_v, std::string{"r1"}, spec,
-             std::vector<workstream_result>{a, b},
-             std::string{});
-  sched->run();
-  self->receive(
-    [](const gate_result& r) {
-      CHECK(r.status == gate_state::failed);
-      REQUIRE(r.checks.size() == 2);
-      CHECK_FALSE(r.checks[0].passed);
-      CHECK(r.checks[0].detail == "b failed");
-      CHECK_FALSE(r.checks[1].passed);
-      CHECK(r.checks[1].detail == "x.cpp changed by a b");
-    },
-    [&](const caf::error& err) { FAIL(sys().render(err)); });
-  caf::anon_send_exit(g, caf::exit_reason::user_shutdown);
-  sched->run();
+  auto completion = check_completion({a, b});
+  CHECK_FALSE(completion.passed);
+  CHECK(completion.detail == "b failed");
+  auto conflicts = check_conflicts({a, b});
+  CHECK_FALSE(conflicts.passed);
+  CHECK(conflicts.detail == "x.cpp changed by a b");
+  CHECK(check_completion({a}).passed);
+  CHECK(check_conflicts({a}).detail == "1 files, no overlap");
+  gate_check cmd{"command", "make test", "", 0};
+  workstream_result ran;
+  ran.status = ws_state::failed;
+  ran.exit_code = 2;
+  ran.node = "w1";
+  ran.output = std::string(5000, 'x') + "\nlast words";
+  auto verdict = check_command(cmd, ran);
+  CHECK(verdict.name == "run: make test");
+  CHECK_FALSE(verdict.passed);
+  CHECK(verdict.detail.rfind("exit 2 (on node w1)\n...", 0) == 0);
+  CHECK(verdict.detail.size() < 4100);
+  CHECK(verdict.detail.find("last words") != std::string::npos);
+  ran.status = ws_state::succeeded;
+  ran.exit_code = 0;
+  ran.output.clear();
+  CHECK(check_command(cmd, ran).passed);
+  CHECK(check_command(cmd, ran).detail == "exit 0 (on node w1)");
 }
 
 TEST_CASE_METHOD(actor_fixture, "the planner assesses a plan by phases",

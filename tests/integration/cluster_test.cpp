@@ -62,8 +62,15 @@ TEST_CASE("three workers run a 200-workstream plan, each workstream once",
   CHECK(per_node["w2"] > 0);
   CHECK(per_node["w3"] > 0);
   CHECK(j.at("gates").at(0).at("status") == "passed");
+  // The gate's command ran on a worker, like work: the coordinator lends no
+  // slots.
+  auto check = j.at("gates").at(0).at("checks").at(1);
+  CHECK(check.at("name") == "run: true");
+  CHECK(check.at("detail").get<std::string>().find("(on node w")
+        != std::string::npos);
   auto once = succeeded_events(read_events(events));
-  CHECK(once.size() == 200);
+  CHECK(once.size() == 201); // the workstreams and the gate's check
+  CHECK(once.count("fanned.check1") == 1);
   for (auto& [id, n] : once)
     CHECK(n == 1);
   auto nodes = run_troupe({"nodes", "--coordinator", c.address(), "--json"});
@@ -75,7 +82,7 @@ TEST_CASE("three workers run a 200-workstream plan, each workstream once",
     CHECK(n.at("state") == "joined");
     completed += n.at("completed").get<int64_t>();
   }
-  CHECK(completed == 200);
+  CHECK(completed == 201);
 }
 
 TEST_CASE("work on a killed worker reruns elsewhere, once",
@@ -435,4 +442,39 @@ workstreams:
   CHECK(node_of["ci"] == "backend-node");
   CHECK(node_of["tests"] == "qa-node");
   CHECK(node_of["docs"] == "docs-node");
+}
+
+TEST_CASE("a gate's command runs on a node that offers commands, never on "
+          "a coordinator without slots",
+          "[integration][cluster]") {
+  temp_dir dir;
+  temp_dir worker_dir;
+  coordinator c{{"--slots", "0"}};
+  auto sleeper = start_worker(c, "sleeper", 1, {"--executors", "sleep"});
+  auto file = dir.write("plan.yaml", R"(name: gated
+workstreams:
+  - {id: build, agent: explore, executor: {kind: sleep, seconds: 0.01}}
+  - {id: ship, agent: explore, depends_on: [build], executor: {kind: sleep, seconds: 0.01}}
+gates:
+  - {id: tests, after: [build], checks: [completion, {run: "pwd > where"}]}
+)");
+  auto report = dir.str() + "/report.json";
+  background submit{{TROUPE_BINARY, "submit", file, "--coordinator",
+                     c.address(), "--report", report, "--workdir",
+                     dir.str()}};
+  // Only the sleeper is there: the check waits, saying why.
+  REQUIRE(submit.wait_for_err("tests.check1 ready: waiting: no node offers "
+                              "executor \"command\""));
+  auto runner = start_worker(c, "runner", 1,
+                             {"--workdir", worker_dir.str()});
+  CHECK(submit.wait() == 0);
+  auto j = read_json(report);
+  CHECK(j.at("status") == "succeeded");
+  CHECK(j.at("workstreams").size() == 2);
+  auto gate = j.at("gates").at(0);
+  CHECK(gate.at("status") == "passed");
+  CHECK(gate.at("checks").at(1).at("detail") == "exit 0 (on node runner)");
+  // It ran in the worker's directory, not where the submitter is.
+  CHECK(worker_dir.read("where") == worker_dir.str() + "\n");
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "where"));
 }

@@ -78,7 +78,7 @@ struct run_fixture {
     add_message_types(cfg);
     sys = std::make_unique<caf::actor_system>(cfg);
     executors = executor_registry::with_builtins();
-    orch = spawn_orchestrator(*sys, {executors});
+    orch = spawn_orchestrator(*sys, {});
     pool_config pcfg;
     pcfg.info.name = "local";
     pcfg.info.slots = slots;

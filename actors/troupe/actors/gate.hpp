@@ -1,6 +1,7 @@
 #pragma once
 
-#include <memory>
+#include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -8,17 +9,22 @@
 
 namespace troupe {
 
-class executor_registry;
-
 /// Default seconds a gate's command check may take.
 constexpr double default_check_timeout_s = 600;
 
-/// Spawns a gate actor. Each `evaluate` runs the gate's checks once, in
-/// order: `completion` (every guarded workstream succeeded), `conflicts` (no
-/// file reported changed by two workstreams) and commands (exit 0 passes),
-/// and answers with a verdict per check.
-gate_actor spawn_gate(caf::actor_system& sys,
-                      std::shared_ptr<const executor_registry> executors);
+/// A gate's `completion` check: passes when every workstream it guards
+/// succeeded.
+check_result check_completion(const std::vector<workstream_result>& results);
+
+/// A gate's `conflicts` check: passes when no file was reported changed by
+/// two of the workstreams it guards.
+check_result check_conflicts(const std::vector<workstream_result>& results);
+
+/// A gate's command check, from the result of running it on a node: passes
+/// when it exited 0; the detail says how it ended, where, and the tail of
+/// its output.
+check_result check_command(const gate_check& check,
+                           const workstream_result& r);
 
 /// Spawns the synthesizer: it folds a run's results into the report,
 /// computing sequential time, the critical path, usage totals and Markdown.

@@ -10,12 +10,8 @@
 
 namespace troupe {
 
-class executor_registry;
-
 /// What an orchestrator stands on.
 struct orchestrator_config {
-  /// Executors for gate checks, which run where the orchestrator runs.
-  std::shared_ptr<const executor_registry> executors;
   /// The cluster's shared secret; empty accepts any node and submitter.
   std::string token;
   /// The secret `shutdown_atom` must carry; the program that spawns the

@@ -23,8 +23,6 @@ using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
 constexpr dispatch_atom dispatch_atom_v{};
 using started_atom = caf::atom_constant<caf::atom("started")>;
 constexpr started_atom started_atom_v{};
-using evaluate_atom = caf::atom_constant<caf::atom("evaluate")>;
-constexpr evaluate_atom evaluate_atom_v{};
 using synthesize_atom = caf::atom_constant<caf::atom("synthesize")>;
 constexpr synthesize_atom synthesize_atom_v{};
 using assess_atom = caf::atom_constant<caf::atom("assess")>;
@@ -80,14 +78,6 @@ using pool_actor = caf::typed_actor<
 /// the orchestrator produced), and, last, its report.
 using observer_actor = caf::typed_actor<caf::reacts_to<std::vector<event>>,
                                         caf::reacts_to<run_report>>;
-
-/// Runs one round of a gate's checks against the results they guard;
-/// `cancel_atom` stops every round of a run, killing a running check.
-using gate_actor = caf::typed_actor<
-  caf::replies_to<evaluate_atom, std::string /* run */, gate,
-                  std::vector<workstream_result>,
-                  std::string /* workdir */>::with<gate_result>,
-  caf::reacts_to<cancel_atom, std::string /* run */>>;
 
 /// Folds a run's results into its report.
 using synthesizer_actor = caf::typed_actor<
