@@ -56,10 +56,8 @@ constexpr size_t max_depth = 64;
 // bounds what it builds.
 constexpr size_t max_values = 1'000'000;
 
-// Each workstream costs a struct and validation work; each gate, one pass
-// over all workstreams.
-constexpr size_t max_workstreams = 200'000;
-constexpr size_t max_gates = 1'000;
+constexpr size_t max_workstreams = max_plan_workstreams;
+constexpr size_t max_gates = max_plan_gates;
 
 // -- paths and messages -------------------------------------------------------
 

@@ -359,6 +359,21 @@ bool globs_overlap(const std::string& a, const std::string& b) {
 
 void validate_plan(const plan& p, const validation_options& opts,
                    diagnostics& out) {
+  // A plan that did not come through decoding (one sent by a submitter)
+  // meets the same bounds before any work that grows with its size.
+  if (p.workstreams.size() > max_plan_workstreams
+      || p.gates.size() > max_plan_gates) {
+    if (p.workstreams.size() > max_plan_workstreams)
+      out.error("workstreams", "too many: "
+                                 + std::to_string(p.workstreams.size())
+                                 + " (at most "
+                                 + std::to_string(max_plan_workstreams) + ")");
+    if (p.gates.size() > max_plan_gates)
+      out.error("gates", "too many: " + std::to_string(p.gates.size())
+                           + " (at most " + std::to_string(max_plan_gates)
+                           + ")");
+    return;
+  }
   auto& s = p.settings;
   if (s.max_parallel_agents < 1)
     out.error("settings.max_parallel_agents",

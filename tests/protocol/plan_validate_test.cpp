@@ -387,3 +387,19 @@ TEST_CASE("the built-in executor kinds are command, noop and sleep",
   CHECK(troupe::builtin_executor_kinds()
         == std::set<std::string>{"command", "noop", "sleep"});
 }
+
+TEST_CASE("a plan that did not come from a file meets the same size bounds",
+          "[protocol]") {
+  troupe::plan p;
+  p.name = "huge";
+  p.workstreams.resize(troupe::max_plan_workstreams + 1);
+  p.gates.resize(troupe::max_plan_gates + 1);
+  troupe::diagnostics d;
+  troupe::validate_plan(p, {}, d);
+  CHECK_FALSE(d.ok());
+  CHECK(at(d, "workstreams") == "too many: 200001 (at most 200000)");
+  CHECK(at(d, "gates") == "too many: 1001 (at most 1000)");
+  // Nothing else was looked at: 200,001 workstreams without ids would
+  // otherwise each have an error.
+  CHECK(d.items().size() == 2);
+}

@@ -10,6 +10,12 @@
 
 namespace troupe {
 
+/// Bounds on what a plan holds, wherever it comes from (a file, or a
+/// submitter over the network). Each workstream costs a struct and
+/// validation work; each gate, one pass over all workstreams.
+constexpr size_t max_plan_workstreams = 200'000;
+constexpr size_t max_plan_gates = 1'000;
+
 /// The executor kinds every Troupe build has.
 const std::set<std::string>& builtin_executor_kinds();
 
