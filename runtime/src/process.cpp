@@ -73,9 +73,9 @@ struct process_runner::impl {
   std::atomic<uint64_t> next_id{1};
   std::atomic<size_t> count{0};
   std::atomic<bool> stop{false};
-  // Process groups alive now, for kill_all() from any thread.
-  std::mutex groups_mtx;
-  std::set<pid_t> groups;
+  // Guards alive now, for kill_all() from any thread.
+  std::mutex guards_mtx;
+  std::set<pid_t> guards;
   int wake_fd = -1;
   std::thread worker;
 
@@ -99,13 +99,18 @@ struct process_runner::impl {
   // Starts the command under a guard; on failure fills `spawn_error` and
   // returns false.
   //
-  // The guard is a forked copy of this process that never execs. It leads
-  // the command's process group, runs the command as its child, and ends
-  // the whole group with SIGKILL when the command's main process ends, or
-  // when this process dies by any signal, SIGKILL included (the kernel
-  // tells it through PR_SET_PDEATHSIG). So no command outlives its owner.
-  // It reports the command's fate on a status pipe. Between fork and exec
-  // only async-signal-safe calls are made: this process has threads.
+  // The guard is a forked copy of this process that never execs. It runs
+  // the command as its child, in a process group of the command's own, and
+  // is the reaper of everything the command starts (PR_SET_CHILD_SUBREAPER),
+  // so even a daemon that left the group is still its descendant. When the
+  // command's main process ends, when this process asks, or when this
+  // process dies by any signal, SIGKILL included (the kernel tells the guard
+  // through PR_SET_PDEATHSIG), the guard kills the command's group and every
+  // descendant left, then exits. So no command outlives its owner. This
+  // process talks to the guard with signals (SIGTERM: stop the command
+  // gently; SIGUSR1: kill it) and hears back on a status pipe. Between fork
+  // and exec only async-signal-safe calls are made: this process has
+  // threads.
   bool spawn(child& c) {
     int out[2];
     int err[2];
@@ -164,9 +169,6 @@ struct process_runner::impl {
                               + std::strerror(fork_errno) + ")";
       return false;
     }
-    // The guard leads its own group; say so here too, so the group exists
-    // before anything signals it.
-    ::setpgid(pid, pid);
     c.pid = pid;
     c.out_fd = out[0];
     c.err_fd = err[0];
@@ -190,8 +192,8 @@ struct process_runner::impl {
       return false;
     }
     {
-      std::lock_guard<std::mutex> guard{groups_mtx};
-      groups.insert(pid);
+      std::lock_guard<std::mutex> lock{guards_mtx};
+      guards.insert(pid);
     }
     c.started = clock_type::now();
     if (c.req.timeout.count() > 0)
@@ -222,12 +224,15 @@ struct process_runner::impl {
     sigfillset(&all);
     ::sigprocmask(SIG_BLOCK, &all, nullptr);
     // An ignored signal is dropped even while blocked (the owner may run
-    // under nohup, or ignore SIGCHLD): the guard waits for both.
+    // under nohup, or ignore SIGCHLD): the guard waits for these.
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
-    ::sigaction(SIGHUP, &dfl, nullptr);
-    ::sigaction(SIGCHLD, &dfl, nullptr);
+    for (int sig : {SIGHUP, SIGCHLD, SIGTERM, SIGUSR1})
+      ::sigaction(sig, &dfl, nullptr);
+    // Out of the owner's group, so a terminal's signals to it (and the
+    // owner's to its own group) pass the guard by.
     ::setpgid(0, 0);
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     // SIGHUP when the owner dies; it may have died already.
     ::prctl(PR_SET_PDEATHSIG, SIGHUP);
     if (::getppid() != owner)
@@ -246,6 +251,9 @@ struct process_runner::impl {
     close_from(4);
     auto cmd = ::fork();
     if (cmd == 0) {
+      ::setpgid(0, 0);
+      // Should the guard itself be killed, the command goes with it.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       for (int sig = 1; sig < NSIG; ++sig)
         ::sigaction(sig, &dfl, nullptr);
       sigset_t none;
@@ -267,26 +275,115 @@ struct process_runner::impl {
       report(3, no_exec, errno);
       ::_exit(1);
     }
+    ::setpgid(cmd, cmd);
     sigset_t wanted;
     sigemptyset(&wanted);
-    sigaddset(&wanted, SIGCHLD);
-    sigaddset(&wanted, SIGHUP);
+    for (int sig : {SIGCHLD, SIGHUP, SIGTERM, SIGUSR1})
+      sigaddset(&wanted, sig);
     for (;;) {
       siginfo_t info;
       if (::sigwaitinfo(&wanted, &info) < 0)
         continue;
       if (info.si_signo == SIGHUP)
         break; // the owner is gone
-      int st = 0;
-      auto r = ::waitpid(cmd, &st, WNOHANG);
-      if (r == cmd) {
-        report(3, exited, st);
-        break;
+      if (info.si_signo == SIGTERM || info.si_signo == SIGUSR1) {
+        if (info.si_pid != owner)
+          continue; // only the owner gives orders
+        if (info.si_signo == SIGUSR1)
+          break;
+        ::kill(-cmd, SIGTERM);
+        continue;
       }
+      // SIGCHLD: reap what ended, the command and orphans it left to us.
+      bool done = false;
+      for (;;) {
+        int st = 0;
+        auto r = ::waitpid(-1, &st, WNOHANG);
+        if (r <= 0)
+          break;
+        if (r == cmd) {
+          report(3, exited, st);
+          done = true;
+        }
+      }
+      if (done)
+        break;
     }
-    // The command's group goes, the guard with it.
-    ::kill(0, SIGKILL);
-    ::_exit(1);
+    kill_descendants(cmd);
+    ::_exit(0);
+  }
+
+  // Kills the command's group and every process left below the guard (all
+  // of them are its children or were reparented to it), until none is left
+  // or a bound of rounds passes.
+  static void kill_descendants(pid_t cmd) {
+    ::kill(-cmd, SIGKILL);
+    char path[64] = "/proc/self/task/";
+    append_number(path, ::getpid());
+    size_t n = 0;
+    while (path[n] != '\0')
+      ++n;
+    const char tail[] = "/children";
+    for (size_t k = 0; k < sizeof(tail); ++k)
+      path[n + k] = tail[k];
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    for (int round = 0; round < 1000; ++round) {
+      // Reap whatever died; stop once no child is left at all.
+      for (;;) {
+        int st = 0;
+        auto r = ::waitpid(-1, &st, WNOHANG);
+        if (r < 0 && errno == ECHILD)
+          return;
+        if (r <= 0)
+          break;
+      }
+      // Kill every child there is now, and the groups they lead.
+      int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        return; // no children list: the group kill is all we can do
+      char buf[4096];
+      pid_t pid = 0;
+      for (;;) {
+        auto got = ::read(fd, buf, sizeof(buf));
+        if (got <= 0)
+          break;
+        for (ssize_t k = 0; k < got; ++k) {
+          if (buf[k] >= '0' && buf[k] <= '9') {
+            pid = pid * 10 + (buf[k] - '0');
+          } else if (pid > 0) {
+            ::kill(-pid, SIGKILL);
+            ::kill(pid, SIGKILL);
+            pid = 0;
+          }
+        }
+      }
+      if (pid > 0) {
+        ::kill(-pid, SIGKILL);
+        ::kill(pid, SIGKILL);
+      }
+      ::close(fd);
+      // Wait a moment for them to die (and for their orphans to arrive).
+      timespec wait{0, 10 * 1000 * 1000};
+      ::sigtimedwait(&chld, nullptr, &wait);
+    }
+  }
+
+  // Appends `x` in decimal to the C string `buf` (room assumed).
+  static void append_number(char* buf, long x) {
+    size_t n = 0;
+    while (buf[n] != '\0')
+      ++n;
+    char digits[24];
+    size_t d = 0;
+    do {
+      digits[d++] = static_cast<char>('0' + x % 10);
+      x /= 10;
+    } while (x > 0);
+    while (d > 0)
+      buf[n++] = digits[--d];
+    buf[n] = '\0';
   }
 
   // Closes every descriptor from `first` on.
@@ -304,13 +401,20 @@ struct process_runner::impl {
       ::close(fd);
   }
 
-  void signal_group(child& c, int sig) {
-    if (c.pid > 0)
-      ::kill(-c.pid, sig);
+  // Asks the guard to stop the command gently (SIGTERM to its group).
+  void terminate(child& c) {
+    if (c.pid > 0 && !c.exited)
+      ::kill(c.pid, SIGTERM);
+  }
+
+  // Asks the guard to kill the command and everything it started.
+  void kill_hard(child& c) {
+    if (c.pid > 0 && !c.exited)
+      ::kill(c.pid, SIGUSR1);
   }
 
   void stop_child(child& c) {
-    signal_group(c, SIGTERM);
+    terminate(c);
     auto at = clock_type::now() + c.req.kill_grace;
     c.kill_at = std::min(c.kill_at, at);
   }
@@ -335,9 +439,7 @@ struct process_runner::impl {
   }
 
   void reap(child& c) {
-    // The guard has ended: whatever is left of its group goes too. Its
-    // zombie still holds the group's id, so the id cannot name a new group.
-    signal_group(c, SIGKILL);
+    // The guard has ended, and with it everything the command started.
     int status = 0;
     pid_t r;
     do {
@@ -391,8 +493,8 @@ struct process_runner::impl {
 
   void finish(std::unique_ptr<child> c) {
     if (c->pid > 0) {
-      std::lock_guard<std::mutex> guard{groups_mtx};
-      groups.erase(c->pid);
+      std::lock_guard<std::mutex> lock{guards_mtx};
+      guards.erase(c->pid);
     }
     if (c->out_fd >= 0)
       drain(*c, c->out_fd, c->outcome.out);
@@ -448,7 +550,7 @@ struct process_runner::impl {
           stop_child(*c);
         }
         if (!c->exited && now >= c->kill_at) {
-          signal_group(*c, SIGKILL);
+          kill_hard(*c);
           c->kill_at = clock_type::time_point::max();
         }
         if (!c->outcome.timed_out)
@@ -519,7 +621,7 @@ struct process_runner::impl {
     }
     // Shutting down: nothing may outlive the runner.
     for (auto& [id, c] : children) {
-      signal_group(*c, SIGKILL);
+      kill_hard(*c);
       if (!c->exited)
         reap(*c);
       c->outcome.cancelled = true;
@@ -565,9 +667,9 @@ void process_runner::cancel(uint64_t id) {
 }
 
 void process_runner::kill_all() {
-  std::lock_guard<std::mutex> guard{impl_->groups_mtx};
-  for (auto pgid : impl_->groups)
-    ::kill(-pgid, SIGKILL);
+  std::lock_guard<std::mutex> lock{impl_->guards_mtx};
+  for (auto guard : impl_->guards)
+    ::kill(guard, SIGUSR1);
 }
 
 size_t process_runner::running() const {

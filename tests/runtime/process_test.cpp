@@ -1,6 +1,10 @@
 #include "troupe/runtime/process.hpp"
 
+#include <cstdlib>
+#include <fstream>
 #include <future>
+
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 
@@ -142,4 +146,55 @@ TEST_CASE("many commands run at once on one runner", "[runtime]") {
     REQUIRE(fs[i].wait_for(60s) == std::future_status::ready);
     CHECK(fs[i].get().out == std::to_string(i) + "\n");
   }
+}
+
+TEST_CASE("what a command leaves running dies with it, even outside its "
+          "process group",
+          "[runtime]") {
+  test::become_subreaper();
+  test::temp_dir dir;
+  process_runner runner;
+  process_request req;
+  // One background child in a session of its own, and one daemon that
+  // forked twice so that its parent is gone.
+  req.command = "setsid sleep 1000 & echo $! > " + dir.str()
+                + "/own-session.pid; (setsid sh -c 'sleep 1000 & echo $! > "
+                + dir.str() + "/daemon.pid' &); sleep 0.2; exit 0";
+  auto o = run(runner, req);
+  CHECK(o.exit_code == 0);
+  for (auto name : {"own-session.pid", "daemon.pid"}) {
+    INFO(name);
+    auto pid = test::read_pid(dir.str() + "/" + name);
+    REQUIRE(pid > 0);
+    CHECK(test::process_gone(pid));
+  }
+}
+
+TEST_CASE("a command's guard obeys only its owner", "[runtime]") {
+  test::temp_dir dir;
+  process_runner runner;
+  process_request req;
+  auto fifo = dir.str() + "/guard";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // The command tells its guard's pid (its parent) and waits for a line.
+  req.command = "echo $PPID > " + fifo + "; read line < " + fifo
+                + "; echo \"$line\"";
+  std::promise<process_outcome> p;
+  auto f = p.get_future();
+  runner.start(req, [&p](process_outcome o) { p.set_value(std::move(o)); });
+  auto guard = test::read_pid(fifo);
+  REQUIRE(guard > 0);
+  // A stranger's orders (here: a shell of the test's, not the owner) are
+  // ignored: the command goes on and finishes by itself.
+  auto stranger = "kill -USR1 " + std::to_string(guard) + "; kill -TERM "
+                  + std::to_string(guard);
+  REQUIRE(std::system(stranger.c_str()) == 0);
+  {
+    std::ofstream out{fifo};
+    out << "still here\n";
+  }
+  REQUIRE(f.wait_for(30s) == std::future_status::ready);
+  auto o = f.get();
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == "still here\n");
 }

@@ -44,7 +44,8 @@ struct process_outcome {
 /// Runs commands without blocking anybody: one thread waits on every child's
 /// exit (pidfd) and output (pipes), enforces timeouts, and calls each
 /// request's callback once, from that thread. When a command's main process
-/// ends, whatever it left running in its process group is killed.
+/// ends, whatever it left running is killed, in its process group or not;
+/// so is everything when the runner's process dies, however it dies.
 class process_runner {
 public:
   using callback = std::function<void(process_outcome)>;
@@ -63,7 +64,7 @@ public:
   /// Stops a running command: SIGTERM to its group, SIGKILL after the grace.
   void cancel(uint64_t id);
 
-  /// Kills every running command's process group at once; safe to call
+  /// Kills every running command and all it started at once; safe to call
   /// from any thread, for a process about to exit.
   void kill_all();
 
