@@ -66,7 +66,9 @@ using agent_actor = caf::typed_actor<
 
 /// A node's agent slots. Answers `get_atom` with what it offers, `drain_atom`
 /// once nothing runs on it any more; `shutdown_atom` (its coordinator is
-/// going away) cancels everything it runs.
+/// going away) cancels everything it runs. It answers each dispatch itself
+/// (not by delegating), with a result that carries the spec's `key`: the
+/// orchestrator takes results only from the pool it asked, with that key.
 using pool_actor = caf::typed_actor<
   caf::replies_to<dispatch_atom, workstream_spec,
                   progress_actor>::with<workstream_result>,
