@@ -1,6 +1,7 @@
 #include "troupe/runtime/result_file.hpp"
 
 #include <cstddef>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -12,13 +13,29 @@ namespace {
 
 // Bytes of a summary taken from a result file.
 constexpr size_t result_summary_limit = 4000;
+// Deeper JSON is ignored: encoding an output value recurses once per level,
+// and a file of nested brackets must not exhaust the stack of the thread
+// that reads it. Plans stop at the same depth.
+constexpr int result_depth_limit = 64;
 
 } // namespace
 
 void apply_result_file(const std::string& text, workstream_result& r) {
   // The parser refuses ill-formed UTF-8, so every string taken from it is
-  // well-formed.
-  auto j = nlohmann::json::parse(text, nullptr, false);
+  // well-formed. Nothing below the depth limit is kept.
+  bool too_deep = false;
+  auto j = nlohmann::json::parse(
+    text,
+    [&too_deep](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      too_deep = too_deep || depth > result_depth_limit;
+      return depth <= result_depth_limit;
+    },
+    false);
+  if (too_deep) {
+    r.output += "\n[troupe] ignored TROUPE_RESULT: nested deeper than "
+                + std::to_string(result_depth_limit) + " levels";
+    return;
+  }
   if (j.is_discarded() || !j.is_object()) {
     r.output += "\n[troupe] ignored TROUPE_RESULT: not a JSON object";
     return;

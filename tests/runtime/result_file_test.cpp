@@ -67,3 +67,20 @@ TEST_CASE("a result file's summary is cut to 4000 bytes of whole characters",
   CHECK(is_valid_utf8(r.summary));
   CHECK(r.summary.compare(r.summary.size() - 3, 3, "...") == 0);
 }
+
+TEST_CASE("a result file nested deeper than 64 levels is ignored, saying so",
+          "[runtime]") {
+  // A megabyte of brackets: encoding it as an output would recurse half a
+  // million times.
+  std::string deep = std::string(500000, '[') + std::string(500000, ']');
+  auto r = applied(R"({"summary": "deep", "outputs": {"k": )" + deep + "}}");
+  CHECK(r.summary == "last line");
+  CHECK(r.outputs.empty());
+  CHECK(r.output
+        == "output\n[troupe] ignored TROUPE_RESULT: nested deeper than 64 "
+           "levels");
+  // 64 levels are fine: the file's object, `outputs` and 62 arrays.
+  auto fine = std::string(62, '[') + std::string(62, ']');
+  auto ok = applied(R"({"outputs": {"k": )" + fine + "}}");
+  CHECK(ok.outputs.at("k") == fine);
+}
