@@ -141,6 +141,8 @@ caf::behavior floor_coordinator(caf::stateful_actor<floor_state>* self,
           if (++self->state.done == n) {
             caf::anon_send(inbox, true);
             self->quit();
+            // `issue` holds itself (and the pool) in its own capture.
+            *issue = nullptr;
             return;
           }
           if (self->state.next < n)

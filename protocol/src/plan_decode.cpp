@@ -623,9 +623,14 @@ json plain_scalar(const std::string& s) {
   auto as_integer = [&](const char* digits, int base) -> json {
     errno = 0;
     auto x = std::strtoll(digits, nullptr, base);
-    if (errno == ERANGE)
-      return std::strtod(s.c_str(), nullptr);
-    return x;
+    if (errno != ERANGE)
+      return x;
+    // Too big for an integer; past the largest double, no number at all,
+    // as with floats below.
+    auto d = std::strtod(s.c_str(), nullptr);
+    if (std::isfinite(d))
+      return d;
+    return s;
   };
   size_t sign = s[0] == '-' || s[0] == '+' ? 1 : 0;
   if (all_of_chars(s, sign, "0123456789"))

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -83,6 +84,16 @@ void check_id(const std::string& id, const std::string& path,
                 + " (use letters, digits, '_', '.' and '-')");
 }
 
+/// False, with an error, for infinities and NaN. No plan text spells them,
+/// but plans built in code or sent by other nodes may hold them, and CAF
+/// 0.17 cannot send an infinite number on: its serializer never returns.
+bool check_finite(double x, const std::string& path, diagnostics& out) {
+  if (std::isfinite(x))
+    return true;
+  out.error(path, "must be a finite number, got " + format_number(x));
+  return false;
+}
+
 void check_executor(const executor_spec& x, const std::string& path,
                     const validation_options& opts, diagnostics& out) {
   if (x.kind.empty()) {
@@ -97,7 +108,7 @@ void check_executor(const executor_spec& x, const std::string& path,
   }
   if (x.kind == "command" && x.run.empty())
     out.error(path + ".run", "must not be empty for a command executor");
-  if (x.seconds < 0)
+  if (check_finite(x.seconds, path + ".seconds", out) && x.seconds < 0)
     out.error(path + ".seconds",
               "must not be negative, got " + format_number(x.seconds));
 }
@@ -379,7 +390,8 @@ void validate_plan(const plan& p, const validation_options& opts,
     out.error("settings.max_parallel_agents",
               "must be at least 1, got "
                 + std::to_string(s.max_parallel_agents));
-  if (!(s.default_timeout_s > 0))
+  if (check_finite(s.default_timeout_s, "settings.default_timeout_s", out)
+      && !(s.default_timeout_s > 0))
     out.error("settings.default_timeout_s",
               "must be positive, got " + format_number(s.default_timeout_s));
   if (s.max_phase_width < 1)
@@ -437,13 +449,15 @@ void validate_plan(const plan& p, const validation_options& opts,
                 "an explore agent is read-only, but this workstream owns "
                   + quote(ws.owns.front())
                   + "; use agent general, or drop owns");
-    if (ws.timeout_s < 0)
+    if (check_finite(ws.timeout_s, path + ".timeout_s", out)
+        && ws.timeout_s < 0)
       out.error(path + ".timeout_s",
                 "must be positive, got " + format_number(ws.timeout_s));
     if (ws.retries < 0)
       out.error(path + ".retries",
                 "must not be negative, got " + std::to_string(ws.retries));
-    if (ws.estimate_s < 0)
+    if (check_finite(ws.estimate_s, path + ".estimate_s", out)
+        && ws.estimate_s < 0)
       out.error(path + ".estimate_s",
                 "must not be negative, got " + format_number(ws.estimate_s));
     check_executor(ws.executor, path + ".executor", opts, out);
@@ -499,7 +513,8 @@ void validate_plan(const plan& p, const validation_options& opts,
                       "command)");
       if (check.kind == "command" && check.run.empty())
         out.error(cpath + ".run", "must not be empty");
-      if (check.timeout_s < 0)
+      if (check_finite(check.timeout_s, cpath + ".timeout_s", out)
+          && check.timeout_s < 0)
         out.error(cpath + ".timeout_s",
                   "must be positive, got " + format_number(check.timeout_s));
     }

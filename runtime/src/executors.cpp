@@ -14,12 +14,12 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
-#include <nlohmann/json.hpp>
 
 #include "troupe/protocol/errors.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/log.hpp"
 #include "troupe/runtime/process.hpp"
+#include "troupe/runtime/result_file.hpp"
 
 namespace fs = std::filesystem;
 
@@ -65,8 +65,6 @@ namespace {
 
 // Bytes of a result file read at most; a bigger one is ignored.
 constexpr size_t result_file_limit = 1 << 20;
-// Bytes of a summary taken from a result file.
-constexpr size_t result_summary_limit = 4000;
 // Bytes of a prompt also passed in TROUPE_PROMPT, beside its file: the
 // environment and the arguments of a command share a few hundred KiB, and
 // Linux takes no single string over 128 KiB.
@@ -193,9 +191,8 @@ bool read_small_file(const fs::path& file, size_t limit, std::string& text,
   return ok;
 }
 
-// Reads the optional result file a command wrote. What it holds is the
-// command's to choose: anything but a well-formed object of the expected
-// fields is reported in the output and otherwise ignored.
+// Reads the optional result file a command wrote; one that cannot be read
+// is reported in the output and otherwise ignored.
 void read_result_file(const fs::path& file, workstream_result& r) {
   std::string text;
   std::string why;
@@ -204,22 +201,7 @@ void read_result_file(const fs::path& file, workstream_result& r) {
       r.output += "\n[troupe] ignored TROUPE_RESULT: " + why;
     return;
   }
-  // The parser refuses ill-formed UTF-8, so every string taken from it is
-  // well-formed.
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    r.output += "\n[troupe] ignored TROUPE_RESULT: not a JSON object";
-    return;
-  }
-  if (auto i = j.find("summary"); i != j.end() && i->is_string())
-    r.summary = utf8_clip(i->get<std::string>(), result_summary_limit);
-  if (auto i = j.find("files_changed"); i != j.end() && i->is_array())
-    for (auto& f : *i)
-      if (f.is_string())
-        r.files_changed.push_back(f.get<std::string>());
-  if (auto i = j.find("outputs"); i != j.end() && i->is_object())
-    for (auto& [k, v] : i->items())
-      r.outputs[k] = v.is_string() ? v.get<std::string>() : json_text(v);
+  apply_result_file(text, r);
 }
 
 workstream_result to_result(const workstream_spec& spec,

@@ -273,6 +273,23 @@ TEST_CASE("YAML scalars become JSON types unless quoted", "[protocol]") {
   CHECK(j["k"].is_null());
 }
 
+TEST_CASE("a YAML integer too large for any number stays text, not infinity",
+          "[protocol]") {
+  auto huge = "1" + std::string(400, '0');
+  json j;
+  troupe::diagnostics d;
+  REQUIRE(troupe::parse_plan_text("a: " + huge + "\nb: 123456789012345678901\n",
+                                  "yaml", j, d));
+  CHECK(j["a"] == huge);
+  CHECK(j["b"] == 123456789012345678901.0);
+  auto r = load("workstreams:\n  - {id: a, timeout_s: " + huge
+                + ", executor: {kind: noop}}\n");
+  INFO(all(r.d));
+  CHECK_THAT(at(r.d, "workstreams[0] (a).timeout_s"),
+             Catch::StartsWith("expected a number, got string \"1000"));
+  CHECK(r.d.error_count() == 1);
+}
+
 TEST_CASE("a duplicate YAML key is refused", "[protocol]") {
   json j;
   troupe::diagnostics d;

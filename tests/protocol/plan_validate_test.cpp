@@ -1,3 +1,4 @@
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -279,6 +280,40 @@ TEST_CASE("a plan built in code is validated too", "[protocol]") {
   CHECK_THAT(at(d, "workstreams[0] (a).executor.run"),
              Catch::Contains("must not be empty"));
   CHECK(at(d, "workstreams[1].id") == "missing");
+}
+
+TEST_CASE("numbers that are not finite are refused", "[protocol]") {
+  // No plan text spells them; another node's plan may hold them.
+  auto inf = std::numeric_limits<double>::infinity();
+  troupe::plan p;
+  p.settings.default_timeout_s = inf;
+  troupe::workstream w;
+  w.id = "a";
+  w.persona = "qa";
+  w.timeout_s = inf;
+  w.estimate_s = -inf;
+  w.executor.kind = "sleep";
+  w.executor.seconds = std::numeric_limits<double>::quiet_NaN();
+  p.workstreams.push_back(w);
+  troupe::gate g;
+  g.id = "g";
+  g.after = {"a"};
+  g.checks = {troupe::gate_check{"command", "true", "", inf}};
+  p.gates.push_back(g);
+  troupe::diagnostics d;
+  troupe::validate_plan(p, {}, d);
+  INFO(all(d));
+  CHECK(at(d, "settings.default_timeout_s")
+        == "must be a finite number, got inf");
+  CHECK(at(d, "workstreams[0] (a).timeout_s")
+        == "must be a finite number, got inf");
+  CHECK(at(d, "workstreams[0] (a).estimate_s")
+        == "must be a finite number, got -inf");
+  CHECK(at(d, "workstreams[0] (a).executor.seconds")
+        == "must be a finite number, got nan");
+  CHECK(at(d, "gates[0] (g).checks[0].timeout_s")
+        == "must be a finite number, got inf");
+  CHECK(d.error_count() == 5);
 }
 
 TEST_CASE("diagnostics name a workstream or gate by index and id",
