@@ -247,7 +247,7 @@ int submit_command(const run_flags& flags) {
   signal_watch::block_signals();
   caf::actor_system_config cfg;
   add_message_types(cfg);
-  if (!configure_network(cfg, flags.tls))
+  if (!configure_network(cfg, flags.tls, network_role::client))
     return exit_bad_input;
   caf::actor_system sys{cfg};
   orchestrator_actor orch;

@@ -37,6 +37,16 @@ inline bool process_gone(pid_t pid, std::chrono::milliseconds limit
   }
 }
 
+/// True while `pid` runs: it exists and is not a zombie.
+inline bool process_running(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("State:", 0) == 0)
+      return line.find('Z') == std::string::npos;
+  return false;
+}
+
 /// Reads a pid a command wrote to `file`; -1 if none.
 inline pid_t read_pid(const std::string& file) {
   std::ifstream in{file};
