@@ -65,7 +65,7 @@ public:
   std::string add_host(const std::string& name) {
     if (!ready())
       return {};
-    auto addr = "10.213.0." + std::to_string(2 + hosts_.size());
+    auto addr = "10.213.0." + std::to_string(next_host_++);
     auto port = "v-" + name;
     if (!add_namespace(name)
         || !sh("ip -n " + ns("hub") + " link add " + port
@@ -112,6 +112,23 @@ public:
               + " tc qdisc del dev eth0 root");
   }
 
+  /// Gives `host` another address, as a host back from an outage with a
+  /// new lease has: what its old connections send goes nowhere, and what
+  /// is sent to them is dropped without a word, while new connections
+  /// work. Returns the new address, empty on failure.
+  std::string renumber(const std::string& host) {
+    auto i = hosts_.find(host);
+    if (i == hosts_.end())
+      return {};
+    auto addr = "10.213.0." + std::to_string(next_host_++);
+    if (!sh("ip -n " + ns(host) + " addr del " + i->second
+            + "/24 dev eth0 && ip -n " + ns(host) + " addr add " + addr
+            + "/24 dev eth0"))
+      return {};
+    i->second = addr;
+    return addr;
+  }
+
 private:
   std::string ns(const std::string& host) const {
     return prefix_ + host;
@@ -140,6 +157,7 @@ private:
   std::string why_;
   std::vector<std::string> made_;
   std::map<std::string, std::string> hosts_;
+  int next_host_ = 2;
 };
 
 } // namespace troupe::test
