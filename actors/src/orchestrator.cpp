@@ -187,12 +187,25 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
                                  + ", the coordinator "
                                  + std::to_string(protocol_version));
       }
-      for (auto& p : st.pools) {
-        // The same pool asking again (its first answer came too late for
-        // it) is already in: say so again.
-        if (p.active() && p.handle == pool)
+      for (size_t pi = 0; pi < st.pools.size(); ++pi) {
+        auto& p = st.pools[pi];
+        if (!p.active())
+          continue;
+        if (p.handle == pool) {
+          // The node lost this coordinator and is back before the loss
+          // was noticed here (CAF takes its new connection for another
+          // route to it and may never report the old one down). It has
+          // stopped what it ran: that membership ends as lost, and its
+          // work runs again.
+          if (!req.previous_key.empty() && req.previous_key == p.key) {
+            node_lost(self, pi, "it rejoined after losing the coordinator");
+            continue;
+          }
+          // The same pool asking again (its first answer came too late
+          // for it) is already in: say so again.
           return st.cfg.name;
-        if (p.active() && p.info.name == info.name)
+        }
+        if (p.info.name == info.name)
           return caf::make_error(errc::name_taken,
                                  "a node named " + info.name
                                    + " is already joined");

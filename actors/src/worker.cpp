@@ -22,6 +22,10 @@ constexpr auto ack_timeout = std::chrono::seconds(30);
 // How long draining may wait for the pool's running work to end: longer
 // than any sane workstream timeout.
 constexpr auto drain_limit = std::chrono::seconds(24 * 3600);
+// How long a worker that lost its coordinator waits for its pool to stop
+// what it ran before joining again (a command gets SIGKILL 2 s after
+// SIGTERM; agents of an embedder's own may take longer).
+constexpr auto stop_limit = std::chrono::seconds(30);
 
 struct worker_state {
   static inline const char* name = "troupe.worker";
@@ -40,6 +44,7 @@ using worker_ptr = caf::stateful_actor<worker_state>*;
 
 caf::behavior connecting(worker_ptr self);
 caf::behavior joined(worker_ptr self);
+caf::behavior stopping(worker_ptr self);
 
 void finish(worker_ptr self, int code, std::string why) {
   auto& st = self->state;
@@ -185,6 +190,37 @@ caf::behavior joined(worker_ptr self) {
   };
 }
 
+// The coordinator is lost and gives what this node runs to others: stop
+// it, and join again only once it has ended, so that a rerun elsewhere
+// never starts beside it.
+caf::behavior stopping(worker_ptr self) {
+  auto& st = self->state;
+  self->send(st.pool, shutdown_atom_v);
+  self->request(st.pool, stop_limit, drain_atom_v)
+    .then(
+      [=](bool) {
+        if (!self->state.draining)
+          self->become(connecting(self));
+      },
+      [=](const caf::error& err) {
+        if (self->state.draining)
+          return;
+        log()->warn("what this node ran did not stop in time ({}); joining "
+                    "again anyway",
+                    self->system().render(err));
+        self->become(connecting(self));
+      });
+  return {
+    [=](drain_atom) {
+      self->state.draining = true;
+      leave(self); // nobody to leave: finishes once the pool is idle
+    },
+    [=](retry_atom) {
+      // nop: a retry scheduled before the join succeeded
+    },
+  };
+}
+
 caf::behavior worker_node(worker_ptr self, worker_config cfg,
                           pool_actor pool) {
   self->state.cfg = std::move(cfg);
@@ -201,11 +237,15 @@ caf::behavior worker_node(worker_ptr self, worker_config cfg,
       // Nobody to leave; finish what runs.
       return;
     }
-    log()->warn("lost the coordinator ({}); rejoining",
+    log()->warn("lost the coordinator ({}); stopping what runs here, then "
+                "rejoining",
                 self->system().render(dm.reason));
-    // The coordinator has given this node's work to others: stop it here.
-    self->send(st.pool, shutdown_atom_v);
-    self->become(connecting(self));
+    // Join again under a new key, presenting the lost one: a coordinator
+    // that has not noticed the loss yet (the link came back first) then
+    // ends the old membership and reruns its work.
+    st.cfg.join.previous_key = std::move(st.cfg.join.key);
+    st.cfg.join.key = make_secret();
+    self->become(stopping(self));
   });
   return connecting(self);
 }

@@ -32,9 +32,17 @@ namespace troupe::cli {
 
 namespace {
 
-// A silent peer is declared gone after this long without a heartbeat.
+// Every node sends a heartbeat this often, and drops a connection that has
+// been silent for its timeout, checked at each heartbeat: a link that dies
+// without a word is noticed between timeout - 2 s and timeout + 2 s after.
 constexpr auto heartbeat_interval = std::chrono::seconds(2);
+// A worker gives its coordinator up after this long, and stops its commands
+// (SIGKILL 2 s after SIGTERM at worst): all gone 14 s after the link died.
 constexpr auto connection_timeout = std::chrono::seconds(10);
+// The coordinator waits longer before it declares a silent node lost and
+// reruns its work elsewhere (from 18 s on), so that a rerun never starts
+// beside a command the cut-off worker still runs.
+constexpr auto coordinator_connection_timeout = std::chrono::seconds(20);
 
 bool readable(const std::string& file, const std::string& flag) {
   std::ifstream in{file};
@@ -140,10 +148,14 @@ bool transport_allowed(const std::string& host, const std::string& flag,
   return true;
 }
 
-bool configure_network(caf::actor_system_config& cfg, const tls_flags& tls) {
+bool configure_network(caf::actor_system_config& cfg, const tls_flags& tls,
+                       network_role role) {
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.heartbeat-interval", caf::timespan{heartbeat_interval});
-  cfg.set("middleman.connection-timeout", caf::timespan{connection_timeout});
+  cfg.set("middleman.connection-timeout",
+          caf::timespan{role == network_role::coordinator
+                          ? coordinator_connection_timeout
+                          : connection_timeout});
   if (!tls.enabled())
     return true;
   if (tls.cert.empty() || tls.key.empty() || tls.ca.empty()) {
@@ -196,7 +208,7 @@ int coordinator_command(const coordinator_flags& flags) {
     return exit_bad_input;
   caf::actor_system_config cfg;
   add_message_types(cfg);
-  if (!configure_network(cfg, flags.tls))
+  if (!configure_network(cfg, flags.tls, network_role::coordinator))
     return exit_bad_input;
   signal_watch::block_signals();
   caf::actor_system sys{cfg};
@@ -218,7 +230,7 @@ int coordinator_command(const coordinator_flags& flags) {
     pool = spawn_agent_pool(sys, pcfg);
     self
       ->request(orch, std::chrono::seconds(10), join_atom_v,
-                join_request{token, pcfg.info, {}}, pool)
+                join_request{token, pcfg.info, {}, {}}, pool)
       .receive([](const std::string&) {}, [](const caf::error&) {});
   }
   auto bound = flags.tls.enabled()
@@ -302,7 +314,7 @@ int worker_command(const worker_flags& flags) {
   }
   caf::actor_system_config cfg;
   add_message_types(cfg);
-  if (!configure_network(cfg, flags.tls))
+  if (!configure_network(cfg, flags.tls, network_role::client))
     return exit_bad_input;
   signal_watch::block_signals();
   caf::actor_system sys{cfg};
@@ -321,7 +333,7 @@ int worker_command(const worker_flags& flags) {
   worker_config wcfg;
   wcfg.host = host;
   wcfg.port = port;
-  wcfg.join = join_request{token, pcfg.info, {}};
+  wcfg.join = join_request{token, pcfg.info, {}, {}};
   wcfg.middleman = middleman_of(sys, flags.tls);
   wcfg.on_exit = [&done](int code, std::string why) {
     done.set_value({code, std::move(why)});
@@ -353,7 +365,7 @@ int nodes_command(const nodes_flags& flags) {
     return exit_bad_input;
   caf::actor_system_config cfg;
   add_message_types(cfg);
-  if (!configure_network(cfg, flags.tls))
+  if (!configure_network(cfg, flags.tls, network_role::client))
     return exit_bad_input;
   caf::actor_system sys{cfg};
   orchestrator_actor orch;

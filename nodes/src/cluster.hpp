@@ -42,9 +42,15 @@ bool is_loopback(const std::string& host);
 bool transport_allowed(const std::string& host, const std::string& flag,
                        const tls_flags& tls);
 
-/// Loads the middleman, and with certificates the TLS manager, into `cfg`;
-/// prints what is wrong and returns false for unusable certificate flags.
-bool configure_network(caf::actor_system_config& cfg, const tls_flags& tls);
+/// Which end of node links a process is: the coordinator gives a silent
+/// peer up later than its workers and clients give it up.
+enum class network_role { coordinator, client };
+
+/// Loads the middleman, and with certificates the TLS manager, into `cfg`,
+/// with heartbeats and the connection timeout of `role`; prints what is
+/// wrong and returns false for unusable certificate flags.
+bool configure_network(caf::actor_system_config& cfg, const tls_flags& tls,
+                       network_role role);
 
 /// The middleman that connects (plain or TLS).
 caf::io::middleman_actor middleman_of(caf::actor_system& sys,

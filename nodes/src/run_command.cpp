@@ -219,7 +219,7 @@ int run_command(const run_flags& flags) {
     std::string failure;
     self
       ->request(orch, std::chrono::seconds(30), join_atom_v,
-                join_request{{}, pcfg.info, {}}, pool)
+                join_request{{}, pcfg.info, {}, {}}, pool)
       .receive([](const std::string&) {},
                [&](caf::error& err) { failure = sys.render(err); });
     if (failure.empty())
@@ -246,7 +246,7 @@ int submit_command(const run_flags& flags) {
   signal_watch::block_signals();
   caf::actor_system_config cfg;
   add_message_types(cfg);
-  if (!configure_network(cfg, flags.tls))
+  if (!configure_network(cfg, flags.tls, network_role::client))
     return exit_bad_input;
   caf::actor_system sys{cfg};
   orchestrator_actor orch;

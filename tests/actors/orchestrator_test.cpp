@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <functional>
+#include <map>
 
 #include <sys/stat.h>
 
@@ -504,6 +506,153 @@ TEST_CASE("a result from a node declared lost is not accepted", "[actors]") {
   stop_orchestrator(sys, orch);
   for (auto a : {caf::actor_cast<caf::actor>(healthy), holder})
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+// Holds every dispatch it gets and answers the i-th one (counting from 0)
+// when told to, or as soon as it comes should the answer come first.
+caf::behavior holding_answerer(caf::event_based_actor* self) {
+  struct held {
+    std::vector<caf::response_promise> dispatches;
+    std::map<size_t, workstream_result> answers;
+  };
+  auto st = std::make_shared<held>();
+  return {
+    [=](dispatch_atom, const workstream_spec&, const progress_actor&) {
+      st->dispatches.push_back(self->make_response_promise());
+      auto i = st->answers.find(st->dispatches.size() - 1);
+      if (i != st->answers.end())
+        st->dispatches.back().deliver(i->second);
+      return caf::delegated<workstream_result>{};
+    },
+    [=](answer_atom, int32_t i, const workstream_result& r) {
+      auto at = static_cast<size_t>(i);
+      if (at < st->dispatches.size())
+        st->dispatches[at].deliver(r);
+      else
+        st->answers.emplace(at, r);
+    },
+  };
+}
+
+} // namespace
+
+TEST_CASE("a node that rejoins with the key of the membership it lost has "
+          "its work rerun, and what it answers from before is ignored",
+          "[actors]") {
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto orch = spawn_orchestrator(sys, {});
+  auto holder = sys.spawn(holding_answerer);
+  auto pool = sys.spawn(forwarding_pool, holder);
+  caf::scoped_actor self{sys};
+  // However the test ends, stop what it started: the actor system waits for
+  // every actor before it goes.
+  struct stop_all {
+    std::function<void()> f;
+    ~stop_all() {
+      f();
+    }
+  } stop{[&] {
+    stop_orchestrator(sys, orch);
+    for (auto a : {caf::actor_cast<caf::actor>(pool), holder})
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  }};
+  node_info info;
+  info.name = "w1";
+  info.slots = 1;
+  auto join_as = [&](const std::string& key, const std::string& previous) {
+    self
+      ->request(orch, std::chrono::seconds(10), join_atom_v,
+                join_request{{}, info, key, previous}, pool)
+      .receive([](const std::string&) {},
+               [&](caf::error& err) { FAIL(sys.render(err)); });
+  };
+  join_as("k0", "");
+  plan p;
+  p.name = "rejoin";
+  p.workstreams = {sleep_ws("only", 0.05)};
+  self
+    ->request(orch, std::chrono::seconds(10), run_atom_v, p, run_options{},
+              caf::actor_cast<observer_actor>(self))
+    .receive([](const std::string&) {},
+             [&](caf::error& err) { FAIL(sys.render(err)); });
+  test::run_record rec;
+  auto until = [&](const std::string& kind, const std::string& state,
+                   int times) {
+    auto seen = [&] {
+      int n = 0;
+      for (auto& ev : rec.events)
+        n += ev.kind == kind && ev.state == state ? 1 : 0;
+      return n >= times;
+    };
+    bool gave_up = false;
+    self->receive_while([&] { return !seen() && !gave_up; })(
+      [&](std::vector<event>& batch) {
+        rec.events.insert(rec.events.end(), batch.begin(), batch.end());
+      },
+      caf::after(std::chrono::seconds(30)) >> [&] { gave_up = true; });
+    REQUIRE(seen());
+  };
+  until("workstream", "dispatched", 1);
+  // Another key, or a wrong lost one, changes nothing: the pool is in.
+  join_as("k2", "");
+  join_as("k2", "guess");
+  // The node lost the coordinator, stopped its work, and comes back
+  // before the coordinator noticed.
+  join_as("k1", "k0");
+  until("workstream", "dispatched", 2);
+  workstream_result stale;
+  stale.id = "only";
+  stale.status = ws_state::failed;
+  stale.summary = "answer from the lost membership";
+  caf::anon_send(holder, answer_atom_v, int32_t{0}, stale);
+  workstream_result fresh;
+  fresh.id = "only";
+  fresh.status = ws_state::succeeded;
+  fresh.summary = "rerun";
+  caf::anon_send(holder, answer_atom_v, int32_t{1}, fresh);
+  bool done = false;
+  self->receive_while([&] { return !done; })(
+    [&](std::vector<event>& batch) {
+      rec.events.insert(rec.events.end(), batch.begin(), batch.end());
+    },
+    [&](run_report& r) {
+      rec.report = std::move(r);
+      rec.finished = true;
+      done = true;
+    },
+    caf::after(std::chrono::seconds(30)) >> [&] { done = true; });
+  REQUIRE(rec.finished);
+  CHECK(rec.report.status == run_status::succeeded);
+  REQUIRE(rec.ws("only") != nullptr);
+  CHECK(rec.ws("only")->summary == "rerun");
+  CHECK(rec.ws("only")->attempts == 1);
+  int lost = 0;
+  int ended = 0;
+  for (auto& ev : rec.events) {
+    if (ev.kind == "node" && ev.state == "lost") {
+      ++lost;
+      CHECK(ev.message == "it rejoined after losing the coordinator");
+    }
+    ended += ev.subject == "only"
+                 && (ev.state == "succeeded" || ev.state == "failed")
+               ? 1
+               : 0;
+  }
+  CHECK(lost == 1);
+  CHECK(ended == 1);
+  std::vector<std::string> states;
+  self->request(orch, std::chrono::seconds(10), nodes_atom_v, std::string{})
+    .receive(
+      [&](const std::vector<node_status>& nodes) {
+        for (auto& n : nodes)
+          states.push_back(n.info.name + " " + n.state);
+      },
+      [&](caf::error& err) { FAIL(sys.render(err)); });
+  CHECK(states == std::vector<std::string>{"w1 lost", "w1 joined"});
 }
 
 TEST_CASE("cancelling a run stops a gate check in progress", "[actors]") {

@@ -311,10 +311,9 @@ int main(int argc, char** argv) {
                 sample_node_status()})},
     {"node-info", caf::make_message(sample_node_info())},
     {"assessment", caf::make_message(sample_assessment())},
-    {"evaluate",
-     caf::make_message(evaluate_atom_v, std::string{"r-1"}, sample_gate(),
-                       std::vector<workstream_result>{sample_result()},
-                       std::string{"/work/repo"})},
+    {"gate", caf::make_message(sample_gate(),
+                               std::vector<workstream_result>{
+                                 sample_result()})},
   };
   for (auto& [name, msg] : messages)
     ok = out.write("msg-" + name, sel, msg) && ok;

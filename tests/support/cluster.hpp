@@ -1,5 +1,6 @@
 #pragma once
 
+#include <fstream>
 #include <future>
 #include <map>
 #include <memory>

@@ -34,10 +34,15 @@ struct worker_config {
 ///   +-------------+                     +--------+              +----------+
 ///     ^   |  retry with capped backoff      |                        |
 ///     |   +--<--+                           | coordinator lost       | pool idle,
-///     +-------------------------------------+                        | left: exit 0
+///     |                                     v                        | left: exit 0
+///     |       pool idle (what ran    +----------+
+///     +----------------------------- | stopping |
+///             is cancelled)          +----------+
 ///
 /// A refusal for a wrong token or protocol version ends it (exit code 2).
-/// Send it `drain_atom` (on SIGTERM) to finish what runs and leave.
+/// Send it `drain_atom` (on SIGTERM) to finish what runs and leave. Having
+/// lost its coordinator, it joins again under a new key, presenting the
+/// lost one (`join_request::previous_key`).
 caf::actor spawn_worker_node(caf::actor_system& sys, worker_config cfg,
                              pool_actor pool);
 

@@ -13,7 +13,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 2;
+constexpr int32_t protocol_version = 3;
 
 /// Workstream states:
 ///
@@ -250,12 +250,16 @@ struct join_request {
   /// A secret the node chooses: `drain_atom` and `leave_atom` for its pool
   /// must present it.
   std::string key;
+  /// The key of the membership this node lost, when it joins again after
+  /// losing the coordinator: should the coordinator still count that
+  /// membership, it ends it as lost. Empty on a first join.
+  std::string previous_key;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, join_request& x) {
   return f(caf::meta::type_name("troupe::join_request"), x.token, x.info,
-           x.key);
+           x.key, x.previous_key);
 }
 
 /// A node as the coordinator sees it.
