@@ -19,8 +19,10 @@ namespace troupe::test {
 /// test ends (a test killed outright leaves `troupe-PID-*` behind).
 ///
 /// `cut` makes a host's link drop every packet both ways without a word (no
-/// FIN, no RST, no ICMP): a bfifo queue of 0 bytes on each end, as `netem
-/// loss 100%` would, which this kernel need not have. `heal` removes them.
+/// FIN, no RST, no ICMP): a bfifo queue of 0 bytes on each end, which does
+/// what `netem loss 100%` would without the netem module many kernels lack
+/// (but a connect() from either end fails at once instead of waiting for
+/// SYN retries). `heal` removes them.
 class netns_lab {
 public:
   netns_lab() {
