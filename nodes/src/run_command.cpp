@@ -148,6 +148,11 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   run_report report;
   bool got_report = false;
   bool lost = false;
+  caf::error lost_reason;
+  auto take_report = [&](run_report& r) {
+    report = std::move(r);
+    got_report = true;
+  };
   {
     signal_watch watch{[&](int) {
       std::fputs("\ntroupe: cancelling the run (again to quit now)\n",
@@ -157,31 +162,41 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
     bool waiting = true;
     self->receive_while([&] { return waiting; })(
       [&](run_report& r) {
-        report = std::move(r);
-        got_report = true;
+        take_report(r);
         waiting = false;
       },
       [&](caf::down_msg& dm) {
-        std::cerr << "troupe: lost the coordinator before the run ended: "
-                  << sys.render(dm.reason) << '\n';
+        lost_reason = std::move(dm.reason);
         lost = true;
         waiting = false;
       });
   }
-  // The report will not come: make do with what the progress view saw.
+  // The progress view hands the report over and then quits. A coordinator
+  // that ends right after sending it can be seen going before the report
+  // is taken: the report is then in the mailbox already, and the view,
+  // gone, cannot be asked for a partial one. Looking costs no waiting.
+  auto take_waiting_report = [&] {
+    self->receive(take_report, caf::after(std::chrono::seconds(0)) >> [] {});
+  };
   if (lost)
+    take_waiting_report();
+  // The report will not come: make do with what the progress view saw.
+  if (lost && !got_report) {
+    std::cerr << "troupe: lost the coordinator before the run ended: "
+              << sys.render(lost_reason) << '\n';
+    caf::error no_partial;
     self
       ->request(observer, std::chrono::seconds(10), partial_atom_v,
                 std::string{"the coordinator was lost before the run ended"})
-      .receive(
-        [&](run_report& r) {
-          report = std::move(r);
-          got_report = true;
-        },
-        [&](caf::error& err) {
-          std::cerr << "troupe: no partial report either: "
-                    << sys.render(err) << '\n';
-        });
+      .receive(take_report,
+               [&](caf::error& err) { no_partial = std::move(err); });
+    // The view may have taken the report and quit since we looked.
+    if (!got_report)
+      take_waiting_report();
+    if (!got_report)
+      std::cerr << "troupe: no partial report either: "
+                << sys.render(no_partial) << '\n';
+  }
   caf::anon_send_exit(observer, caf::exit_reason::user_shutdown);
   if (!got_report)
     return exit_run_failed;
