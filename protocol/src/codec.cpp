@@ -11,6 +11,7 @@
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/planning.hpp"
 #include "troupe/protocol/result.hpp"
+#include "troupe/protocol/utf8.hpp"
 
 namespace troupe {
 
@@ -64,7 +65,7 @@ E enum_at(const json& j, const char* key, const char* what) {
   E result{};
   if (!v.is_string() || !from_string(v.get<std::string>(), result))
     throw json::other_error::create(
-      501, std::string{"unknown "} + what + " " + v.dump(), &j);
+      501, std::string{"unknown "} + what + " " + json_text(v), &j);
   return result;
 }
 

@@ -87,9 +87,9 @@ std::string describe(const json& v) {
       return v.get<bool>() ? "boolean true" : "boolean false";
     case json::value_t::number_integer:
     case json::value_t::number_unsigned:
-      return "integer " + v.dump();
+      return "integer " + json_text(v);
     case json::value_t::number_float:
-      return "number " + v.dump();
+      return "number " + json_text(v);
     case json::value_t::string:
       return "string " + quote(v.get<std::string>());
     case json::value_t::array:
@@ -168,7 +168,7 @@ bool read(const json& v, const std::string& path, int32_t& x,
   auto d = v.get<double>();
   if (d < std::numeric_limits<int32_t>::min()
       || d > std::numeric_limits<int32_t>::max()) {
-    out.error(path, "integer out of range: " + v.dump());
+    out.error(path, "integer out of range: " + json_text(v));
     return false;
   }
   x = static_cast<int32_t>(d);

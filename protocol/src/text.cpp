@@ -29,9 +29,8 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 std::string quote(std::string_view s) {
-  // Input may hold invalid UTF-8; replace it rather than throw.
-  return nlohmann::json(utf8_clip(s, 60))
-    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // Input may hold invalid UTF-8; json_text replaces it rather than throw.
+  return json_text(utf8_clip(s, 60));
 }
 
 std::string path_word(const std::string& s) {

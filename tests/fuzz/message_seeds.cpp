@@ -318,7 +318,8 @@ int main(int argc, char** argv) {
   for (auto& [name, msg] : messages)
     ok = out.write("msg-" + name, sel, msg) && ok;
   // Infinite numbers, which a peer can send though Troupe never makes them.
-  constexpr double marker = 4242.625;
+  // A value no sample holds, so its bytes are found only where it was put.
+  constexpr double marker = 2.718281828459045;
   auto p = sample_plan();
   p.workstreams[1].timeout_s = marker;
   ok = out.write("07-infinite-timeout", 7, p, marker) && ok;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -7,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,23 +20,23 @@ inline void become_subreaper() {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 }
 
-/// True once `pid` has exited: reaped by us (as subreaper), or no longer
-/// present at all. Waits at most `limit` for the kernel to finish it.
+/// True once `pid` has exited: reaped by us (as subreaper), a zombie, or
+/// no longer present at all. Waits at most `limit` for it, on the process
+/// itself (a pidfd becomes readable when it exits).
 inline bool process_gone(pid_t pid, std::chrono::milliseconds limit
                                     = std::chrono::milliseconds(5000)) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    int status = 0;
-    auto r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      return true;
-    if (r < 0 && ::kill(pid, 0) != 0)
-      return true; // not our child and gone
-    if (std::chrono::steady_clock::now() >= deadline)
-      return false;
-    // Not yet: the kill was sent, the kernel is still tearing it down.
-    ::usleep(10000);
-  }
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0)
+    return errno == ESRCH; // gone, reaped already
+  pollfd p{fd, POLLIN, 0};
+  auto ready = ::poll(&p, 1, static_cast<int>(limit.count())) > 0;
+  ::close(fd);
+  if (!ready)
+    return false;
+  // Ours (as subreaper): reap it, so it is not left as a zombie.
+  int status = 0;
+  ::waitpid(pid, &status, WNOHANG);
+  return true;
 }
 
 /// True while `pid` runs: it exists and is not a zombie.
