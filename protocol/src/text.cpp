@@ -33,6 +33,14 @@ std::string quote(std::string_view s) {
   return json_text(utf8_clip(s, 60));
 }
 
+std::string key_path(const std::string& path, const std::string& key) {
+  return path.empty() ? path_word(key) : path + "." + path_word(key);
+}
+
+std::string index_path(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
 std::string path_word(const std::string& s) {
   auto plain = [](unsigned char c) {
     return std::isalnum(c) || c == '_' || c == '.' || c == '-';

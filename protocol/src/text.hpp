@@ -19,6 +19,12 @@ std::string quote(std::string_view s);
 /// as one and prints as text.
 std::string path_word(const std::string& s);
 
+/// The path of `key` within `path`: `settings.max_parallel_agents`.
+std::string key_path(const std::string& path, const std::string& key);
+
+/// The path of element `i` of the list at `path`: `owns[0]`.
+std::string index_path(const std::string& path, size_t i);
+
 /// What diagnostics about element `i` of `list` are filed under:
 /// `workstreams[1] (right)`, or `workstreams[1]` while its id is unknown
 /// (empty).
