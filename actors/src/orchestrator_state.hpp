@@ -1,9 +1,10 @@
 #pragma once
 
 // The orchestrator's state and the steps its handlers are made of, shared
-// by orchestrator*.cpp: runs and their dispatch (orchestrator_run.cpp),
-// gates (orchestrator_gates.cpp), nodes and the watchdog
-// (orchestrator_nodes.cpp), and the behaviour (orchestrator.cpp).
+// by orchestrator*.cpp: runs (orchestrator_run.cpp), their dispatch
+// (orchestrator_dispatch.cpp), gates (orchestrator_gates.cpp), nodes and
+// the watchdog (orchestrator_nodes.cpp), and the behaviour
+// (orchestrator.cpp).
 
 #include <chrono>
 #include <deque>
@@ -190,7 +191,7 @@ using self_ptr = orchestrator_impl::stateful_pointer<orchestrator_state>;
 /// was refused as `why`.
 void refused(self_ptr self, const std::string& why);
 
-// -- runs: orchestrator_run.cpp -----------------------------------------------
+// -- runs: orchestrator_run.cpp, orchestrator_dispatch.cpp -----------------
 
 std::string make_run_id();
 

@@ -1,0 +1,386 @@
+// Dispatch: the ready queues, picking a node, sending work with its
+// context, and taking its answer (or not: a stale or forged one).
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "orchestrator_state.hpp"
+#include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
+#include "troupe/protocol/valid_text.hpp"
+#include "troupe/runtime/log.hpp"
+
+namespace troupe::orch {
+
+namespace {
+
+bool executor_offered(const pool_entry& p, const std::string& kind) {
+  if (kind == "noop")
+    return true;
+  auto& ex = p.info.executors;
+  if (ex.empty())
+    return builtin_executor_kinds().count(kind) > 0;
+  return std::find(ex.begin(), ex.end(), kind) != ex.end();
+}
+
+bool fits(const pool_entry& p, const workstream& w) {
+  if (p.state != "joined" || p.info.slots <= 0)
+    return false;
+  // Work without a persona (a gate's check) fits any node.
+  auto& personas = p.info.personas;
+  if (!personas.empty() && !w.persona.empty()
+      && std::find(personas.begin(), personas.end(), w.persona)
+           == personas.end())
+    return false;
+  return executor_offered(p, w.executor.kind);
+}
+
+// The least-loaded pool that fits `w` and has a free slot; `npos` if none.
+// `any_fits` tells whether some pool would fit once it had room.
+size_t pick_pool(orchestrator_state& st, const workstream& w,
+                 bool& any_fits) {
+  any_fits = false;
+  size_t best = npos;
+  double best_load = 2;
+  for (size_t i = 0; i < st.pools.size(); ++i) {
+    auto& p = st.pools[i];
+    if (!fits(p, w))
+      continue;
+    any_fits = true;
+    if (p.busy >= p.info.slots)
+      continue;
+    auto load = static_cast<double>(p.busy) / p.info.slots;
+    if (load < best_load) {
+      best_load = load;
+      best = i;
+    }
+  }
+  return best;
+}
+
+nlohmann::json result_summary(const workstream_result& r) {
+  return {{"id", r.id},
+          {"status", to_string(r.status)},
+          {"summary", r.summary},
+          {"exit_code", r.exit_code},
+          {"node", r.node},
+          {"files_changed", r.files_changed},
+          {"outputs", r.outputs}};
+}
+
+// The handoff contract: what a workstream learns from the work before it.
+std::string make_context(const run_state& run, const ws_run& w) {
+  nlohmann::json ctx;
+  ctx["run_id"] = run.id;
+  ctx["plan"] = run.p.name;
+  ctx["goal"] = run.p.goal;
+  ctx["workstream"] = {{"id", w.def->id},
+                       {"title", w.def->title},
+                       {"persona", w.def->persona},
+                       {"prompt", w.def->prompt},
+                       {"owns", w.def->owns}};
+  ctx["attempt"] = w.attempts;
+  auto deps = nlohmann::json::array();
+  for (auto& dep : w.def->depends_on)
+    if (auto i = run.index.find(dep); i != run.index.end())
+      deps.push_back(result_summary(run.ws[i->second].result));
+  ctx["dependencies"] = std::move(deps);
+  auto prev = nlohmann::json::array();
+  for (auto& f : w.failures)
+    prev.push_back({{"attempt", f.attempts},
+                    {"status", to_string(f.status)},
+                    {"exit_code", f.exit_code},
+                    {"summary", f.summary},
+                    {"output", utf8_tail(f.output, retry_context_limit)}});
+  ctx["previous_attempts"] = std::move(prev);
+  if (w.fixes_gate != npos) {
+    auto& g = run.gates[w.fixes_gate];
+    auto checks = nlohmann::json::array();
+    for (auto& c : g.result.checks)
+      checks.push_back(
+        {{"name", c.name}, {"passed", c.passed}, {"detail", c.detail}});
+    ctx["gate"] = {{"id", g.def.id}, {"checks", std::move(checks)}};
+  }
+  return json_text(ctx);
+}
+
+} // namespace
+
+void pump_all(self_ptr self) {
+  std::vector<std::string> failed;
+  for (auto& [id, run] : self->state.runs) {
+    try {
+      pump(self, run);
+      flush(self, run);
+    } catch (const std::exception& e) {
+      failed.push_back(id);
+      run.internal_error = e.what();
+    }
+  }
+  for (auto& id : failed) {
+    auto i = self->state.runs.find(id);
+    if (i != self->state.runs.end())
+      fail_internal(self, id, i->second.internal_error);
+  }
+}
+
+void make_ready(self_ptr self, run_state& run, size_t idx) {
+  auto& w = run.ws[idx];
+  if (w.state != ws_state::pending)
+    return;
+  if (w.remaining_deps > 0 || w.remaining_gates > 0)
+    return;
+  w.state = ws_state::ready;
+  emit(self, run, "workstream", w.def->id, "ready");
+  enqueue(self, run, idx);
+}
+
+namespace {
+
+// Tells, once per workstream, that no node can take it.
+void report_waiting(self_ptr self, run_state& run, size_t idx) {
+  auto& w = run.ws[idx];
+  if (w.waiting_reported || w.state != ws_state::ready)
+    return;
+  w.waiting_reported = true;
+  auto why = w.def->persona.empty()
+               ? "waiting: no node offers executor \"" + w.def->executor.kind
+                   + "\""
+               : "waiting: no node offers persona \"" + w.def->persona
+                   + "\" with executor \"" + w.def->executor.kind + "\"";
+  log()->warn("workstream {} is {}", w.def->id, why);
+  emit(self, run, "waiting", w.def->id, "ready", 0, {}, why);
+}
+
+} // namespace
+
+void enqueue(self_ptr self, run_state& run, size_t idx) {
+  auto& w = run.ws[idx];
+  if (w.shape == npos) {
+    auto key = w.def->persona + '\0' + w.def->executor.kind;
+    auto [i, added] = run.shape_index.emplace(key, run.shapes.size());
+    if (added) {
+      shape_queue q;
+      q.persona = w.def->persona;
+      q.executor = w.def->executor.kind;
+      run.shapes.push_back(std::move(q));
+    }
+    w.shape = i->second;
+  }
+  auto& q = run.shapes[w.shape];
+  q.ready.emplace_back(run.ready_seq++, idx);
+  if (q.waiting)
+    report_waiting(self, run, idx);
+}
+
+void nodes_changed(self_ptr self) {
+  for (auto& [id, run] : self->state.runs) {
+    for (auto& q : run.shapes)
+      q.waiting = false;
+    for (auto& w : run.ws)
+      w.waiting_reported = false;
+  }
+  pump_all(self);
+}
+
+// An attempt ended, with a result or an error turned into one. Accepts it
+// only if it answers the workstream's latest dispatch.
+void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
+                    int32_t token, size_t pool_idx, workstream_result r) {
+  auto& st = self->state;
+  auto i = st.runs.find(run_id);
+  if (i == st.runs.end())
+    return;
+  auto& run = i->second;
+  auto& w = run.ws[idx];
+  // An answer to an older dispatch: its node was declared lost, or the
+  // watchdog gave up on it, and the workstream went on without it.
+  if (token != w.dispatches) {
+    log()->info("ignored a late result for {} from node {}", w.def->id,
+                st.pools[pool_idx].info.name);
+    return;
+  }
+  accept_attempt(self, run, idx, pool_idx, std::move(r));
+}
+
+// True if the current message comes from `pool_idx`'s pool: an answer from
+// anyone else (a response forged by guessing a request id) is dropped.
+static bool from_pool(self_ptr self, size_t pool_idx) {
+  auto& pool = self->state.pools[pool_idx].handle;
+  return self->current_sender()
+         && self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(
+              pool);
+}
+
+// The dispatch `key` to `pool_idx` was answered: its slot is free again,
+// unless the node was declared lost since (which freed them all).
+static void release_slot(self_ptr self, size_t pool_idx, uint64_t key) {
+  auto& pool = self->state.pools[pool_idx];
+  pool.overdue.erase(key);
+  if (pool.active() && pool.busy > 0)
+    pool.busy -= 1;
+}
+
+// Takes the end of the workstream's current dispatch into account.
+void accept_attempt(self_ptr self, run_state& run, size_t idx,
+                    size_t pool_idx, workstream_result r) {
+  auto& st = self->state;
+  auto run_id = run.id;
+  auto& w = run.ws[idx];
+  st.pools[pool_idx].completed += 1;
+  run.in_flight -= 1;
+  if (is_terminal(w.state)) {
+    pump_all(self);
+    maybe_finish(self, run_id);
+    return;
+  }
+  // Results come from other nodes and their commands: carry them as text.
+  make_valid_utf8_fields(r);
+  r.id = w.def->id;
+  r.title = w.def->title;
+  r.persona = w.def->persona;
+  r.attempts = w.attempts;
+  r.started_s
+    = std::chrono::duration<double>(w.dispatched_at - run.start).count();
+  if (r.node.empty())
+    r.node = st.pools[pool_idx].info.name;
+  if (run.cancelling && r.status != ws_state::succeeded)
+    r.status = ws_state::cancelled;
+  // Nobody asked for this cancel (an agent gave up by itself): it is a
+  // failure, so the failure policy decides what follows.
+  if (!run.cancelling && r.status == ws_state::cancelled) {
+    r.status = ws_state::failed;
+    if (r.summary.empty())
+      r.summary = "cancelled by its agent";
+  }
+  if (r.status == ws_state::succeeded || r.status == ws_state::cancelled) {
+    mark_terminal(self, run, idx, std::move(r));
+  } else if (w.attempts <= w.def->retries) {
+    emit(self, run, "workstream", w.def->id, "retrying", w.attempts, r.node,
+         r.summary);
+    w.failures.push_back(std::move(r));
+    w.state = ws_state::ready;
+    enqueue(self, run, idx);
+  } else {
+    mark_terminal(self, run, idx, std::move(r));
+  }
+  pump_all(self);
+  maybe_finish(self, run_id);
+}
+
+void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
+  auto& st = self->state;
+  auto& pool = st.pools[pool_idx];
+  auto& w = run.ws[idx];
+  w.state = ws_state::dispatched;
+  w.attempts += 1;
+  w.dispatches += 1;
+  w.pool = pool_idx;
+  w.key = st.keys();
+  w.dispatched_at = clock_type::now();
+  pool.busy += 1;
+  run.in_flight += 1;
+  workstream_spec spec;
+  spec.run_id = run.id;
+  spec.ws = *w.def;
+  spec.attempt = w.attempts;
+  spec.dispatch = w.dispatches;
+  spec.timeout_s = w.def->timeout_s > 0 ? w.def->timeout_s
+                                       : run.p.settings.default_timeout_s;
+  spec.workdir = run.opts.workdir;
+  spec.key = w.key;
+  // noop and sleep never read their context, nor do gate checks; a wide
+  // gather would pay for building it.
+  if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep"
+      && w.checks_gate == npos)
+    spec.context = make_context(run, w);
+  emit(self, run, "workstream", w.def->id, "dispatched", w.attempts,
+       pool.info.name);
+  SPDLOG_LOGGER_DEBUG(log(), "workstream {} dispatched to node {} (attempt {})",
+                      w.def->id, pool.info.name, w.attempts);
+  auto run_id = run.id;
+  auto token = w.dispatches;
+  auto key = w.key;
+  w.deadline
+    = w.dispatched_at + to_ms(spec.timeout_s) + st.cfg.dispatch_grace;
+  arm_watchdog(self);
+  auto progress = caf::actor_cast<progress_actor>(self);
+  // The watchdog bounds this request: a timeout per request would cost
+  // every dispatch a trip through CAF's clock thread.
+  self->request(pool.handle, caf::infinite, dispatch_atom_v, std::move(spec),
+                progress)
+    .then(
+      [=](workstream_result& r) {
+        if (!from_pool(self, pool_idx) || r.key != key) {
+          refused(self, "a result not from the node it was asked of");
+          return;
+        }
+        release_slot(self, pool_idx, key);
+        guarded(self, run_id, [&] {
+          on_attempt_end(self, run_id, idx, token, pool_idx, std::move(r));
+        });
+      },
+      [=](caf::error& err) {
+        if (!from_pool(self, pool_idx)) {
+          refused(self, "an error not from the node it was asked of");
+          return;
+        }
+        release_slot(self, pool_idx, key);
+        guarded(self, run_id, [&] {
+          workstream_result r;
+          r.status = err == caf::sec::request_timeout ? ws_state::timed_out
+                                                      : ws_state::failed;
+          r.summary = self->system().render(err);
+          r.output = r.summary;
+          on_attempt_end(self, run_id, idx, token, pool_idx, std::move(r));
+        });
+      });
+}
+
+// Dispatches what the run's limits and the nodes allow, oldest ready
+// first, but never letting a workstream that no node can take now hold up
+// one that some node can: each kind of node has its own queue.
+void pump(self_ptr self, run_state& run) {
+  auto& st = self->state;
+  if (run.cancelling)
+    return;
+  while (run.in_flight < run.max_parallel) {
+    size_t best = npos;
+    size_t best_pool = npos;
+    for (size_t s = 0; s < run.shapes.size(); ++s) {
+      auto& q = run.shapes[s];
+      while (!q.ready.empty()
+             && run.ws[q.ready.front().second].state != ws_state::ready)
+        q.ready.pop_front();
+      if (q.ready.empty() || q.waiting)
+        continue;
+      if (best != npos
+          && run.shapes[best].ready.front().first < q.ready.front().first)
+        continue;
+      bool any_fits = false;
+      auto pool = pick_pool(st, *run.ws[q.ready.front().second].def,
+                            any_fits);
+      if (pool != npos) {
+        best = s;
+        best_pool = pool;
+      } else if (!any_fits) {
+        // No node offers this at all: its work waits until one joins.
+        q.waiting = true;
+        for (auto& [seq, idx] : q.ready)
+          report_waiting(self, run, idx);
+      }
+    }
+    if (best == npos)
+      return; // everything ready waits for a slot or a node
+    auto idx = run.shapes[best].ready.front().second;
+    run.shapes[best].ready.pop_front();
+    dispatch(self, run, idx, best_pool);
+  }
+}
+
+} // namespace troupe::orch
