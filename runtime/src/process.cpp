@@ -14,12 +14,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "process_guard.hpp"
 
 extern char** environ;
 
@@ -96,21 +96,8 @@ struct process_runner::impl {
     [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof(one));
   }
 
-  // Starts the command under a guard; on failure fills `spawn_error` and
-  // returns false.
-  //
-  // The guard is a forked copy of this process that never execs. It runs
-  // the command as its child, in a process group of the command's own, and
-  // is the reaper of everything the command starts (PR_SET_CHILD_SUBREAPER),
-  // so even a daemon that left the group is still its descendant. When the
-  // command's main process ends, when this process asks, or when this
-  // process dies by any signal, SIGKILL included (the kernel tells the guard
-  // through PR_SET_PDEATHSIG), the guard kills the command's group and every
-  // descendant left, then exits. So no command outlives its owner. This
-  // process talks to the guard with signals (SIGTERM: stop the command
-  // gently; SIGUSR1: kill it) and hears back on a status pipe. Between fork
-  // and exec only async-signal-safe calls are made: this process has
-  // threads.
+  // Starts the command under a guard (process_guard.hpp), so that it never
+  // outlives this process; on failure fills `spawn_error` and returns false.
   bool spawn(child& c) {
     int out[2];
     int err[2];
@@ -157,7 +144,8 @@ struct process_runner::impl {
     auto owner = ::getpid();
     auto pid = ::fork();
     if (pid == 0)
-      guard(owner, out[1], err[1], status[1], cwd, argv.data(), envp.data());
+      detail::run_guard(owner, out[1], err[1], status[1], cwd, argv.data(),
+                        envp.data());
     auto fork_errno = errno;
     ::close(out[1]);
     ::close(err[1]);
@@ -201,205 +189,6 @@ struct process_runner::impl {
     return true;
   }
 
-  // What the guard tells its owner on the status pipe: records of two ints.
-  enum guard_report : int {
-    /// The command's wait status.
-    exited = 1,
-    /// chdir to the working directory failed with this errno.
-    no_cwd,
-    /// execve failed with this errno.
-    no_exec,
-  };
-
-  static void report(int fd, int kind, int value) {
-    int record[2] = {kind, value};
-    [[maybe_unused]] auto n = ::write(fd, record, sizeof(record));
-  }
-
-  // The guard, in the forked child; never returns. Async-signal-safe calls
-  // only.
-  [[noreturn]] static void guard(pid_t owner, int out, int err, int status,
-                                 const char* cwd, char** argv, char** envp) {
-    sigset_t all;
-    sigfillset(&all);
-    ::sigprocmask(SIG_BLOCK, &all, nullptr);
-    // An ignored signal is dropped even while blocked (the owner may run
-    // under nohup, or ignore SIGCHLD): the guard waits for these.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig : {SIGHUP, SIGCHLD, SIGTERM, SIGUSR1})
-      ::sigaction(sig, &dfl, nullptr);
-    // Out of the owner's group, so a terminal's signals to it (and the
-    // owner's to its own group) pass the guard by.
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-    // SIGHUP when the owner dies; it may have died already.
-    ::prctl(PR_SET_PDEATHSIG, SIGHUP);
-    if (::getppid() != owner)
-      ::_exit(1);
-    // stdin from /dev/null, the pipes as stdout, stderr and fd 3; nothing
-    // else of the owner's (sockets, other commands' pipes) stays open here.
-    out = ::fcntl(out, F_DUPFD, 10);
-    err = ::fcntl(err, F_DUPFD, 10);
-    status = ::fcntl(status, F_DUPFD, 10);
-    int null = ::open("/dev/null", O_RDONLY);
-    ::dup2(null, 0);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
-    ::dup2(status, 3);
-    ::fcntl(3, F_SETFD, FD_CLOEXEC);
-    close_from(4);
-    auto cmd = ::fork();
-    if (cmd == 0) {
-      ::setpgid(0, 0);
-      // Should the guard itself be killed, the command goes with it.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      for (int sig = 1; sig < NSIG; ++sig)
-        ::sigaction(sig, &dfl, nullptr);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      if (cwd != nullptr && ::chdir(cwd) != 0) {
-        report(3, no_cwd, errno);
-        ::_exit(127);
-      }
-      ::execve(argv[0], argv, envp);
-      report(3, no_exec, errno);
-      ::_exit(127);
-    }
-    // The command holds the output pipes now: their ends come when it and
-    // what it started close them.
-    ::dup2(0, 1);
-    ::dup2(0, 2);
-    if (cmd < 0) {
-      report(3, no_exec, errno);
-      ::_exit(1);
-    }
-    ::setpgid(cmd, cmd);
-    sigset_t wanted;
-    sigemptyset(&wanted);
-    for (int sig : {SIGCHLD, SIGHUP, SIGTERM, SIGUSR1})
-      sigaddset(&wanted, sig);
-    for (;;) {
-      siginfo_t info;
-      if (::sigwaitinfo(&wanted, &info) < 0)
-        continue;
-      if (info.si_signo == SIGHUP)
-        break; // the owner is gone
-      if (info.si_signo == SIGTERM || info.si_signo == SIGUSR1) {
-        if (info.si_pid != owner)
-          continue; // only the owner gives orders
-        if (info.si_signo == SIGUSR1)
-          break;
-        ::kill(-cmd, SIGTERM);
-        continue;
-      }
-      // SIGCHLD: reap what ended, the command and orphans it left to us.
-      bool done = false;
-      for (;;) {
-        int st = 0;
-        auto r = ::waitpid(-1, &st, WNOHANG);
-        if (r <= 0)
-          break;
-        if (r == cmd) {
-          report(3, exited, st);
-          done = true;
-        }
-      }
-      if (done)
-        break;
-    }
-    kill_descendants(cmd);
-    ::_exit(0);
-  }
-
-  // Kills the command's group and every process left below the guard (all
-  // of them are its children or were reparented to it), until none is left
-  // or a bound of rounds passes.
-  static void kill_descendants(pid_t cmd) {
-    ::kill(-cmd, SIGKILL);
-    char path[64] = "/proc/self/task/";
-    append_number(path, ::getpid());
-    size_t n = 0;
-    while (path[n] != '\0')
-      ++n;
-    const char tail[] = "/children";
-    for (size_t k = 0; k < sizeof(tail); ++k)
-      path[n + k] = tail[k];
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    for (int round = 0; round < 1000; ++round) {
-      // Reap whatever died; stop once no child is left at all.
-      for (;;) {
-        int st = 0;
-        auto r = ::waitpid(-1, &st, WNOHANG);
-        if (r < 0 && errno == ECHILD)
-          return;
-        if (r <= 0)
-          break;
-      }
-      // Kill every child there is now, and the groups they lead.
-      int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-      if (fd < 0)
-        return; // no children list: the group kill is all we can do
-      char buf[4096];
-      pid_t pid = 0;
-      for (;;) {
-        auto got = ::read(fd, buf, sizeof(buf));
-        if (got <= 0)
-          break;
-        for (ssize_t k = 0; k < got; ++k) {
-          if (buf[k] >= '0' && buf[k] <= '9') {
-            pid = pid * 10 + (buf[k] - '0');
-          } else if (pid > 0) {
-            ::kill(-pid, SIGKILL);
-            ::kill(pid, SIGKILL);
-            pid = 0;
-          }
-        }
-      }
-      if (pid > 0) {
-        ::kill(-pid, SIGKILL);
-        ::kill(pid, SIGKILL);
-      }
-      ::close(fd);
-      // Wait a moment for them to die (and for their orphans to arrive).
-      timespec wait{0, 10 * 1000 * 1000};
-      ::sigtimedwait(&chld, nullptr, &wait);
-    }
-  }
-
-  // Appends `x` in decimal to the C string `buf` (room assumed).
-  static void append_number(char* buf, long x) {
-    size_t n = 0;
-    while (buf[n] != '\0')
-      ++n;
-    char digits[24];
-    size_t d = 0;
-    do {
-      digits[d++] = static_cast<char>('0' + x % 10);
-      x /= 10;
-    } while (x > 0);
-    while (d > 0)
-      buf[n++] = digits[--d];
-    buf[n] = '\0';
-  }
-
-  // Closes every descriptor from `first` on.
-  static void close_from(int first) {
-#ifdef SYS_close_range
-    if (::syscall(SYS_close_range, first, ~0u, 0) == 0)
-      return;
-#endif
-    rlimit lim{};
-    int max = 65536;
-    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY
-        && lim.rlim_cur < static_cast<rlim_t>(max))
-      max = static_cast<int>(lim.rlim_cur);
-    for (int fd = first; fd < max; ++fd)
-      ::close(fd);
-  }
 
   // Asks the guard to stop the command gently (SIGTERM to its group).
   void terminate(child& c) {
@@ -458,7 +247,7 @@ struct process_runner::impl {
            && ::read(c.status_fd, record, sizeof(record))
                 == static_cast<ssize_t>(sizeof(record))) {
       switch (record[0]) {
-        case exited:
+        case detail::exited:
           known = true;
           if (WIFEXITED(record[1])) {
             c.outcome.exit_code = WEXITSTATUS(record[1]);
@@ -467,11 +256,11 @@ struct process_runner::impl {
             c.outcome.signal = WTERMSIG(record[1]);
           }
           break;
-        case no_cwd:
+        case detail::no_cwd:
           c.outcome.spawn_error = "cannot start /bin/sh in " + c.req.cwd
                                   + ": " + std::strerror(record[1]);
           break;
-        case no_exec:
+        case detail::no_exec:
           c.outcome.spawn_error = std::string{"cannot start /bin/sh: "}
                                   + std::strerror(record[1]);
           if (record[1] == E2BIG)
@@ -484,8 +273,9 @@ struct process_runner::impl {
     }
     close_fd(c.status_fd);
     if (!known && c.outcome.spawn_error.empty()) {
-      // The guard was killed with its group before it could tell: by a
-      // timeout's or a cancel's SIGKILL, or by someone else.
+      // The guard ended without the command's status: it killed the command
+      // on this process's word (the hard stop after a timeout's or a
+      // cancel's grace), or was killed itself.
       c.outcome.exit_code = -1;
       c.outcome.signal = SIGKILL;
     }
