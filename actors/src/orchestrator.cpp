@@ -134,7 +134,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
         prepare(run);
         log()->info("run {} started: plan {}, {} workstreams", id,
                     run.p.name, run.ws.size());
-        emit(self, run, "run", id, "started", 0, {},
+        emit(self, run, event_kind::run_started, id, "started", 0, {},
              std::to_string(run.ws.size()) + " workstreams, "
                + std::to_string(run.gates.size()) + " gates");
         for (size_t i = 0; i < run.ws.size(); ++i)
@@ -159,7 +159,8 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       log()->info("run {} cancelled", run_id);
       run.user_cancelled = true;
       guarded(self, run_id, [&] {
-        emit(self, run, "run", run_id, "cancelling");
+        emit(self, run, event_kind::run_cancelling, run_id, "cancelling", 0, {},
+             "cancelled by its submitter");
         start_cancel(self, run, "cancelled");
         maybe_finish(self, run_id);
       });
@@ -220,7 +221,8 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       entry.key = std::move(req.key);
       st.pools.push_back(std::move(entry));
       for (auto& [id, run] : st.runs)
-        emit(self, run, "node", st.pools.back().info.name, "joined", 0,
+        emit(self, run, event_kind::node_joined, st.pools.back().info.name,
+             "joined", 0,
              st.pools.back().info.name,
              std::to_string(st.pools.back().info.slots) + " slots");
       nodes_changed(self);
@@ -249,7 +251,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
           p.state = "draining";
           log()->info("node {} is draining", p.info.name);
           for (auto& [id, run] : self->state.runs)
-            emit(self, run, "node", p.info.name, "draining", 0, p.info.name);
+            emit(self, run, event_kind::node_draining, p.info.name, "draining", 0, p.info.name);
         }
       pump_all(self);
       return true;
@@ -265,7 +267,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
           self->demonitor(p.handle.address());
           log()->info("node {} left", p.info.name);
           for (auto& [id, run] : self->state.runs)
-            emit(self, run, "node", p.info.name, "left", 0, p.info.name);
+            emit(self, run, event_kind::node_left, p.info.name, "left", 0, p.info.name);
         }
       pump_all(self);
       return true;
@@ -286,7 +288,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       for (auto& [id, run] : st.runs) {
         ids.push_back(id);
         run.user_cancelled = true;
-        emit(self, run, "run", id, "cancelling", 0, {},
+        emit(self, run, event_kind::run_cancelling, id, "cancelling", 0, {},
              "the coordinator is shutting down");
         start_cancel(self, run, "cancelled: the coordinator is shutting down");
       }
@@ -323,7 +325,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       }
       ws.state = ws_state::running;
       guarded(self, run_id, [&] {
-        emit(self, run, "workstream", ws_id, "running", attempt,
+        emit(self, run, event_kind::ws_running, ws_id, "running", attempt,
              valid_utf8(node));
         flush(self, run);
       });

@@ -136,7 +136,7 @@ void make_ready(self_ptr self, run_state& run, size_t idx) {
   if (w.remaining_deps > 0 || w.remaining_gates > 0)
     return;
   w.state = ws_state::ready;
-  emit(self, run, "workstream", w.def->id, "ready");
+  emit(self, run, event_kind::ws_ready, w.def->id, "ready");
   enqueue(self, run, idx);
 }
 
@@ -154,7 +154,7 @@ void report_waiting(self_ptr self, run_state& run, size_t idx) {
                : "waiting: no node offers persona \"" + w.def->persona
                    + "\" with executor \"" + w.def->executor.kind + "\"";
   log()->warn("workstream {} is {}", w.def->id, why);
-  emit(self, run, "waiting", w.def->id, "ready", 0, {}, why);
+  emit(self, run, event_kind::ws_waiting, w.def->id, "ready", 0, {}, why);
 }
 
 } // namespace
@@ -261,8 +261,9 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
   if (r.status == ws_state::succeeded || r.status == ws_state::cancelled) {
     mark_terminal(self, run, idx, std::move(r));
   } else if (w.attempts <= w.def->retries) {
-    emit(self, run, "workstream", w.def->id, "retrying", w.attempts, r.node,
-         r.summary);
+    emit(self, run, event_kind::ws_retrying, w.def->id, "retrying", w.attempts,
+         r.node, r.summary)
+      .result = r;
     w.failures.push_back(std::move(r));
     w.state = ws_state::ready;
     enqueue(self, run, idx);
@@ -299,7 +300,7 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep"
       && w.checks_gate == npos)
     spec.context = make_context(run, w);
-  emit(self, run, "workstream", w.def->id, "dispatched", w.attempts,
+  emit(self, run, event_kind::ws_dispatched, w.def->id, "dispatched", w.attempts,
        pool.info.name);
   SPDLOG_LOGGER_DEBUG(log(), "workstream {} dispatched to node {} (attempt {})",
                       w.def->id, pool.info.name, w.attempts);

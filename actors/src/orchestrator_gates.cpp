@@ -39,7 +39,8 @@ static void on_gate_verdict(self_ptr self, run_state& run, size_t gi,
   }
   if (g.result.status == gate_state::passed) {
     g.state = gate_state::passed;
-    emit(self, run, "gate", g.def.id, "passed", attempts);
+    emit(self, run, event_kind::gate_passed, g.def.id, "passed", attempts)
+      .checks = g.result.checks;
     for (auto j : g.guarded) {
       run.ws[j].remaining_gates -= 1;
       make_ready(self, run, j);
@@ -79,13 +80,17 @@ static void on_gate_verdict(self_ptr self, run_state& run, size_t gi,
     auto idx = run.ws.size();
     run.index.emplace(fix.def->id, idx);
     run.ws.push_back(std::move(fix));
-    emit(self, run, "gate", g.def.id, "remediating", attempts, {}, failed);
+    emit(self, run, event_kind::gate_remediating, g.def.id, "remediating",
+         attempts, {}, failed)
+      .checks = g.result.checks;
     make_ready(self, run, idx);
     return;
   }
   g.state = gate_state::failed;
   g.result.status = gate_state::failed;
-  emit(self, run, "gate", g.def.id, "failed", attempts, {}, failed);
+  emit(self, run, event_kind::gate_failed, g.def.id, "failed", attempts, {},
+       failed)
+    .checks = g.result.checks;
   for (auto j : g.guarded)
     block(self, run, j, "blocked: gate " + g.def.id + " failed (" + failed
                           + ")");
@@ -176,7 +181,7 @@ void evaluate_gate(self_ptr self, run_state& run, size_t gi) {
   g.next_check = 0;
   g.round.clear();
   run.gates_busy += 1;
-  emit(self, run, "gate", g.def.id, "evaluating", g.result.attempts);
+  emit(self, run, event_kind::gate_evaluating, g.def.id, "evaluating", g.result.attempts);
   advance_round(self, run, gi);
 }
 

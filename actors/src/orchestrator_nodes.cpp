@@ -34,7 +34,7 @@ void node_lost(self_ptr self, size_t pool_idx, const std::string& why) {
   log()->warn("node {} lost ({}): its work goes elsewhere", pool.info.name,
               why);
   for (auto& [id, run] : st.runs) {
-    emit(self, run, "node", pool.info.name, "lost", 0, pool.info.name, why);
+    emit(self, run, event_kind::node_lost, pool.info.name, "lost", 0, pool.info.name, why);
     for (size_t idx = 0; idx < run.ws.size(); ++idx) {
       auto& w = run.ws[idx];
       if (w.pool != pool_idx
@@ -52,7 +52,7 @@ void node_lost(self_ptr self, size_t pool_idx, const std::string& why) {
       }
       w.state = ws_state::ready;
       enqueue(self, run, idx);
-      emit(self, run, "workstream", w.def->id, "ready", w.attempts,
+      emit(self, run, event_kind::ws_requeued, w.def->id, "ready", w.attempts,
            pool.info.name, "requeued: node " + pool.info.name + " lost");
     }
   }

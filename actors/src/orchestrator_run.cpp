@@ -34,28 +34,31 @@ std::string make_run_id() {
   return buf + make_secret().substr(0, 16);
 }
 
-void emit(self_ptr self, run_state& run, std::string kind,
-          std::string subject, std::string state, int32_t attempt,
-          std::string node, std::string message) {
-  if (!run.observer)
-    return;
-  event ev;
+event& emit(self_ptr self, run_state& run, event_kind kind,
+            std::string subject, std::string state, int32_t attempt,
+            std::string node, std::string message) {
+  auto& ev = run.outbox.emplace_back();
   ev.run_id = run.id;
   ev.seq = ++run.seq;
   ev.t_s = run.now_s();
-  ev.kind = std::move(kind);
+  ev.at = unix_now();
+  ev.kind = kind;
   ev.subject = std::move(subject);
   ev.state = std::move(state);
   ev.attempt = attempt;
   ev.node = std::move(node);
   ev.message = std::move(message);
-  run.outbox.push_back(std::move(ev));
+  return ev;
 }
 
 // Sends the events a handler produced, in order, as one message.
 void flush(self_ptr self, run_state& run) {
   if (run.outbox.empty())
     return;
+  if (!run.observer) {
+    run.outbox.clear();
+    return;
+  }
   self->send(run.observer, std::move(run.outbox));
   run.outbox = {};
 }
@@ -130,8 +133,9 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
   w.state = r.status;
   w.result = std::move(r);
   run.terminal += 1;
-  emit(self, run, "workstream", w.def->id, to_string(w.state), w.attempts,
-       w.result.node, w.result.summary);
+  emit(self, run, event_kind::ws_ended, w.def->id, to_string(w.state),
+       w.attempts, w.result.node, w.result.summary)
+    .result = w.result;
   auto state = w.state;
   auto fixes_gate = w.fixes_gate;
   auto gates_after = w.gates_after;
@@ -239,7 +243,8 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
       r.status = gate_state::cancelled;
     report.gates.push_back(std::move(r));
   }
-  emit(self, run, "run", run.id, to_string(report.status));
+  emit(self, run, event_kind::run_finished, run.id,
+       to_string(report.status));
   flush(self, run);
   log()->info("run {} finished: {}", run.id, to_string(report.status));
   auto observer = run.observer;
@@ -284,7 +289,7 @@ void fail_internal(self_ptr self, const std::string& run_id,
   auto& run = i->second;
   run.internal_error = what;
   try {
-    emit(self, run, "run", run_id, "failing", 0, {},
+    emit(self, run, event_kind::run_failing, run_id, "failing", 0, {},
          "internal error: " + what);
     start_cancel(self, run, "cancelled: internal error: " + what);
     maybe_finish(self, run_id);

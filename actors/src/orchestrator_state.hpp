@@ -31,6 +31,13 @@ constexpr size_t npos = static_cast<size_t>(-1);
 // Bytes of a failed attempt's output handed to the next attempt.
 constexpr size_t retry_context_limit = 8000;
 
+/// Seconds since the Unix epoch.
+inline double unix_now() {
+  return std::chrono::duration<double>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
 inline std::chrono::milliseconds to_ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
@@ -195,10 +202,11 @@ void refused(self_ptr self, const std::string& why);
 
 std::string make_run_id();
 
-/// Queues an event for the run's observer; `flush` sends the queue.
-void emit(self_ptr self, run_state& run, std::string kind,
-          std::string subject, std::string state, int32_t attempt = 0,
-          std::string node = {}, std::string message = {});
+/// Makes the run's next event and queues it for `flush`, which sends the
+/// queue; the caller may add its payload.
+event& emit(self_ptr self, run_state& run, event_kind kind,
+            std::string subject, std::string state, int32_t attempt = 0,
+            std::string node = {}, std::string message = {});
 void flush(self_ptr self, run_state& run);
 
 /// Dispatches what the run's limits and the pools allow.

@@ -37,15 +37,29 @@ run_tracker::run_tracker(const plan& p) : p_(&p) {
 void run_tracker::add(const event& ev) {
   if (run_id_.empty())
     run_id_ = ev.run_id;
-  if (ev.kind == "gate") {
-    auto& g = gates_[ev.subject];
-    g.id = ev.subject;
-    from_string(ev.state, g.status);
-    g.attempts = std::max(g.attempts, ev.attempt);
-    return;
+  switch (ev.kind) {
+    case event_kind::gate_evaluating:
+    case event_kind::gate_remediating:
+    case event_kind::gate_passed:
+    case event_kind::gate_failed: {
+      auto& g = gates_[ev.subject];
+      g.id = ev.subject;
+      from_string(ev.state, g.status);
+      g.attempts = std::max(g.attempts, ev.attempt);
+      if (carries_checks(ev.kind))
+        g.checks = ev.checks;
+      return;
+    }
+    case event_kind::ws_ready:
+    case event_kind::ws_dispatched:
+    case event_kind::ws_running:
+    case event_kind::ws_retrying:
+    case event_kind::ws_requeued:
+    case event_kind::ws_ended:
+      break;
+    default:
+      return;
   }
-  if (ev.kind != "workstream")
-    return;
   auto [i, added] = seen_.try_emplace(ev.subject);
   if (added)
     extra_.push_back(ev.subject);

@@ -62,7 +62,8 @@ observer_actor::behavior_type printer(observer_actor::pointer self,
   return {
     [=](const std::vector<event>& batch) {
       for (auto& ev : batch)
-        if (ev.kind == "workstream" && ev.state == "succeeded")
+        if (ev.kind == event_kind::ws_ended
+            && ev.result.status == ws_state::succeeded)
           caf::aout(self) << "  done: " << ev.subject << "\n";
     },
     [=](const run_report& r) {

@@ -143,12 +143,23 @@ void draw_live(progress_state& st) {
   std::fflush(stderr);
 }
 
+// What an event is about, as a line names it.
+const char* topic(event_kind k) {
+  if (k >= event_kind::node_joined)
+    return "node";
+  if (k >= event_kind::gate_evaluating)
+    return "gate";
+  if (k >= event_kind::ws_ready)
+    return "workstream";
+  return "run";
+}
+
 void print_line(progress_state& st, const event& ev) {
   std::string line;
   char t[32];
   std::snprintf(t, sizeof(t), "[%7.2fs] ", ev.t_s);
   line = t;
-  line += ev.kind + " " + ev.subject + " " + ev.state;
+  line += std::string{topic(ev.kind)} + " " + ev.subject + " " + ev.state;
   if (ev.attempt > 0)
     line += " (attempt " + std::to_string(ev.attempt)
             + (ev.node.empty() ? "" : ", node " + ev.node) + ")";
@@ -165,9 +176,10 @@ void on_event(progress_state& st, const event& ev) {
     st.cfg.events->write(json_text(ev) + "\n");
   st.tracker->add(ev);
   bool notable = true;
-  if (ev.kind == "workstream") {
-    auto d = st.defs.find(ev.subject);
-    if (ev.state == "dispatched" || ev.state == "running") {
+  auto d = st.defs.find(ev.subject);
+  switch (ev.kind) {
+    case event_kind::ws_dispatched:
+    case event_kind::ws_running: {
       auto& r = st.running[ev.subject];
       if (d != st.defs.end()) {
         r.persona = d->second->persona;
@@ -184,16 +196,21 @@ void on_event(progress_state& st, const event& ev) {
                       : "remediate";
         r.title = ev.subject;
       }
-      if (ev.state == "dispatched")
+      if (ev.kind == event_kind::ws_dispatched)
         r.since = ev.t_s;
       r.state = ev.state;
       r.attempt = ev.attempt;
       notable = !st.cfg.live;
-    } else if (ev.state == "ready") {
+      break;
+    }
+    case event_kind::ws_ready:
       notable = !st.cfg.live;
-    } else if (ev.state == "retrying") {
+      break;
+    case event_kind::ws_retrying:
+    case event_kind::ws_requeued:
       st.running.erase(ev.subject);
-    } else {
+      break;
+    case event_kind::ws_ended: {
       auto r = st.running.find(ev.subject);
       if (r != st.running.end()) {
         st.done_time += ev.t_s - r->second.since;
@@ -201,13 +218,17 @@ void on_event(progress_state& st, const event& ev) {
       }
       if (d != st.defs.end()) {
         st.done += 1;
-        if (ev.state == "failed" || ev.state == "timed_out")
+        auto s = ev.result.status;
+        if (s == ws_state::failed || s == ws_state::timed_out)
           st.failed += 1;
-        if (ev.state == "blocked" || ev.state == "cancelled")
+        if (s == ws_state::blocked || s == ws_state::cancelled)
           st.blocked += 1;
       }
-      notable = !st.cfg.live || ev.state != "succeeded";
+      notable = !st.cfg.live || ev.result.status != ws_state::succeeded;
+      break;
     }
+    default:
+      break;
   }
   if (!st.cfg.quiet && notable)
     print_line(st, ev);

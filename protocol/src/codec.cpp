@@ -33,6 +33,12 @@ constexpr std::array<const char*, 4> run_status_names{"succeeded", "failed",
                                                       "blocked", "cancelled"};
 constexpr std::array<const char*, 6> gate_state_names{
   "pending", "evaluating", "remediating", "passed", "failed", "cancelled"};
+constexpr std::array<const char*, 20> event_kind_names{
+  "run_started",      "run_resumed",   "run_cancelling", "run_failing",
+  "run_finished",     "ws_ready",      "ws_waiting",     "ws_dispatched",
+  "ws_running",       "ws_retrying",   "ws_requeued",    "ws_ended",
+  "gate_evaluating",  "gate_remediating", "gate_passed", "gate_failed",
+  "node_joined",      "node_draining", "node_left",      "node_lost"};
 constexpr std::array<const char*, 4> complexity_names{"SIMPLE", "MODERATE",
                                                       "COMPLEX", "EPIC"};
 constexpr std::array<const char*, 12> errc_names{
@@ -124,6 +130,14 @@ bool from_string(const std::string& s, run_status& x) {
 
 bool from_string(const std::string& s, gate_state& x) {
   return parse_name(s, x, gate_state_names);
+}
+
+std::string to_string(event_kind x) {
+  return name_of(x, event_kind_names);
+}
+
+bool from_string(const std::string& s, event_kind& x) {
+  return parse_name(s, x, event_kind_names);
 }
 
 bool is_terminal(ws_state x) {
@@ -345,21 +359,35 @@ void from_json(const json& j, run_report& x) {
 }
 
 void to_json(json& j, const event& x) {
-  j = {{"run_id", x.run_id},   {"seq", x.seq},         {"t_s", x.t_s},
-       {"kind", x.kind},       {"subject", x.subject}, {"state", x.state},
-       {"attempt", x.attempt}, {"node", x.node},       {"message", x.message}};
+  j = {{"run_id", x.run_id},   {"seq", x.seq},
+       {"t_s", x.t_s},         {"at", x.at},
+       {"kind", to_string(x.kind)},
+       {"subject", x.subject}, {"state", x.state},
+       {"attempt", x.attempt}, {"node", x.node},
+       {"message", x.message}};
+  if (carries_result(x.kind))
+    j["result"] = x.result;
+  if (carries_checks(x.kind))
+    j["checks"] = x.checks;
 }
 
 void from_json(const json& j, event& x) {
   read(j, "run_id", x.run_id);
   read(j, "seq", x.seq);
   read(j, "t_s", x.t_s);
-  read(j, "kind", x.kind);
+  read(j, "at", x.at);
+  x.kind = enum_at<event_kind>(j, "kind", "event kind");
   read(j, "subject", x.subject);
   read(j, "state", x.state);
   read(j, "attempt", x.attempt);
   read(j, "node", x.node);
   read(j, "message", x.message);
+  x.result = {};
+  if (carries_result(x.kind))
+    read(j, "result", x.result);
+  x.checks.clear();
+  if (carries_checks(x.kind))
+    read(j, "checks", x.checks);
 }
 
 void to_json(json& j, const node_info& x) {

@@ -455,21 +455,13 @@ TEST_CASE("a result from a node declared lost is not accepted", "[actors]") {
     .receive([&](std::string& run_id) { id = run_id; },
              [&](caf::error& err) { FAIL(sys.render(err)); });
   test::run_record rec;
-  auto until = [&](const std::string& kind, const std::string& state) {
-    bool seen = false;
-    self->receive_while([&] { return !seen; })(
-      [&](std::vector<event>& batch) {
-        for (auto& ev : batch) {
-          seen = seen || (ev.kind == kind && ev.state == state);
-          rec.events.push_back(ev);
-        }
-      },
-      caf::after(std::chrono::seconds(30)) >> [&] { seen = true; });
+  auto until = [&](event_kind kind) {
+    test::collect_until(self, rec, [&] { return test::count(rec, kind) > 0; });
   };
-  until("workstream", "dispatched");
+  until(event_kind::ws_dispatched);
   // The node goes away with the workstream on it...
   caf::anon_send_exit(doomed, caf::exit_reason::kill);
-  until("node", "lost");
+  until(event_kind::node_lost);
   // ...and its answer arrives afterwards: a failure that must not count.
   workstream_result late;
   late.id = "only";
@@ -580,30 +572,19 @@ TEST_CASE("a node that rejoins with the key of the membership it lost has "
     .receive([](const std::string&) {},
              [&](caf::error& err) { FAIL(sys.render(err)); });
   test::run_record rec;
-  auto until = [&](const std::string& kind, const std::string& state,
-                   int times) {
-    auto seen = [&] {
-      int n = 0;
-      for (auto& ev : rec.events)
-        n += ev.kind == kind && ev.state == state ? 1 : 0;
-      return n >= times;
-    };
-    bool gave_up = false;
-    self->receive_while([&] { return !seen() && !gave_up; })(
-      [&](std::vector<event>& batch) {
-        rec.events.insert(rec.events.end(), batch.begin(), batch.end());
-      },
-      caf::after(std::chrono::seconds(30)) >> [&] { gave_up = true; });
-    REQUIRE(seen());
+  auto dispatched = [&](int times) {
+    REQUIRE(test::collect_until(self, rec, [&] {
+      return test::count(rec, event_kind::ws_dispatched) >= times;
+    }));
   };
-  until("workstream", "dispatched", 1);
+  dispatched(1);
   // Another key, or a wrong lost one, changes nothing: the pool is in.
   join_as("k2", "");
   join_as("k2", "guess");
   // The node lost the coordinator, stopped its work, and comes back
   // before the coordinator noticed.
   join_as("k1", "k0");
-  until("workstream", "dispatched", 2);
+  dispatched(2);
   workstream_result stale;
   stale.id = "only";
   stale.status = ws_state::failed;
@@ -633,7 +614,7 @@ TEST_CASE("a node that rejoins with the key of the membership it lost has "
   int lost = 0;
   int ended = 0;
   for (auto& ev : rec.events) {
-    if (ev.kind == "node" && ev.state == "lost") {
+    if (ev.kind == event_kind::node_lost) {
       ++lost;
       CHECK(ev.message == "it rejoined after losing the coordinator");
     }
@@ -731,7 +712,7 @@ TEST_CASE("a node that never answers times the attempt out, keeps its slot, "
   self->receive_while([&] { return !lost; })(
     [&](std::vector<event>& batch) {
       for (auto& ev : batch) {
-        lost = lost || (ev.kind == "node" && ev.state == "lost");
+        lost = lost || ev.kind == event_kind::node_lost;
         seen.push_back(ev);
       }
     },

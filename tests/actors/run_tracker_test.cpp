@@ -31,12 +31,20 @@ struct feeder {
   run_tracker& t;
   uint64_t seq = 0;
 
-  void operator()(std::string kind, std::string subject, std::string state,
+  void operator()(event_kind kind, std::string subject, std::string state,
                   double t_s, int32_t attempt = 0, std::string node = {},
                   std::string message = {}) {
-    t.add(event{"run-7", ++seq, t_s, std::move(kind), std::move(subject),
-                std::move(state), attempt, std::move(node),
-                std::move(message)});
+    event e;
+    e.run_id = "run-7";
+    e.seq = ++seq;
+    e.t_s = t_s;
+    e.kind = kind;
+    e.subject = std::move(subject);
+    e.state = std::move(state);
+    e.attempt = attempt;
+    e.node = std::move(node);
+    e.message = std::move(message);
+    t.add(e);
   }
 };
 
@@ -55,22 +63,22 @@ TEST_CASE("a partial report holds each workstream's last known state",
   auto p = tracked_plan();
   run_tracker t{p};
   feeder ev{t};
-  ev("run", "run-7", "started", 0);
-  ev("workstream", "a", "ready", 0);
-  ev("workstream", "a", "dispatched", 0.1, 1, "n1");
-  ev("workstream", "a", "running", 0.2, 1, "n1");
-  ev("workstream", "a", "retrying", 0.5, 1, "n1", "exit 1");
-  ev("workstream", "a", "dispatched", 1.0, 2, "n2");
-  ev("workstream", "a", "running", 1.1, 2, "n2");
-  ev("workstream", "a", "succeeded", 2.0, 2, "n2", "made it");
-  ev("gate", "g", "evaluating", 2.0, 0);
-  ev("gate", "g", "remediating", 2.0, 1, {}, "ctest failed");
-  ev("workstream", "g.fix1", "dispatched", 2.1, 1, "n1");
-  ev("workstream", "g.fix1", "running", 2.2, 1, "n1");
-  ev("workstream", "b", "ready", 2.0);
-  ev("workstream", "b", "dispatched", 2.0, 1, "n2");
-  ev("node", "n2", "lost", 3.0, 0, "n2", "connection closed");
-  ev("workstream", "b", "ready", 3.0, 1, "n2", "requeued: node n2 lost");
+  ev(event_kind::run_started, "run-7", "started", 0);
+  ev(event_kind::ws_ready, "a", "ready", 0);
+  ev(event_kind::ws_dispatched, "a", "dispatched", 0.1, 1, "n1");
+  ev(event_kind::ws_running, "a", "running", 0.2, 1, "n1");
+  ev(event_kind::ws_retrying, "a", "retrying", 0.5, 1, "n1", "exit 1");
+  ev(event_kind::ws_dispatched, "a", "dispatched", 1.0, 2, "n2");
+  ev(event_kind::ws_running, "a", "running", 1.1, 2, "n2");
+  ev(event_kind::ws_ended, "a", "succeeded", 2.0, 2, "n2", "made it");
+  ev(event_kind::gate_evaluating, "g", "evaluating", 2.0, 0);
+  ev(event_kind::gate_remediating, "g", "remediating", 2.0, 1, {}, "ctest failed");
+  ev(event_kind::ws_dispatched, "g.fix1", "dispatched", 2.1, 1, "n1");
+  ev(event_kind::ws_running, "g.fix1", "running", 2.2, 1, "n1");
+  ev(event_kind::ws_ready, "b", "ready", 2.0);
+  ev(event_kind::ws_dispatched, "b", "dispatched", 2.0, 1, "n2");
+  ev(event_kind::node_lost, "n2", "lost", 3.0, 0, "n2", "connection closed");
+  ev(event_kind::ws_requeued, "b", "ready", 3.0, 1, "n2", "requeued: node n2 lost");
   auto r = t.partial_report(5.0, "the coordinator was lost");
   CHECK(r.partial);
   CHECK(r.status == run_status::failed);

@@ -137,8 +137,21 @@ run_report sample_report() {
 }
 
 event sample_event() {
-  return {"r-1f2e3d4c5b6a7988", 7, 1.5, "workstream", "jwt", "running", 1,
-          "w1", "attempt 1 on w1"};
+  event e;
+  e.run_id = "r-1f2e3d4c5b6a7988";
+  e.seq = 7;
+  e.t_s = 1.5;
+  e.at = 1.7e9;
+  e.kind = event_kind::ws_ended;
+  e.subject = "jwt";
+  e.state = "succeeded";
+  e.attempt = 1;
+  e.node = "w1";
+  e.message = "attempt 1 on w1";
+  e.result.id = "jwt";
+  e.result.status = ws_state::succeeded;
+  e.result.summary = "attempt 1 on w1";
+  return e;
 }
 
 node_info sample_node_info() {

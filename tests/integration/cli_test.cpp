@@ -200,7 +200,7 @@ TEST_CASE("the quickstart audits the repository and writes both reports",
   REQUIRE(evs.size() > 10);
   CHECK(evs.front().at("state") == "started");
   CHECK(evs.back().at("state") == "succeeded");
-  CHECK(evs.back().at("kind") == "run");
+  CHECK(evs.back().at("kind") == "run_finished");
 }
 
 TEST_CASE("the pipeline runs its stages in order", "[integration]") {

@@ -131,7 +131,7 @@ TEST_CASE("work on a killed worker reruns elsewhere, once",
   bool lost = false;
   bool requeued = false;
   for (auto& e : evs) {
-    lost = lost || (e.at("kind") == "node" && e.at("state") == "lost");
+    lost = lost || (e.at("kind") == "node_lost");
     requeued = requeued
                || e.at("message").get<std::string>().find("requeued")
                     != std::string::npos;

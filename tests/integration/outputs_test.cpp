@@ -103,7 +103,7 @@ TEST_CASE("reports and event logs are put in place whole", "[integration]") {
     evs.push_back(json::parse(line));
   REQUIRE_FALSE(evs.empty());
   CHECK(evs.front().at("state") == "started");
-  CHECK(evs.back().at("kind") == "run");
+  CHECK(evs.back().at("kind") == "run_finished");
   CHECK(names_in(out)
         == std::vector<std::string>{"events.jsonl", "report.json"});
 }

@@ -165,7 +165,7 @@ struct worker_run {
     int lost = 0;
     bool requeued = false;
     for (auto& e : evs) {
-      if (e.at("kind") == "node" && e.at("state") == "lost") {
+      if (e.at("kind") == "node_lost") {
         ++lost;
         CHECK(e.at("message") == why);
       }

@@ -1,3 +1,4 @@
+#include <set>
 #include <string>
 #include <vector>
 
@@ -240,13 +241,47 @@ TEST_CASE("only a partial report says so, and says it back", "[protocol]") {
   CHECK(as_json(j.get<troupe::run_report>()) == j);
 }
 
-TEST_CASE("an event survives a JSON round trip", "[protocol]") {
-  troupe::event e{"run-1",   42, 1.5,        "workstream", "jwt",
-                  "running", 2,  "worker-1", "started"};
-  auto j = as_json(e);
-  CHECK(j["seq"] == 42);
-  CHECK(j["state"] == "running");
-  CHECK(as_json(j.get<troupe::event>()) == j);
+// One event of each kind, with the payload its kind carries.
+std::vector<troupe::event> every_kind_of_event() {
+  std::vector<troupe::event> out;
+  for (uint8_t k = 0; k <= static_cast<uint8_t>(troupe::event_kind::node_lost);
+       ++k) {
+    troupe::event e;
+    e.run_id = "run-1";
+    e.seq = k + 1u;
+    e.t_s = 0.25 * k;
+    e.at = 1.7e9 + k;
+    e.kind = static_cast<troupe::event_kind>(k);
+    e.subject = "jwt";
+    e.state = "running";
+    e.attempt = 2;
+    e.node = "worker-1";
+    e.message = "started ✓";
+    if (troupe::carries_result(e.kind))
+      e.result = sample_result();
+    if (troupe::carries_checks(e.kind))
+      e.checks = {{"completion", true, ""}, {"check1", false, "exit 1"}};
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+TEST_CASE("every kind of event survives a JSON round trip", "[protocol]") {
+  std::set<std::string> names;
+  for (auto& e : every_kind_of_event()) {
+    auto j = as_json(e);
+    names.insert(j.at("kind").get<std::string>());
+    CHECK(j.at("seq") == e.seq);
+    CHECK(j.contains("result") == troupe::carries_result(e.kind));
+    CHECK(j.contains("checks") == troupe::carries_checks(e.kind));
+    CHECK(as_json(j.get<troupe::event>()) == j);
+  }
+  // Each kind has a name of its own.
+  CHECK(names.size() == every_kind_of_event().size());
+  CHECK(names.count("ws_ended") == 1);
+  auto bad = as_json(every_kind_of_event().front());
+  bad["kind"] = "workstream";
+  CHECK_THROWS_AS(bad.get<troupe::event>(), json::exception);
 }
 
 TEST_CASE("reading a result refuses an unknown status rather than guess",
@@ -272,6 +307,8 @@ TEST_CASE_METHOD(system_fixture,
   CHECK(as_json(binary_round_trip(r)) == as_json(r));
   auto report = sample_report();
   CHECK(as_json(binary_round_trip(report)) == as_json(report));
+  for (auto& e : every_kind_of_event())
+    CHECK(as_json(binary_round_trip(e)) == as_json(e));
   report.partial = true;
   CHECK(binary_round_trip(report).partial);
 }

@@ -77,7 +77,7 @@ inline std::vector<json> read_events(const std::string& file) {
 inline std::map<std::string, int> succeeded_events(const std::vector<json>& evs) {
   std::map<std::string, int> n;
   for (auto& e : evs)
-    if (e.at("kind") == "workstream" && e.at("state") == "succeeded")
+    if (e.at("kind") == "ws_ended" && e.at("state") == "succeeded")
       ++n[e.at("subject").get<std::string>()];
   return n;
 }

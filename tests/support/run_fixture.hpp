@@ -52,7 +52,7 @@ struct run_record {
     int now = 0;
     int most = 0;
     for (auto& ev : events) {
-      if (ev.kind != "workstream")
+      if (ev.kind < event_kind::ws_ready || ev.kind > event_kind::ws_ended)
         continue;
       if (ev.state == "dispatched")
         most = std::max(most, ++now);
@@ -64,6 +64,28 @@ struct run_record {
     return most;
   }
 };
+
+/// Events of `kind` in `rec`.
+inline int count(const run_record& rec, event_kind kind) {
+  int n = 0;
+  for (auto& ev : rec.events)
+    n += ev.kind == kind ? 1 : 0;
+  return n;
+}
+
+/// Receives event batches into `rec` until `done()` holds; false if it did
+/// not within 30 seconds.
+template <class Predicate>
+bool collect_until(caf::scoped_actor& self, run_record& rec,
+                   Predicate done) {
+  bool gave_up = false;
+  self->receive_while([&] { return !done() && !gave_up; })(
+    [&](std::vector<event>& batch) {
+      rec.events.insert(rec.events.end(), batch.begin(), batch.end());
+    },
+    caf::after(std::chrono::seconds(30)) >> [&] { gave_up = true; });
+  return done();
+}
 
 /// An actor system with Troupe's types, an orchestrator and one local pool,
 /// on CAF's real scheduler: these tests run real commands.

@@ -13,7 +13,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 3;
+constexpr int32_t protocol_version = 4;
 
 /// Workstream states:
 ///
@@ -181,27 +181,88 @@ typename Inspector::result_type inspect(Inspector& f, run_report& x) {
            x.synthesized_by, x.markdown);
 }
 
-/// A state change in a run, as observers see it.
+/// What an event tells. Every state change of a run, its workstreams,
+/// gates and nodes is one of these, made in one place (the orchestrator).
+enum class event_kind : uint8_t {
+  /// The run began; `message` counts its workstreams and gates.
+  run_started,
+  /// The run goes on after its coordinator stopped; `message` names the
+  /// workstreams that were in flight and run again.
+  run_resumed,
+  /// Somebody cancelled the run; `message` says who.
+  run_cancelling,
+  /// A step of the run failed inside the orchestrator; `message` says how.
+  run_failing,
+  /// Everything ended; `state` is the run's status. The report follows.
+  run_finished,
+  ws_ready,
+  /// Ready, but no node offers what it needs; `message` says what.
+  ws_waiting,
+  /// Sent to `node` as attempt `attempt`.
+  ws_dispatched,
+  /// Its node started it.
+  ws_running,
+  /// Attempt `attempt` failed and another follows; `result` is the failed
+  /// attempt's.
+  ws_retrying,
+  /// Its node was lost: it is ready again, the lost attempt not charged.
+  ws_requeued,
+  /// It ended in `state`; `result` is its result.
+  ws_ended,
+  gate_evaluating,
+  /// A check failed and a fixer runs; `checks` holds the verdicts.
+  gate_remediating,
+  gate_passed,
+  gate_failed,
+  node_joined,
+  node_draining,
+  node_left,
+  node_lost,
+};
+
+std::string to_string(event_kind x);
+bool from_string(const std::string& s, event_kind& x);
+
+/// A state change in a run: what observers, the event log and the journal
+/// see, in order of `seq`.
 struct event {
   std::string run_id;
+  /// Counts the run's events from 1, without gaps.
   uint64_t seq = 0;
   /// Seconds since the run started.
   double t_s = 0;
-  /// What happened: run_started, workstream, gate, waiting, run_finished.
-  std::string kind;
-  /// The workstream or gate concerned, if any.
+  /// When it happened: seconds since the Unix epoch.
+  double at = 0;
+  event_kind kind = event_kind::run_started;
+  /// The workstream, gate or node concerned, or the run's id.
   std::string subject;
   /// The subject's new state.
   std::string state;
   int32_t attempt = 0;
   std::string node;
   std::string message;
+  /// For ws_retrying and ws_ended: the result, whole.
+  workstream_result result;
+  /// For a gate's verdict (passed, failed, remediating): its checks.
+  std::vector<check_result> checks;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event& x) {
   return f(caf::meta::type_name("troupe::event"), x.run_id, x.seq, x.t_s,
-           x.kind, x.subject, x.state, x.attempt, x.node, x.message);
+           x.at, x.kind, x.subject, x.state, x.attempt, x.node, x.message,
+           x.result, x.checks);
+}
+
+/// True for the events whose `result` is set.
+inline bool carries_result(event_kind k) {
+  return k == event_kind::ws_retrying || k == event_kind::ws_ended;
+}
+
+/// True for the events whose `checks` are set.
+inline bool carries_checks(event_kind k) {
+  return k == event_kind::gate_remediating || k == event_kind::gate_passed
+         || k == event_kind::gate_failed;
 }
 
 /// A node's offer of agent slots.
