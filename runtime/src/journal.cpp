@@ -1,0 +1,537 @@
+// The journal: runs, their events and reports in SQLite.
+
+#include "troupe/runtime/journal.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string_view>
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "troupe/protocol/diagnostics.hpp"
+#include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
+
+namespace troupe {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Schema changes, in order: entry N brings a journal from version N to
+// N + 1. A journal's version is its `PRAGMA user_version`.
+constexpr const char* migrations[] = {
+  R"(CREATE TABLE runs(
+       id TEXT PRIMARY KEY,
+       plan_name TEXT NOT NULL,
+       plan TEXT NOT NULL,
+       max_parallel INTEGER NOT NULL,
+       workdir TEXT NOT NULL,
+       started_at REAL NOT NULL,
+       status TEXT NOT NULL,
+       finished_at REAL NOT NULL DEFAULT 0,
+       workstreams INTEGER NOT NULL,
+       ended INTEGER NOT NULL DEFAULT 0,
+       last_seq INTEGER NOT NULL DEFAULT 0,
+       report TEXT);
+     CREATE TABLE events(
+       run_id TEXT NOT NULL REFERENCES runs(id),
+       seq INTEGER NOT NULL,
+       kind TEXT NOT NULL,
+       subject TEXT NOT NULL,
+       body TEXT NOT NULL,
+       PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+     CREATE INDEX events_by_subject ON events(run_id, subject);)",
+};
+static_assert(std::size(migrations) == journal::schema_version);
+
+// How long a statement waits for a checkpoint or a reader's lock.
+constexpr int busy_timeout_ms = 5000;
+
+[[noreturn]] void fail(const std::string& path, sqlite3* db,
+                       const std::string& doing, int rc) {
+  std::string why = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  switch (rc & 0xff) {
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      throw journal_error("journal " + path + " is corrupt or not a Troupe "
+                          "journal (" + why + ") while " + doing
+                          + "; move it aside to start a new one");
+    case SQLITE_FULL:
+      throw journal_error("cannot write journal " + path + " while " + doing
+                          + ": the disk is full (" + why + ")");
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      throw journal_error("journal " + path + " is locked by another process "
+                          "while " + doing + " (" + why + ")");
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+      throw journal_error("cannot open journal " + path + " while " + doing
+                          + ": " + why);
+    default:
+      throw journal_error("journal " + path + ": " + doing + " failed: "
+                          + why);
+  }
+}
+
+// A prepared statement, reset after each use.
+class statement {
+public:
+  statement(sqlite3* db, const std::string& path, const char* sql)
+    : db_(db), path_(&path) {
+    auto rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                 &stmt_, nullptr);
+    if (rc != SQLITE_OK)
+      fail(path, db, "preparing a statement", rc);
+  }
+
+  ~statement() {
+    sqlite3_finalize(stmt_);
+  }
+
+  statement(const statement&) = delete;
+  statement& operator=(const statement&) = delete;
+
+  statement& bind(int i, std::string_view text) {
+    check(sqlite3_bind_text(stmt_, i, text.data(),
+                            static_cast<int>(text.size()), SQLITE_TRANSIENT),
+          "binding");
+    return *this;
+  }
+
+  statement& bind(int i, int64_t x) {
+    check(sqlite3_bind_int64(stmt_, i, x), "binding");
+    return *this;
+  }
+
+  statement& bind(int i, double x) {
+    check(sqlite3_bind_double(stmt_, i, x), "binding");
+    return *this;
+  }
+
+  /// Steps once: true while there is a row.
+  bool step(const char* doing) {
+    auto rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW)
+      return true;
+    if (rc == SQLITE_DONE)
+      return false;
+    auto saved = rc;
+    sqlite3_reset(stmt_);
+    fail(*path_, db_, doing, saved);
+  }
+
+  /// Runs a statement that returns no rows.
+  void run(const char* doing) {
+    while (step(doing)) {
+    }
+    reset();
+  }
+
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  std::string text(int col) const {
+    auto p = sqlite3_column_text(stmt_, col);
+    auto n = sqlite3_column_bytes(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(n))
+             : std::string{};
+  }
+
+  int64_t integer(int col) const {
+    return sqlite3_column_int64(stmt_, col);
+  }
+
+  double real(int col) const {
+    return sqlite3_column_double(stmt_, col);
+  }
+
+  bool is_null(int col) const {
+    return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+  }
+
+private:
+  void check(int rc, const char* doing) {
+    if (rc != SQLITE_OK)
+      fail(*path_, db_, doing, rc);
+  }
+
+  sqlite3* db_;
+  const std::string* path_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Resets a statement however the scope is left.
+struct reset_on_exit {
+  statement& s;
+  ~reset_on_exit() {
+    s.reset();
+  }
+};
+
+void exec(sqlite3* db, const std::string& path, const char* sql,
+          const char* doing) {
+  char* msg = nullptr;
+  auto rc = sqlite3_exec(db, sql, nullptr, nullptr, &msg);
+  sqlite3_free(msg);
+  if (rc != SQLITE_OK)
+    fail(path, db, doing, rc);
+}
+
+int user_version(sqlite3* db, const std::string& path) {
+  statement s{db, path, "PRAGMA user_version"};
+  s.step("reading the schema version");
+  auto v = static_cast<int>(s.integer(0));
+  s.reset();
+  return v;
+}
+
+// Takes `path`.lock, or says who holds it.
+int take_lock(const std::string& path) {
+  auto lock_path = path + ".lock";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw journal_error("cannot open journal " + path + ": cannot create "
+                        + lock_path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    auto err = errno;
+    char buf[32] = {};
+    auto n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK)
+      throw journal_error("cannot lock journal " + path + ": "
+                          + std::strerror(err));
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n))
+                               : std::string{"unknown"};
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' '))
+      holder.pop_back();
+    throw journal_error("journal " + path
+                        + " is in use by another troupe process (pid "
+                        + holder
+                        + "); stop it, or give this one another --journal "
+                          "(or --no-journal)");
+  }
+  auto pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0
+      || ::pwrite(fd, pid.data(), pid.size(), 0)
+           != static_cast<ssize_t>(pid.size())) {
+    // Only a hint for whoever finds the lock taken; the lock itself holds.
+  }
+  return fd;
+}
+
+sqlite3* open_db(const std::string& path, int flags) {
+  sqlite3* db = nullptr;
+  auto rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX,
+                            nullptr);
+  if (rc != SQLITE_OK) {
+    std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    throw journal_error("cannot open journal " + path + ": " + why);
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, busy_timeout_ms);
+  return db;
+}
+
+// Brings the schema of a journal opened for writing up to date.
+void migrate(sqlite3* db, const std::string& path) {
+  auto version = user_version(db, path);
+  if (version > journal::schema_version)
+    throw journal_error("journal " + path + " was written by a newer Troupe "
+                        "(schema " + std::to_string(version)
+                        + "; this one knows up to "
+                        + std::to_string(journal::schema_version) + ")");
+  if (version == journal::schema_version)
+    return;
+  exec(db, path, "BEGIN IMMEDIATE", "upgrading the schema");
+  try {
+    for (auto v = version; v < journal::schema_version; ++v)
+      exec(db, path, migrations[v], "upgrading the schema");
+    auto set = "PRAGMA user_version = "
+               + std::to_string(journal::schema_version);
+    exec(db, path, set.c_str(), "upgrading the schema");
+    exec(db, path, "COMMIT", "upgrading the schema");
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+journaled_run read_run(statement& s) {
+  journaled_run r;
+  r.id = s.text(0);
+  r.plan_name = s.text(1);
+  r.status = s.text(2);
+  r.started_at = s.real(3);
+  r.finished_at = s.real(4);
+  r.workstreams = s.integer(5);
+  r.ended = s.integer(6);
+  r.max_parallel = static_cast<int32_t>(s.integer(7));
+  r.workdir = s.text(8);
+  r.last_seq = static_cast<uint64_t>(s.integer(9));
+  return r;
+}
+
+constexpr const char* run_columns
+  = "id, plan_name, status, started_at, finished_at, workstreams, ended, "
+    "max_parallel, workdir, last_seq";
+
+event read_event(const std::string& path, const std::string& body) {
+  try {
+    return json::parse(body).get<event>();
+  } catch (const json::exception& e) {
+    throw journal_error("journal " + path + " holds an event it cannot read ("
+                        + e.what() + ")");
+  }
+}
+
+} // namespace
+
+struct journal::statements {
+  statements(sqlite3* db, const std::string& path)
+    : begin(db, path, "BEGIN IMMEDIATE"),
+      commit(db, path, "COMMIT"),
+      rollback(db, path, "ROLLBACK"),
+      insert_run(db, path,
+                 "INSERT INTO runs(id, plan_name, plan, max_parallel, "
+                 "workdir, started_at, status, workstreams) "
+                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7)"),
+      insert_event(db, path,
+                   "INSERT INTO events(run_id, seq, kind, subject, body) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5)"),
+      update_progress(db, path,
+                      "UPDATE runs SET ended = ?2, last_seq = ?3 "
+                      "WHERE id = ?1"),
+      finish(db, path,
+             "UPDATE runs SET status = ?2, finished_at = ?3, report = ?4 "
+             "WHERE id = ?1") {
+  }
+
+  statement begin;
+  statement commit;
+  statement rollback;
+  statement insert_run;
+  statement insert_event;
+  statement update_progress;
+  statement finish;
+};
+
+journal::journal(std::string path, sqlite3* db, int lock_fd)
+  : path_(std::move(path)), db_(db), lock_fd_(lock_fd) {
+}
+
+journal::~journal() {
+  st_.reset();
+  sqlite3_close_v2(db_);
+  if (lock_fd_ >= 0)
+    ::close(lock_fd_);
+}
+
+std::unique_ptr<journal> journal::open(const std::string& path) {
+  std::error_code ec;
+  auto dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty())
+    std::filesystem::create_directories(dir, ec);
+  if (ec)
+    throw journal_error("cannot create the journal's directory "
+                        + dir.string() + ": " + ec.message());
+  auto fd = take_lock(path);
+  sqlite3* db = nullptr;
+  try {
+    db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    // A file that is no database fails here, before anything is written.
+    user_version(db, path);
+    exec(db, path, "PRAGMA journal_mode = WAL", "switching to WAL mode");
+    // Durable across a crash of the process; a power cut may lose the last
+    // transactions, never the journal's consistency.
+    exec(db, path, "PRAGMA synchronous = NORMAL", "setting synchronous");
+    exec(db, path, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+    migrate(db, path);
+    std::unique_ptr<journal> j{new journal(path, db, fd)};
+    j->st_ = std::make_unique<statements>(db, path);
+    return j;
+  } catch (...) {
+    sqlite3_close_v2(db);
+    ::close(fd);
+    throw;
+  }
+}
+
+std::unique_ptr<journal> journal::open_read_only(const std::string& path) {
+  if (::access(path.c_str(), F_OK) != 0)
+    throw journal_error("no journal at " + path + " (runs are journaled in "
+                        ".troupe/troupe.db under the directory they ran in; "
+                        "--journal names another)");
+  auto db = open_db(path, SQLITE_OPEN_READONLY);
+  try {
+    auto version = user_version(db, path);
+    if (version > schema_version)
+      throw journal_error("journal " + path + " was written by a newer "
+                          "Troupe (schema " + std::to_string(version)
+                          + "; this one knows up to "
+                          + std::to_string(schema_version) + ")");
+    if (version < 1)
+      throw journal_error("journal " + path + " holds no runs yet");
+    return std::unique_ptr<journal>{new journal(path, db, -1)};
+  } catch (...) {
+    sqlite3_close_v2(db);
+    throw;
+  }
+}
+
+void journal::begin_run(const std::string& run_id, const plan& p,
+                        int32_t max_parallel, const std::string& workdir,
+                        double started_at) {
+  auto& s = st_->insert_run;
+  reset_on_exit guard{s};
+  s.bind(1, run_id)
+    .bind(2, p.name)
+    .bind(3, json_text(p))
+    .bind(4, int64_t{max_parallel})
+    .bind(5, workdir)
+    .bind(6, started_at)
+    .bind(7, static_cast<int64_t>(p.workstreams.size()));
+  s.run("recording a new run");
+}
+
+void journal::append(const std::string& run_id,
+                     const std::vector<event>& events, int64_t ended) {
+  if (events.empty())
+    return;
+  st_->begin.run("appending events");
+  try {
+    auto& ins = st_->insert_event;
+    for (auto& ev : events) {
+      reset_on_exit guard{ins};
+      ins.bind(1, run_id)
+        .bind(2, static_cast<int64_t>(ev.seq))
+        .bind(3, to_string(ev.kind))
+        .bind(4, ev.subject)
+        .bind(5, json_text(ev));
+      ins.run("appending events");
+    }
+    auto& up = st_->update_progress;
+    reset_on_exit guard{up};
+    up.bind(1, run_id).bind(2, ended).bind(
+      3, static_cast<int64_t>(events.back().seq));
+    up.run("appending events");
+    st_->commit.run("appending events");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void journal::finish_run(const run_report& report, double finished_at) {
+  auto& s = st_->finish;
+  reset_on_exit guard{s};
+  s.bind(1, report.run_id)
+    .bind(2, to_string(report.status))
+    .bind(3, finished_at)
+    .bind(4, json_text(report));
+  s.run("recording a report");
+}
+
+std::vector<journaled_run> journal::runs() {
+  auto sql = std::string{"SELECT "} + run_columns
+             + " FROM runs ORDER BY started_at DESC, id";
+  statement s{db_, path_, sql.c_str()};
+  std::vector<journaled_run> out;
+  while (s.step("listing runs"))
+    out.push_back(read_run(s));
+  return out;
+}
+
+std::optional<journaled_run> journal::find_run(const std::string& run_id) {
+  auto sql = std::string{"SELECT "} + run_columns
+             + " FROM runs WHERE id = ?1 OR substr(id, 1, length(?1)) = ?1 "
+               "ORDER BY id = ?1 DESC LIMIT 2";
+  statement s{db_, path_, sql.c_str()};
+  s.bind(1, run_id);
+  std::vector<journaled_run> found;
+  while (s.step("finding a run"))
+    found.push_back(read_run(s));
+  if (found.empty() || run_id.empty())
+    return std::nullopt;
+  // An exact id wins; a prefix must name one run only.
+  if (found.front().id == run_id || found.size() == 1)
+    return found.front();
+  throw journal_error("run id " + run_id + " is ambiguous in journal " + path_
+                      + ": more than one run starts with it");
+}
+
+plan journal::load_plan(const std::string& run_id) {
+  statement s{db_, path_, "SELECT plan FROM runs WHERE id = ?1"};
+  s.bind(1, run_id);
+  if (!s.step("reading a plan"))
+    throw journal_error("journal " + path_ + " has no run " + run_id);
+  auto text = s.text(0);
+  diagnostics diags;
+  nlohmann::json j;
+  plan p;
+  if (parse_plan_text(text, "json", j, diags))
+    p = decode_plan(j, diags);
+  if (!diags.ok()) {
+    std::string why;
+    for (auto& d : diags.items())
+      if (!d.warning)
+        why += (why.empty() ? "" : "; ") + to_string(d);
+    throw journal_error("journal " + path_ + " holds a plan for run " + run_id
+                        + " that does not decode: " + why);
+  }
+  return p;
+}
+
+std::vector<event> journal::events(const std::string& run_id,
+                                   uint64_t after_seq) {
+  statement s{db_, path_,
+              "SELECT body FROM events WHERE run_id = ?1 AND seq > ?2 "
+              "ORDER BY seq"};
+  s.bind(1, run_id).bind(2, static_cast<int64_t>(after_seq));
+  std::vector<event> out;
+  while (s.step("reading events"))
+    out.push_back(read_event(path_, s.text(0)));
+  return out;
+}
+
+std::vector<event> journal::results(const std::string& run_id,
+                                    const std::string& subject) {
+  statement s{db_, path_,
+              "SELECT body FROM events WHERE run_id = ?1 AND subject = ?2 "
+              "AND kind IN ('ws_retrying', 'ws_ended') ORDER BY seq"};
+  s.bind(1, run_id).bind(2, subject);
+  std::vector<event> out;
+  while (s.step("reading results"))
+    out.push_back(read_event(path_, s.text(0)));
+  return out;
+}
+
+std::optional<run_report> journal::report(const std::string& run_id) {
+  statement s{db_, path_, "SELECT report FROM runs WHERE id = ?1"};
+  s.bind(1, run_id);
+  if (!s.step("reading a report") || s.is_null(0))
+    return std::nullopt;
+  try {
+    return json::parse(s.text(0)).get<run_report>();
+  } catch (const json::exception& e) {
+    throw journal_error("journal " + path_ + " holds a report for run "
+                        + run_id + " it cannot read (" + e.what() + ")");
+  }
+}
+
+std::string default_journal_path(const std::string& dir) {
+  return (std::filesystem::path(dir) / ".troupe" / "troupe.db").string();
+}
+
+} // namespace troupe

@@ -1,0 +1,122 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "troupe/protocol/plan.hpp"
+#include "troupe/protocol/result.hpp"
+
+struct sqlite3;
+
+namespace troupe {
+
+/// Why the journal cannot be used: names the file and the cause (corrupt,
+/// locked by another process, written by a newer Troupe, a full disk).
+class journal_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A run as the journal holds it.
+struct journaled_run {
+  std::string id;
+  std::string plan_name;
+  /// `running` until its report is in, then how it ended.
+  std::string status;
+  /// Seconds since the Unix epoch; `finished_at` is 0 while it runs.
+  double started_at = 0;
+  double finished_at = 0;
+  /// The plan's workstreams, and how many of them have ended.
+  int64_t workstreams = 0;
+  int64_t ended = 0;
+  int32_t max_parallel = 0;
+  std::string workdir;
+  /// The last event's sequence number.
+  uint64_t last_seq = 0;
+};
+
+/// The durable record of runs: each run's plan, every event (results
+/// included) and its report, in SQLite (WAL mode). One process writes a
+/// journal at a time, holding `PATH.lock`; any number may read it.
+///
+/// Every method throws `journal_error` when SQLite fails.
+class journal {
+public:
+  /// The newest schema this build reads and writes.
+  static constexpr int schema_version = 1;
+
+  /// Opens `path` for writing, creating it (and its directory) if need be
+  /// and bringing an older schema up to date. Refuses a journal another
+  /// process writes, one that is not a Troupe journal or is corrupt, and
+  /// one from a newer Troupe.
+  static std::unique_ptr<journal> open(const std::string& path);
+
+  /// Opens an existing journal for reading only; it may be written at the
+  /// same time by its owner.
+  static std::unique_ptr<journal> open_read_only(const std::string& path);
+
+  ~journal();
+  journal(const journal&) = delete;
+  journal& operator=(const journal&) = delete;
+
+  const std::string& path() const {
+    return path_;
+  }
+
+  // -- writing ------------------------------------------------------------
+
+  /// Records a new run of `p` (before any of its work is dispatched).
+  void begin_run(const std::string& run_id, const plan& p,
+                 int32_t max_parallel, const std::string& workdir,
+                 double started_at);
+
+  /// Appends `events` of run `run_id`, all or none, and records that
+  /// `ended` of its plan's workstreams have ended.
+  void append(const std::string& run_id, const std::vector<event>& events,
+              int64_t ended);
+
+  /// Records the run's report: the run is finished.
+  void finish_run(const run_report& report, double finished_at);
+
+  // -- reading ------------------------------------------------------------
+
+  /// Every run, the latest started first.
+  std::vector<journaled_run> runs();
+
+  /// The run with id `run_id`, or a unique one whose id starts with it.
+  std::optional<journaled_run> find_run(const std::string& run_id);
+
+  /// The run's plan, as it was submitted.
+  plan load_plan(const std::string& run_id);
+
+  /// The run's events after `after_seq`, in order.
+  std::vector<event> events(const std::string& run_id,
+                            uint64_t after_seq = 0);
+
+  /// The events of `run_id` about `subject` that carry a result
+  /// (ws_retrying, ws_ended), in order.
+  std::vector<event> results(const std::string& run_id,
+                             const std::string& subject);
+
+  /// The report of a finished run.
+  std::optional<run_report> report(const std::string& run_id);
+
+private:
+  journal(std::string path, sqlite3* db, int lock_fd);
+
+  struct statements;
+
+  std::string path_;
+  sqlite3* db_;
+  int lock_fd_;
+  std::unique_ptr<statements> st_;
+};
+
+/// Where a journal goes unless told: `.troupe/troupe.db` under `dir`.
+std::string default_journal_path(const std::string& dir);
+
+} // namespace troupe

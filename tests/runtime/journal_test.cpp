@@ -1,0 +1,238 @@
+#include "troupe/runtime/journal.hpp"
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support/temp_dir.hpp"
+#include "troupe/protocol/utf8.hpp"
+
+using namespace troupe;
+
+namespace {
+
+plan two_step_plan() {
+  plan p;
+  p.name = "journaled ✓";
+  p.goal = "remember everything";
+  for (auto id : {"a", "b"}) {
+    workstream w;
+    w.id = id;
+    w.title = std::string{"step "} + id;
+    w.persona = "backend";
+    w.executor.kind = "noop";
+    p.workstreams.push_back(w);
+  }
+  p.workstreams[1].depends_on = {"a"};
+  return p;
+}
+
+event make_event(uint64_t seq, event_kind kind, std::string subject) {
+  event e;
+  e.run_id = "run-1";
+  e.seq = seq;
+  e.t_s = 0.5 * static_cast<double>(seq);
+  e.at = 1.7e9;
+  e.kind = kind;
+  e.subject = std::move(subject);
+  e.state = "succeeded";
+  if (carries_result(kind)) {
+    e.result.id = e.subject;
+    e.result.status = ws_state::succeeded;
+    e.result.summary = "done \xff";
+    e.result.output = std::string(1000, 'x');
+  }
+  return e;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const journal_error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("a journal keeps a run's plan, events and report", "[runtime]") {
+  test::temp_dir dir;
+  auto path = default_journal_path(dir.str());
+  auto p = two_step_plan();
+  {
+    auto j = journal::open(path);
+    j->begin_run("run-1", p, 3, "/work", 1.7e9);
+    j->append("run-1",
+              {make_event(1, event_kind::run_started, "run-1"),
+               make_event(2, event_kind::ws_ended, "a")},
+              1);
+    j->append("run-1", {make_event(3, event_kind::ws_retrying, "b")}, 1);
+  }
+  // Closed and opened again, as after a crash.
+  auto j = journal::open(path);
+  auto runs = j->runs();
+  REQUIRE(runs.size() == 1);
+  CHECK(runs[0].id == "run-1");
+  CHECK(runs[0].plan_name == p.name);
+  CHECK(runs[0].status == "running");
+  CHECK(runs[0].workstreams == 2);
+  CHECK(runs[0].ended == 1);
+  CHECK(runs[0].max_parallel == 3);
+  CHECK(runs[0].workdir == "/work");
+  CHECK(runs[0].last_seq == 3);
+  CHECK(nlohmann::json(j->load_plan("run-1")) == nlohmann::json(p));
+  auto evs = j->events("run-1");
+  REQUIRE(evs.size() == 3);
+  CHECK(evs[1].kind == event_kind::ws_ended);
+  // Text comes back as valid UTF-8, bad bytes replaced.
+  CHECK(json_text(evs[1]) == json_text(make_event(2, event_kind::ws_ended, "a")));
+  CHECK(evs[1].result.summary == "done \xef\xbf\xbd");
+  CHECK(j->events("run-1", 2).size() == 1);
+  CHECK(j->results("run-1", "b").size() == 1);
+  CHECK(j->results("run-1", "a").size() == 1);
+  CHECK_FALSE(j->report("run-1"));
+  run_report r;
+  r.run_id = "run-1";
+  r.plan = p.name;
+  r.status = run_status::blocked;
+  r.markdown = "# done";
+  j->finish_run(r, 1.7e9 + 5);
+  auto back = j->report("run-1");
+  REQUIRE(back);
+  CHECK(back->markdown == "# done");
+  CHECK(j->find_run("run-1")->status == "blocked");
+  // A unique prefix finds a run; an unknown id finds none.
+  CHECK(j->find_run("run-")->id == "run-1");
+  CHECK_FALSE(j->find_run("nope"));
+}
+
+TEST_CASE("a journal has one writer at a time and any number of readers",
+          "[runtime]") {
+  test::temp_dir dir;
+  auto path = dir.str() + "/j.db";
+  auto writer = journal::open(path);
+  writer->begin_run("run-1", two_step_plan(), 1, "/", 1.7e9);
+  auto why = error_of([&] { journal::open(path); });
+  CHECK_THAT(why, Catch::Contains("in use by another troupe process (pid "
+                                  + std::to_string(::getpid()) + ")"));
+  CHECK_THAT(why, Catch::Contains(path));
+  auto reader = journal::open_read_only(path);
+  CHECK(reader->runs().size() == 1);
+  writer->append("run-1", {make_event(1, event_kind::run_started, "run-1")},
+                 0);
+  CHECK(reader->events("run-1").size() == 1);
+  writer.reset();
+  CHECK_NOTHROW(journal::open(path));
+}
+
+TEST_CASE("a journal that is no database, or from a newer Troupe, is refused",
+          "[runtime]") {
+  test::temp_dir dir;
+  auto garbage = dir.write("garbage.db", std::string(8192, 'G'));
+  auto why = error_of([&] { journal::open(garbage); });
+  CHECK_THAT(why, Catch::Contains("is corrupt or not a Troupe journal"));
+  CHECK_THAT(why, Catch::Contains(garbage));
+  CHECK_THAT(error_of([&] { journal::open_read_only(garbage); }),
+             Catch::Contains("corrupt"));
+
+  auto newer = dir.str() + "/newer.db";
+  journal::open(newer);
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(newer.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr,
+                       nullptr)
+          == SQLITE_OK);
+  sqlite3_close(db);
+  why = error_of([&] { journal::open(newer); });
+  CHECK_THAT(why, Catch::Contains("written by a newer Troupe (schema 99"));
+  CHECK_THAT(error_of([&] { journal::open_read_only(newer); }),
+             Catch::Contains("newer Troupe"));
+
+  CHECK_THAT(error_of([&] { journal::open_read_only(dir.str() + "/none.db"); }),
+             Catch::Contains("no journal at"));
+}
+
+TEST_CASE("a journal whose pages are damaged says so when read",
+          "[runtime]") {
+  test::temp_dir dir;
+  auto path = dir.str() + "/j.db";
+  {
+    auto j = journal::open(path);
+    j->begin_run("run-1", two_step_plan(), 1, "/", 1.7e9);
+    std::vector<event> many;
+    for (uint64_t i = 1; i <= 200; ++i)
+      many.push_back(make_event(i, event_kind::ws_ended, "a"));
+    j->append("run-1", many, 1);
+  }
+  // Checkpointed into the file on close: overwrite pages past the header.
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096);
+    std::string junk(16384, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto why = error_of([&] {
+    auto j = journal::open(path);
+    j->events("run-1");
+  });
+  CHECK_THAT(why, Catch::Contains("corrupt"));
+}
+
+TEST_CASE("a journal that cannot grow fails the write and keeps what it had",
+          "[runtime]") {
+  test::temp_dir dir;
+  auto path = dir.str() + "/j.db";
+  {
+    auto j = journal::open(path);
+    j->begin_run("run-1", two_step_plan(), 1, "/", 1.7e9);
+    j->append("run-1", {make_event(1, event_kind::run_started, "run-1")}, 0);
+  }
+  // A child whose files may not grow past 256 KiB stands in for a full
+  // disk: it appends until the journal refuses.
+  int pipefd[2];
+  REQUIRE(::pipe(pipefd) == 0);
+  auto pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{256 * 1024, 256 * 1024};
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    std::string why = "never refused";
+    try {
+      auto j = journal::open(path);
+      for (uint64_t seq = 2; seq < 10000; ++seq)
+        j->append("run-1", {make_event(seq, event_kind::ws_ended, "a")}, 1);
+    } catch (const journal_error& e) {
+      why = e.what();
+    }
+    auto n = ::write(pipefd[1], why.data(), why.size());
+    ::_exit(n > 0 ? 0 : 1);
+  }
+  ::close(pipefd[1]);
+  std::string why;
+  char buf[512];
+  for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof(buf))) > 0;)
+    why.append(buf, static_cast<size_t>(n));
+  ::close(pipefd[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK_THAT(why, Catch::Contains("journal " + path));
+  CHECK_THAT(why, Catch::Contains("appending events"));
+  // Whatever was committed is still there, in order and without gaps.
+  auto j = journal::open(path);
+  auto evs = j->events("run-1");
+  REQUIRE_FALSE(evs.empty());
+  for (size_t i = 0; i < evs.size(); ++i)
+    CHECK(evs[i].seq == i + 1);
+  CHECK(j->runs().front().last_seq == evs.size());
+}
