@@ -21,6 +21,7 @@
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/protocol/valid_text.hpp"
 #include "troupe/runtime/executors.hpp"
+#include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
 
 namespace troupe {
@@ -53,6 +54,30 @@ std::string describe_sender(self_ptr self) {
 // orchestrator without bound).
 constexpr size_t refused_peers_limit = 1024;
 
+// Whether a run (or resume) may start: the coordinator takes runs and
+// `token` is the cluster's. `what` names the request in logs.
+caf::error admit(self_ptr self, const std::string& token, const char* what) {
+  auto& st = self->state;
+  if (st.shutting_down)
+    return caf::make_error(errc::shutting_down, st.cfg.name);
+  if (!st.cfg.token.empty() && token != st.cfg.token) {
+    refused(self, std::string{what} + " with a wrong token");
+    return caf::make_error(errc::bad_token,
+                           "the coordinator does not accept this token");
+  }
+  return {};
+}
+
+// What plans may use: the built-in executors and whatever a node offers.
+validation_options offered_executors(self_ptr self) {
+  validation_options vopts;
+  vopts.executor_kinds.insert("noop");
+  for (auto& pool : self->state.pools)
+    for (auto& kind : pool.info.executors)
+      vopts.executor_kinds.insert(kind);
+  return vopts;
+}
+
 } // namespace
 
 void refused(self_ptr self, const std::string& why) {
@@ -62,6 +87,103 @@ void refused(self_ptr self, const std::string& why) {
       || !seen.insert(peer + '\0' + why).second)
     return;
   log()->warn("refused {} from {}", why, peer);
+}
+
+run_state& open_run(self_ptr self, const std::string& id, plan p,
+                    run_options opts, observer_actor observer,
+                    int32_t max_parallel, double started_at) {
+  auto& run = self->state.runs[id];
+  run.id = id;
+  run.p = std::move(p);
+  run.opts = std::move(opts);
+  run.observer = std::move(observer);
+  run.started_at = started_at;
+  // Run time counts from the run's first start, across interruptions.
+  run.start = clock_type::now()
+              - std::chrono::duration_cast<clock_type::duration>(
+                std::chrono::duration<double>(
+                  std::max(0.0, unix_now() - started_at)));
+  run.max_parallel = max_parallel;
+  prepare(run);
+  return run;
+}
+
+caf::error resume_run(self_ptr self, const std::string& run_id,
+                      run_options opts, observer_actor observer,
+                      std::string& id) {
+  auto& st = self->state;
+  auto& j = st.cfg.journal;
+  if (!j)
+    return caf::make_error(errc::unknown_run, "run " + run_id
+                                                + ": nothing is journaled "
+                                                  "here (--no-journal)");
+  plan p;
+  std::vector<event> events;
+  journaled_run found;
+  try {
+    auto r = j->find_run(run_id);
+    if (!r)
+      return caf::make_error(errc::unknown_run,
+                             "no run " + run_id + " in journal " + j->path());
+    found = *r;
+    if (st.runs.count(found.id) > 0)
+      return caf::make_error(errc::unknown_run,
+                             "run " + found.id + " is running here already");
+    if (found.status != "running")
+      return caf::make_error(errc::unknown_run,
+                             "run " + found.id + " finished ("
+                               + found.status + "); `troupe report "
+                               + found.id + "` shows its report");
+    j->claim_run(found.id);
+    p = j->load_plan(found.id);
+    events = j->events(found.id);
+  } catch (const journal_error& e) {
+    log()->error("cannot resume run {}: {}", run_id, e.what());
+    return caf::make_error(errc::journal_failed, e.what());
+  }
+  id = found.id;
+  diagnostics diags;
+  validate_plan(p, offered_executors(self), diags);
+  if (!diags.ok())
+    return caf::make_error(errc::invalid_plan,
+                           "run " + id + ": its journaled plan is no longer "
+                           "valid here");
+  opts.workdir = found.workdir;
+  opts.run_id = id;
+  auto max_parallel = opts.max_parallel > 0 ? opts.max_parallel
+                                            : found.max_parallel;
+  auto& run = open_run(self, id, std::move(p), std::move(opts),
+                       std::move(observer), std::max(max_parallel, 1),
+                       found.started_at);
+  guarded(self, id, [&] {
+    replay(self, run, events);
+    pump(self, run);
+    maybe_finish(self, id);
+  });
+  return {};
+}
+
+// Resumes the journal's unfinished runs that no other process runs.
+void resume_unfinished(self_ptr self) {
+  auto& j = self->state.cfg.journal;
+  if (!j)
+    return;
+  std::vector<journaled_run> runs;
+  try {
+    runs = j->runs();
+  } catch (const journal_error& e) {
+    log()->error("cannot look for runs to resume: {}", e.what());
+    return;
+  }
+  for (auto& r : runs) {
+    if (r.status != "running")
+      continue;
+    std::string id;
+    if (auto err = resume_run(self, r.id, {}, {}, id))
+      log()->warn("run {} not resumed: {}", r.id, self->system().render(err));
+    else
+      log()->warn("run {} resumed from journal {}", id, j->path());
+  }
 }
 
 orchestrator_impl::behavior_type
@@ -79,6 +201,8 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
     });
   self->state.synthesizer = spawn_synthesizer(self->system());
   self->link_to(self->state.synthesizer);
+  if (self->state.cfg.resume_unfinished)
+    resume_unfinished(self);
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;
     for (size_t pi = 0; pi < st.pools.size(); ++pi) {
@@ -92,23 +216,13 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
     [=](run_atom, plan& p, run_options& opts,
         observer_actor& observer) -> caf::result<std::string> {
       auto& st = self->state;
-      if (st.shutting_down)
-        return caf::make_error(errc::shutting_down, st.cfg.name);
-      if (!st.cfg.token.empty() && opts.token != st.cfg.token) {
-        refused(self, "a run with a wrong token");
-        return caf::make_error(errc::bad_token,
-                               "the coordinator does not accept this token");
-      }
+      if (auto err = admit(self, opts.token, "a run"))
+        return err;
       // Plans come from other nodes too: carry their text as UTF-8.
       make_valid_utf8_fields(p);
       make_valid_utf8_fields(opts);
       diagnostics diags;
-      validation_options vopts;
-      vopts.executor_kinds.insert("noop");
-      for (auto& pool : st.pools)
-        for (auto& kind : pool.info.executors)
-          vopts.executor_kinds.insert(kind);
-      validate_plan(p, vopts, diags);
+      validate_plan(p, offered_executors(self), diags);
       if (!diags.ok()) {
         std::string text;
         for (auto& d : diags.items())
@@ -120,18 +234,22 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       if (st.runs.count(id) > 0)
         return caf::make_error(errc::invalid_plan,
                                "a run with id " + id + " is active");
-      auto& run = st.runs[id];
-      run.id = id;
-      run.p = std::move(p);
-      run.opts = std::move(opts);
-      run.observer = std::move(observer);
-      run.start = clock_type::now();
-      run.max_parallel = run.opts.max_parallel > 0
-                           ? run.opts.max_parallel
-                           : run.p.settings.max_parallel_agents;
-      run.max_parallel = std::max(run.max_parallel, 1);
+      auto max_parallel = std::max(opts.max_parallel > 0
+                                     ? opts.max_parallel
+                                     : p.settings.max_parallel_agents,
+                                   1);
+      auto started_at = unix_now();
+      if (auto& j = st.cfg.journal) {
+        try {
+          j->begin_run(id, p, max_parallel, opts.workdir, started_at);
+        } catch (const journal_error& e) {
+          log()->error("run {} refused: {}", id, e.what());
+          return caf::make_error(errc::journal_failed, e.what());
+        }
+      }
+      auto& run = open_run(self, id, std::move(p), std::move(opts),
+                           std::move(observer), max_parallel, started_at);
       guarded(self, id, [&] {
-        prepare(run);
         log()->info("run {} started: plan {}, {} workstreams", id,
                     run.p.name, run.ws.size());
         emit(self, run, event_kind::run_started, id, "started", 0, {},
@@ -142,6 +260,17 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
         pump(self, run);
         maybe_finish(self, id);
       });
+      return id;
+    },
+    [=](resume_atom, const std::string& run_id, run_options& opts,
+        observer_actor& observer) -> caf::result<std::string> {
+      if (auto err = admit(self, opts.token, "a resume"))
+        return err;
+      make_valid_utf8_fields(opts);
+      std::string id;
+      if (auto err = resume_run(self, run_id, std::move(opts),
+                                std::move(observer), id))
+        return err;
       return id;
     },
     [=](cancel_atom, const std::string& run_id, const std::string& key) {

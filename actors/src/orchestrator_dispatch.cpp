@@ -232,7 +232,8 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
   auto& st = self->state;
   auto run_id = run.id;
   auto& w = run.ws[idx];
-  st.pools[pool_idx].completed += 1;
+  if (pool_idx != npos)
+    st.pools[pool_idx].completed += 1;
   run.in_flight -= 1;
   if (is_terminal(w.state)) {
     pump_all(self);
@@ -245,10 +246,13 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
   r.title = w.def->title;
   r.persona = w.def->persona;
   r.attempts = w.attempts;
-  r.started_s
-    = std::chrono::duration<double>(w.dispatched_at - run.start).count();
-  if (r.node.empty())
-    r.node = st.pools[pool_idx].info.name;
+  // A replayed result keeps when it started, and its node.
+  if (pool_idx != npos) {
+    r.started_s
+      = std::chrono::duration<double>(w.dispatched_at - run.start).count();
+    if (r.node.empty())
+      r.node = st.pools[pool_idx].info.name;
+  }
   if (run.cancelling && r.status != ws_state::succeeded)
     r.status = ws_state::cancelled;
   // Nobody asked for this cancel (an agent gave up by itself): it is a
@@ -275,9 +279,18 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
 }
 
 void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
+  auto& w = run.ws[idx];
+  if (run.replaying) {
+    // Where the work went then, its result (if any) says; nothing goes out.
+    w.state = ws_state::dispatched;
+    w.attempts += 1;
+    w.dispatches += 1;
+    w.pool = npos;
+    run.in_flight += 1;
+    return;
+  }
   auto& st = self->state;
   auto& pool = st.pools[pool_idx];
-  auto& w = run.ws[idx];
   w.state = ws_state::dispatched;
   w.attempts += 1;
   w.dispatches += 1;
@@ -286,7 +299,10 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   w.dispatched_at = clock_type::now();
   pool.busy += 1;
   run.in_flight += 1;
-  workstream_spec spec;
+  auto& out = run.outgoing.emplace_back();
+  out.idx = idx;
+  out.pool = pool_idx;
+  auto& spec = out.spec;
   spec.run_id = run.id;
   spec.ws = *w.def;
   spec.attempt = w.attempts;
@@ -300,21 +316,30 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep"
       && w.checks_gate == npos)
     spec.context = make_context(run, w);
-  emit(self, run, event_kind::ws_dispatched, w.def->id, "dispatched", w.attempts,
-       pool.info.name);
+  emit(self, run, event_kind::ws_dispatched, w.def->id, "dispatched",
+       w.attempts, pool.info.name);
   SPDLOG_LOGGER_DEBUG(log(), "workstream {} dispatched to node {} (attempt {})",
                       w.def->id, pool.info.name, w.attempts);
-  auto run_id = run.id;
-  auto token = w.dispatches;
-  auto key = w.key;
   w.deadline
     = w.dispatched_at + to_ms(spec.timeout_s) + st.cfg.dispatch_grace;
-  arm_watchdog(self);
+}
+
+namespace {
+
+// Sends one dispatch and takes its answer.
+void send_dispatch(self_ptr self, run_state& run, outgoing_dispatch& out) {
+  auto& st = self->state;
+  auto& w = run.ws[out.idx];
+  auto run_id = run.id;
+  auto idx = out.idx;
+  auto pool_idx = out.pool;
+  auto token = w.dispatches;
+  auto key = w.key;
   auto progress = caf::actor_cast<progress_actor>(self);
   // The watchdog bounds this request: a timeout per request would cost
   // every dispatch a trip through CAF's clock thread.
-  self->request(pool.handle, caf::infinite, dispatch_atom_v, std::move(spec),
-                progress)
+  self->request(st.pools[pool_idx].handle, caf::infinite, dispatch_atom_v,
+                std::move(out.spec), progress)
     .then(
       [=](workstream_result& r) {
         if (!from_pool(self, pool_idx) || r.key != key) {
@@ -343,13 +368,73 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
       });
 }
 
+// Sends what `dispatch` prepared, once the journal has it all: what it
+// follows from, and the dispatches themselves (so a resumed run knows
+// what was in flight). A journal that fails takes the dispatches back.
+void send_dispatches(self_ptr self, run_state& run) {
+  if (run.outgoing.empty())
+    return;
+  auto outgoing = std::move(run.outgoing);
+  run.outgoing = {};
+  try {
+    journal_events(self, run);
+  } catch (...) {
+    for (auto& out : outgoing) {
+      release_slot(self, out.pool, run.ws[out.idx].key);
+      run.ws[out.idx].dispatches += 1;
+      requeue(self, run, out.idx, "cancelled: not dispatched");
+    }
+    throw;
+  }
+  arm_watchdog(self);
+  for (auto& out : outgoing)
+    send_dispatch(self, run, out);
+}
+
+} // namespace
+
+bool requeue(self_ptr self, run_state& run, size_t idx,
+             const std::string& cancel_why) {
+  auto& w = run.ws[idx];
+  w.attempts -= 1;
+  w.pool = npos;
+  run.in_flight -= 1;
+  if (run.cancelling) {
+    end_unrun(self, run, idx, ws_state::cancelled, cancel_why);
+    return false;
+  }
+  w.state = ws_state::ready;
+  enqueue(self, run, idx);
+  return true;
+}
+
 // Dispatches what the run's limits and the nodes allow, oldest ready
 // first, but never letting a workstream that no node can take now hold up
 // one that some node can: each kind of node has its own queue.
+static void fill(self_ptr self, run_state& run);
+
 void pump(self_ptr self, run_state& run) {
+  fill(self, run);
+  send_dispatches(self, run);
+}
+
+// Picks what `pump` dispatches.
+static void fill(self_ptr self, run_state& run) {
   auto& st = self->state;
   if (run.cancelling)
     return;
+  if (run.replaying) {
+    // Everything ready was dispatched, as far as a replay knows: the
+    // journal tells which of it ended.
+    for (auto& q : run.shapes)
+      while (!q.ready.empty()) {
+        auto idx = q.ready.front().second;
+        q.ready.pop_front();
+        if (run.ws[idx].state == ws_state::ready)
+          dispatch(self, run, idx, npos);
+      }
+    return;
+  }
   while (run.in_flight < run.max_parallel) {
     size_t best = npos;
     size_t best_pool = npos;

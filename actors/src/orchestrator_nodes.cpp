@@ -34,7 +34,8 @@ void node_lost(self_ptr self, size_t pool_idx, const std::string& why) {
   log()->warn("node {} lost ({}): its work goes elsewhere", pool.info.name,
               why);
   for (auto& [id, run] : st.runs) {
-    emit(self, run, event_kind::node_lost, pool.info.name, "lost", 0, pool.info.name, why);
+    emit(self, run, event_kind::node_lost, pool.info.name, "lost", 0,
+         pool.info.name, why);
     for (size_t idx = 0; idx < run.ws.size(); ++idx) {
       auto& w = run.ws[idx];
       if (w.pool != pool_idx
@@ -42,18 +43,11 @@ void node_lost(self_ptr self, size_t pool_idx, const std::string& why) {
               && w.state != ws_state::running))
         continue;
       w.dispatches += 1; // whatever the lost node still sends is stale
-      w.attempts -= 1;
-      w.pool = npos;
-      run.in_flight -= 1;
-      if (run.cancelling) {
-        end_unrun(self, run, idx, ws_state::cancelled,
-                  "cancelled (node " + pool.info.name + " lost)");
-        continue;
-      }
-      w.state = ws_state::ready;
-      enqueue(self, run, idx);
-      emit(self, run, event_kind::ws_requeued, w.def->id, "ready", w.attempts,
-           pool.info.name, "requeued: node " + pool.info.name + " lost");
+      if (requeue(self, run, idx,
+                  "cancelled (node " + pool.info.name + " lost)"))
+        emit(self, run, event_kind::ws_requeued, w.def->id, "ready",
+             w.attempts, pool.info.name,
+             "requeued: node " + pool.info.name + " lost");
     }
   }
   pump_all(self);

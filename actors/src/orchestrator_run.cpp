@@ -16,6 +16,7 @@
 
 #include "orchestrator_state.hpp"
 #include "troupe/protocol/utf8.hpp"
+#include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
 
 namespace troupe::orch {
@@ -48,19 +49,45 @@ event& emit(self_ptr self, run_state& run, event_kind kind,
   ev.attempt = attempt;
   ev.node = std::move(node);
   ev.message = std::move(message);
+  run.must_journal = run.must_journal || carries_result(kind)
+                     || carries_checks(kind)
+                     || kind == event_kind::run_cancelling
+                     || kind == event_kind::run_failing;
   return ev;
+}
+
+void journal_events(self_ptr self, run_state& run) {
+  auto& j = self->state.cfg.journal;
+  run.must_journal = false;
+  if (!j || run.journal_failed || run.replaying
+      || run.journaled >= run.outbox.size())
+    return;
+  try {
+    j->append(run.id, run.outbox.data() + run.journaled,
+              run.outbox.size() - run.journaled, run.plan_ended);
+    run.journaled = run.outbox.size();
+  } catch (const journal_error&) {
+    run.journal_failed = true;
+    throw;
+  }
 }
 
 // Sends the events a handler produced, in order, as one message.
 void flush(self_ptr self, run_state& run) {
-  if (run.outbox.empty())
+  if (run.outbox.empty() || run.replaying)
     return;
-  if (!run.observer) {
-    run.outbox.clear();
-    return;
-  }
-  self->send(run.observer, std::move(run.outbox));
-  run.outbox = {};
+  // Sent even if journaling throws: observers see what happened.
+  struct sender {
+    self_ptr self;
+    run_state& run;
+    ~sender() {
+      if (run.observer)
+        self->send(run.observer, std::move(run.outbox));
+      run.outbox = {};
+      run.journaled = 0;
+    }
+  } send_anyway{self, run};
+  journal_events(self, run);
 }
 
 
@@ -133,6 +160,8 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
   w.state = r.status;
   w.result = std::move(r);
   run.terminal += 1;
+  if (w.fixes_gate == npos && w.checks_gate == npos)
+    run.plan_ended += 1;
   emit(self, run, event_kind::ws_ended, w.def->id, to_string(w.state),
        w.attempts, w.result.node, w.result.summary)
     .result = w.result;
@@ -211,12 +240,28 @@ void report_delivered(self_ptr self) {
   }
 }
 
+// Records a finished run's report in the journal. The run is over: a
+// journal that fails now is logged, and the report still goes out.
+static void journal_report(self_ptr self, const run_report& report) {
+  auto& j = self->state.cfg.journal;
+  if (!j)
+    return;
+  try {
+    j->finish_run(report, unix_now());
+  } catch (const journal_error& e) {
+    log()->error("run {}: the report was not journaled: {}", report.run_id,
+                 e.what());
+  }
+}
+
 void maybe_finish(self_ptr self, const std::string& run_id) {
   auto& st = self->state;
   auto i = st.runs.find(run_id);
   if (i == st.runs.end())
     return;
   auto& run = i->second;
+  if (run.replaying)
+    return;
   if (run.finishing || run.terminal < run.ws.size() || run.in_flight > 0
       || run.gates_busy > 0) {
     flush(self, run);
@@ -229,6 +274,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   report.goal = run.p.goal;
   report.status = final_status(run);
   report.wall_s = run.now_s();
+  report.rerun = run.rerun;
   report.workstreams.reserve(run.ws.size());
   for (auto& w : run.ws)
     if (w.checks_gate == npos) // checks report in their gates
@@ -248,6 +294,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   flush(self, run);
   log()->info("run {} finished: {}", run.id, to_string(report.status));
   auto observer = run.observer;
+  auto journaled = !run.journal_failed;
   auto p = std::move(run.p);
   st.runs.erase(i);
   st.reports_pending += 1;
@@ -262,6 +309,8 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
                 std::move(p), std::move(report))
     .then(
       [=](run_report& full) {
+        if (journaled)
+          journal_report(self, full);
         if (observer)
           self->send(observer, std::move(full));
         report_delivered(self);
@@ -273,6 +322,8 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
                            + to_string(outline.status)
                            + "\n\nThe report could not be synthesized: " + why
                            + "\n";
+        if (journaled)
+          journal_report(self, outline);
         if (observer)
           self->send(observer, std::move(outline));
         report_delivered(self);

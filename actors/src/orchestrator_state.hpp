@@ -88,6 +88,14 @@ struct shape_queue {
   bool waiting = false;
 };
 
+/// A dispatch decided and not sent yet: it goes out once the journal has
+/// it.
+struct outgoing_dispatch {
+  size_t idx = 0;
+  size_t pool = 0;
+  workstream_spec spec;
+};
+
 struct gate_run {
   gate def;
   gate_state state = gate_state::pending;
@@ -130,8 +138,27 @@ struct run_state {
   bool finishing = false;
   clock_type::time_point start;
   uint64_t seq = 0;
+  /// When it started, in seconds since the Unix epoch.
+  double started_at = 0;
   /// Events not sent yet: each handler sends what it produced as one batch.
   std::vector<event> outbox;
+  /// Dispatches `pump` decided on, sent once journaled.
+  std::vector<outgoing_dispatch> outgoing;
+  /// How many of `outbox` are in the journal already.
+  size_t journaled = 0;
+  /// Set when `outbox` holds an event that something must not follow
+  /// before it is journaled (a result, a gate's verdict, a cancel).
+  bool must_journal = false;
+  /// Set once writing its journal failed: the run fails, unjournaled.
+  bool journal_failed = false;
+  /// The plan's workstreams that have ended.
+  int64_t plan_ended = 0;
+  /// Set while the run is rebuilt from its journal (`resume`): events are
+  /// neither sent nor journaled again, and work is not really dispatched.
+  bool replaying = false;
+  /// Workstreams that were in flight when the run was interrupted, and ran
+  /// again once it was resumed.
+  std::vector<std::string> rerun;
 
   double now_s() const {
     return std::chrono::duration<double>(clock_type::now() - start).count();
@@ -208,6 +235,9 @@ event& emit(self_ptr self, run_state& run, event_kind kind,
             std::string subject, std::string state, int32_t attempt = 0,
             std::string node = {}, std::string message = {});
 void flush(self_ptr self, run_state& run);
+/// Writes the run's events that are not journaled yet; throws (and stops
+/// journaling the run) when the journal cannot take them.
+void journal_events(self_ptr self, run_state& run);
 
 /// Dispatches what the run's limits and the pools allow.
 void pump(self_ptr self, run_state& run);
@@ -218,8 +248,16 @@ void make_ready(self_ptr self, run_state& run, size_t idx);
 void enqueue(self_ptr self, run_state& run, size_t idx);
 /// Lets every run look again for nodes (one joined, or left).
 void nodes_changed(self_ptr self);
+/// Sends the workstream to `pool_idx`; while the run replays, only marks
+/// it dispatched (`pool_idx` is then `npos`).
 void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx);
-/// Takes the end of the workstream's current dispatch into account.
+/// Takes back a dispatch that will never be answered, without charging its
+/// attempt: the workstream is ready again (true), or, in a run being
+/// cancelled, ends cancelled with `cancel_why` (false).
+bool requeue(self_ptr self, run_state& run, size_t idx,
+             const std::string& cancel_why);
+/// Takes the end of the workstream's current dispatch into account;
+/// `pool_idx` is `npos` for a result replayed from the journal.
 void accept_attempt(self_ptr self, run_state& run, size_t idx,
                     size_t pool_idx, workstream_result r);
 void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
@@ -237,6 +275,16 @@ void maybe_finish(self_ptr self, const std::string& run_id);
 void report_delivered(self_ptr self);
 /// Builds a run's bookkeeping from a validated plan.
 void prepare(run_state& run);
+/// Adds a run of validated plan `p`, prepared, that started at `started_at`
+/// (seconds since the Unix epoch).
+run_state& open_run(self_ptr self, const std::string& id, plan p,
+                    run_options opts, observer_actor observer,
+                    int32_t max_parallel, double started_at);
+/// Continues interrupted run `run_id` (or the one its start names) from
+/// the journal; sets `id` to its full id.
+caf::error resume_run(self_ptr self, const std::string& run_id,
+                      run_options opts, observer_actor observer,
+                      std::string& id);
 
 /// Fails run `run_id` after one of its steps threw `what`: cancels what
 /// runs and reports it failed, or, should even that throw, drops it and
@@ -256,6 +304,12 @@ void guarded(self_ptr self, const std::string& run_id, F&& f) {
     fail_internal(self, run_id, e.what());
   }
 }
+
+// -- resuming: orchestrator_resume.cpp ----------------------------------------
+
+/// Rebuilds `run` (prepared from its journaled plan) from its journaled
+/// `events`, then goes on: work that was in flight runs again.
+void replay(self_ptr self, run_state& run, const std::vector<event>& events);
 
 // -- gates: orchestrator_gates.cpp --------------------------------------------
 

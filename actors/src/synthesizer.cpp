@@ -167,6 +167,13 @@ std::string render_markdown(const plan& p, const run_report& r) {
       md << (i ? " -> " : "") << r.critical_path[i];
   }
   md << ").\n\n";
+  if (!r.rerun.empty()) {
+    md << "The run was interrupted and resumed; what was in flight ran "
+          "again: ";
+    for (size_t i = 0; i < r.rerun.size(); ++i)
+      md << (i ? ", " : "") << r.rerun[i];
+    md << ".\n\n";
+  }
   md << "| workstream | persona | status | attempts | node | wall | summary |\n"
      << "|---|---|---|---|---|---|---|\n";
   // A huge run lists what went wrong and the first of what went right; the

@@ -206,6 +206,9 @@ int coordinator_command(const coordinator_flags& flags) {
   }
   if (!transport_allowed(host, "--listen", flags.tls))
     return exit_bad_input;
+  orchestrator_config ocfg;
+  if (!open_journal(flags.journal, journal::access::exclusive, ocfg.journal))
+    return exit_bad_input;
   caf::actor_system_config cfg;
   add_message_types(cfg);
   if (!configure_network(cfg, flags.tls, network_role::coordinator))
@@ -213,7 +216,6 @@ int coordinator_command(const coordinator_flags& flags) {
   signal_watch::block_signals();
   caf::actor_system sys{cfg};
   auto executors = executor_registry::with_builtins();
-  orchestrator_config ocfg;
   ocfg.token = token;
   ocfg.owner_key = make_secret();
   ocfg.name = flags.name;

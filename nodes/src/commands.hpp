@@ -1,12 +1,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "troupe/protocol/diagnostics.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/planning.hpp"
+#include "troupe/runtime/journal.hpp"
 
 namespace troupe::cli {
 
@@ -37,6 +39,21 @@ struct tls_flags {
   }
 };
 
+/// Where runs are journaled: `--journal F`, or `.troupe/troupe.db` under
+/// the current directory, or nowhere with `--no-journal`.
+struct journal_flags {
+  std::string path;
+  bool off = false;
+
+  /// The journal's path; empty when off.
+  std::string resolve() const;
+};
+
+/// Opens the journal `flags` name for writing into `out` (leaving it empty
+/// with --no-journal); false, having said why, when it cannot be.
+bool open_journal(const journal_flags& flags, journal::access how,
+                  std::shared_ptr<journal>& out);
+
 struct run_flags {
   std::string plan_file;
   int32_t max_parallel = 0;
@@ -45,6 +62,10 @@ struct run_flags {
   std::string workdir;
   bool yes = false;
   bool quiet = false;
+  /// For `run` and `resume`.
+  journal_flags journal;
+  /// For `resume`: the run to resume.
+  std::string run_id;
   /// For `submit`: where the coordinator listens, and how to talk to it.
   std::string coordinator;
   std::string token_file;
@@ -54,11 +75,16 @@ struct run_flags {
 /// `troupe run`: runs a plan on this machine; returns the exit code.
 int run_command(const run_flags& flags);
 
+/// `troupe resume`: continues an interrupted run of the journal on this
+/// machine.
+int resume_command(const run_flags& flags);
+
 /// `troupe submit`: runs a plan on a coordinator and follows it.
 int submit_command(const run_flags& flags);
 
 struct coordinator_flags {
   std::string listen = "127.0.0.1:0";
+  journal_flags journal;
   int32_t slots = 0;
   std::string token_file;
   std::string name = "coordinator";
@@ -92,5 +118,19 @@ struct nodes_flags {
 
 /// `troupe nodes`: lists a coordinator's nodes.
 int nodes_command(const nodes_flags& flags);
+
+/// Flags of the commands on journaled runs.
+struct runs_flags {
+  journal_flags journal;
+  std::string run_id;
+  std::string workstream;
+  bool json = false;
+};
+
+/// `troupe runs`: lists the journal's runs.
+int runs_command(const runs_flags& flags);
+
+/// `troupe report RUN`: prints a finished run's report again.
+int report_command(const runs_flags& flags);
 
 } // namespace troupe::cli

@@ -101,6 +101,15 @@ int main(int argc, char** argv) {
     ->check(CLI::PositiveNumber);
   plan_cmd->add_flag("--json", plan_json, "print the assessment as JSON");
 
+  auto add_journal = [](CLI::App* cmd, cli::journal_flags& j,
+                        bool writes = true) {
+    auto path = cmd->add_option(
+      "--journal", j.path,
+      "the journal of runs (default: .troupe/troupe.db here)");
+    if (writes)
+      cmd->add_flag("--no-journal", j.off, "journal nothing")->excludes(path);
+  };
+
   cli::run_flags rf;
   auto run = app.add_subcommand("run", "run a plan on this machine");
   run->add_option("PLAN", rf.plan_file, "plan file (YAML or JSON)")
@@ -116,6 +125,24 @@ int main(int argc, char** argv) {
     ->check(CLI::ExistingDirectory);
   run->add_flag("--yes,-y", rf.yes, "run without asking for confirmation");
   run->add_flag("--quiet,-q", rf.quiet, "no progress, only the report");
+  add_journal(run, rf.journal);
+
+  cli::run_flags resume_flags;
+  auto resume = app.add_subcommand(
+    "resume", "continue an interrupted run of the journal on this machine: "
+              "what succeeded is not run again");
+  resume->add_option("RUN", resume_flags.run_id, "the run's id (or its start)")
+    ->required();
+  resume->add_option("--max-parallel", resume_flags.max_parallel,
+                     "agents at once (default: as the run had)")
+    ->check(CLI::PositiveNumber);
+  resume->add_option("--report", resume_flags.report_file,
+                     "write the JSON report here");
+  resume->add_option("--events", resume_flags.events_file,
+                     "write every event from here on as a JSON line");
+  resume->add_flag("--quiet,-q", resume_flags.quiet,
+                   "no progress, only the report");
+  add_journal(resume, resume_flags.journal, false);
 
   auto add_tls = [](CLI::App* cmd, cli::tls_flags& tls) {
     cmd->add_option("--tls-cert", tls.cert, "this node's certificate (PEM)")
@@ -170,6 +197,7 @@ int main(int argc, char** argv) {
   coordinator->add_option("--name", cf.name, "how the coordinator is named")
     ->capture_default_str();
   add_tls(coordinator, cf.tls);
+  add_journal(coordinator, cf.journal);
 
   cli::worker_flags wf;
   auto worker = app.add_subcommand(
@@ -209,6 +237,17 @@ int main(int argc, char** argv) {
   nodes->add_flag("--json", nf.json, "print the nodes as JSON");
   add_tls(nodes, nf.tls);
 
+  cli::runs_flags lf;
+  auto runs = app.add_subcommand("runs", "list the journal's runs");
+  add_journal(runs, lf.journal, false);
+  runs->add_flag("--json", lf.json, "print the runs as JSON");
+  auto report = app.add_subcommand(
+    "report", "print the report of a finished run again");
+  report->add_option("RUN", lf.run_id, "the run's id (or its start)")
+    ->required();
+  add_journal(report, lf.journal, false);
+  report->add_flag("--json", lf.json, "print the report as JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -234,5 +273,11 @@ int main(int argc, char** argv) {
     return cli::worker_command(wf);
   if (*nodes)
     return cli::nodes_command(nf);
+  if (*resume)
+    return cli::resume_command(resume_flags);
+  if (*runs)
+    return cli::runs_command(lf);
+  if (*report)
+    return cli::report_command(lf);
   return cli::exit_bad_input;
 }

@@ -19,6 +19,7 @@
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/files.hpp"
+#include "troupe/runtime/journal.hpp"
 
 namespace troupe::cli {
 
@@ -41,6 +42,10 @@ struct prepared_run {
   std::string workdir;
   /// The event log while it is written, put in place when the run ends.
   staged_file events;
+  /// Set to resume this run instead of starting one.
+  std::string resume_id;
+  /// Where the run is journaled, when known here.
+  std::string journal_path;
 };
 
 // Everything before a run starts; returns an exit code when it must not.
@@ -136,15 +141,25 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   opts.cancel_key = make_secret();
   std::string run_id;
   std::string failure;
-  self->request(orch, std::chrono::seconds(30), run_atom_v, pr.p, opts,
-                observer_actor{observer})
-    .receive([&](std::string& id) { run_id = std::move(id); },
-             [&](caf::error& err) { failure = sys.render(err); });
+  auto started = [&](std::string& id) { run_id = std::move(id); };
+  auto refused = [&](caf::error& err) { failure = sys.render(err); };
+  if (pr.resume_id.empty())
+    self->request(orch, std::chrono::seconds(30), run_atom_v, pr.p, opts,
+                  observer_actor{observer})
+      .receive(started, refused);
+  else
+    self->request(orch, std::chrono::seconds(60), resume_atom_v,
+                  pr.resume_id, opts, observer_actor{observer})
+      .receive(started, refused);
   if (!failure.empty()) {
     std::cerr << "troupe: the run was refused: " << failure << '\n';
     caf::anon_send_exit(observer, caf::exit_reason::user_shutdown);
     return exit_bad_input;
   }
+  if (!flags.quiet && !pr.journal_path.empty())
+    std::cerr << "troupe: run " << run_id << " is journaled in "
+              << pr.journal_path << " (`troupe resume " << run_id
+              << "` continues it should this process die)\n";
   run_report report;
   bool got_report = false;
   bool lost = false;
@@ -208,18 +223,20 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
 
 } // namespace
 
-int run_command(const run_flags& flags) {
-  auto executors = executor_registry::with_builtins();
-  validation_options vopts;
-  vopts.executor_kinds = executors->kinds();
-  prepared_run pr;
-  if (auto rc = prepare(flags, vopts, pr))
-    return *rc;
+namespace {
+
+// Runs `pr` on an orchestrator of this process, journaled in `journal`.
+int run_locally(const run_flags& flags, prepared_run& pr,
+                std::shared_ptr<journal> journal,
+                const std::shared_ptr<executor_registry>& executors) {
+  orchestrator_config ocfg;
+  ocfg.journal = std::move(journal);
+  if (ocfg.journal)
+    pr.journal_path = ocfg.journal->path();
   signal_watch::block_signals();
   caf::actor_system_config cfg;
   add_message_types(cfg);
   caf::actor_system sys{cfg};
-  orchestrator_config ocfg;
   auto orch = spawn_orchestrator(sys, ocfg);
   pool_config pcfg;
   pcfg.info.name = "local";
@@ -245,6 +262,57 @@ int run_command(const run_flags& flags) {
   caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
   stop_orchestrator(sys, orch);
   return rc;
+}
+
+} // namespace
+
+int run_command(const run_flags& flags) {
+  auto executors = executor_registry::with_builtins();
+  validation_options vopts;
+  vopts.executor_kinds = executors->kinds();
+  prepared_run pr;
+  if (auto rc = prepare(flags, vopts, pr))
+    return *rc;
+  std::shared_ptr<journal> j;
+  if (!open_journal(flags.journal, journal::access::shared, j))
+    return exit_bad_input;
+  return run_locally(flags, pr, std::move(j), executors);
+}
+
+int resume_command(const run_flags& flags) {
+  auto executors = executor_registry::with_builtins();
+  std::shared_ptr<journal> j;
+  if (flags.journal.off) {
+    std::cerr << "troupe: resume needs the journal the run is in\n";
+    return exit_bad_input;
+  }
+  if (!open_journal(flags.journal, journal::access::shared, j))
+    return exit_bad_input;
+  prepared_run pr;
+  try {
+    auto found = j->find_run(flags.run_id);
+    if (!found) {
+      std::cerr << "troupe: no run " << flags.run_id << " in " << j->path()
+                << '\n';
+      return exit_bad_input;
+    }
+    pr.p = j->load_plan(found->id);
+    pr.resume_id = found->id;
+    pr.max_parallel = flags.max_parallel > 0 ? flags.max_parallel
+                                             : found->max_parallel;
+    pr.workdir = found->workdir;
+  } catch (const journal_error& e) {
+    std::cerr << "troupe: " << e.what() << '\n';
+    return exit_bad_input;
+  }
+  if (!flags.events_file.empty()) {
+    if (auto ec = pr.events.open(flags.events_file)) {
+      std::cerr << "--events: cannot write " << pr.events.partial_path()
+                << ": " << ec.message() << '\n';
+      return exit_bad_input;
+    }
+  }
+  return run_locally(flags, pr, std::move(j), executors);
 }
 
 int submit_command(const run_flags& flags) {

@@ -41,10 +41,11 @@ constexpr std::array<const char*, 20> event_kind_names{
   "node_joined",      "node_draining", "node_left",      "node_lost"};
 constexpr std::array<const char*, 4> complexity_names{"SIMPLE", "MODERATE",
                                                       "COMPLEX", "EPIC"};
-constexpr std::array<const char*, 12> errc_names{
-  "unknown_persona", "unknown_executor", "unknown_run", "invalid_plan",
-  "no_capacity",     "node_lost",        "cancelled",   "executor_failed",
-    "bad_token", "version_mismatch", "name_taken", "shutting_down"};
+constexpr std::array<const char*, 13> errc_names{
+  "unknown_persona", "unknown_executor", "unknown_run",   "invalid_plan",
+  "no_capacity",     "node_lost",        "cancelled",     "executor_failed",
+  "bad_token",       "version_mismatch", "name_taken",    "shutting_down",
+  "journal_failed"};
 
 template <class E, size_t N>
 std::string name_of(E x, const std::array<const char*, N>& names) {
@@ -332,6 +333,7 @@ void to_json(json& j, const run_report& x) {
        {"workstreams", x.workstreams},
        {"gates", x.gates},
        {"usage", x.usage},
+       {"rerun", x.rerun},
        {"synthesized_by", x.synthesized_by},
        {"markdown", x.markdown}};
   // Only a report that is partial says so: complete ones stay as they were.
@@ -354,6 +356,9 @@ void from_json(const json& j, run_report& x) {
   read(j, "workstreams", x.workstreams);
   read(j, "gates", x.gates);
   read(j, "usage", x.usage);
+  x.rerun.clear();
+  if (auto i = j.find("rerun"); i != j.end())
+    i->get_to(x.rerun);
   read(j, "synthesized_by", x.synthesized_by);
   read(j, "markdown", x.markdown);
 }

@@ -3,6 +3,8 @@
 #include "troupe/runtime/journal.hpp"
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string_view>
@@ -196,38 +198,55 @@ int user_version(sqlite3* db, const std::string& path) {
   return v;
 }
 
-// Takes `path`.lock, or says who holds it.
-int take_lock(const std::string& path) {
+// The first line of a lock file: the pid of a process that held it.
+std::string holder_of(int fd) {
+  char buf[32] = {};
+  auto n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+  std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  holder = holder.substr(0, holder.find('\n'));
+  return holder.empty() ? "unknown" : holder;
+}
+
+// Writes this process's pid into a lock file it holds, as a hint for
+// whoever finds the lock taken; the lock itself holds regardless.
+void sign(int fd) {
+  auto pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0
+      || ::pwrite(fd, pid.data(), pid.size(), 0)
+           != static_cast<ssize_t>(pid.size())) {
+    // Nothing to do: the hint is missing.
+  }
+}
+
+// Takes `path`.lock, shared or exclusive, or says who holds it.
+int take_lock(const std::string& path, journal::access how) {
   auto lock_path = path + ".lock";
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0)
     throw journal_error("cannot open journal " + path + ": cannot create "
                         + lock_path + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    auto err = errno;
-    char buf[32] = {};
-    auto n = ::pread(fd, buf, sizeof(buf) - 1, 0);
-    ::close(fd);
-    if (err != EWOULDBLOCK)
-      throw journal_error("cannot lock journal " + path + ": "
-                          + std::strerror(err));
-    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n))
-                               : std::string{"unknown"};
-    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' '))
-      holder.pop_back();
+  bool exclusive = how == journal::access::exclusive;
+  if (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+    if (exclusive)
+      sign(fd);
+    return fd;
+  }
+  auto err = errno;
+  // Held exclusively, by a coordinator, if a shared lock is refused.
+  auto holder = exclusive ? std::string{} : holder_of(fd);
+  ::close(fd);
+  if (err != EWOULDBLOCK)
+    throw journal_error("cannot lock journal " + path + ": "
+                        + std::strerror(err));
+  if (!exclusive)
     throw journal_error("journal " + path
-                        + " is in use by another troupe process (pid "
-                        + holder
-                        + "); stop it, or give this one another --journal "
-                          "(or --no-journal)");
-  }
-  auto pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0
-      || ::pwrite(fd, pid.data(), pid.size(), 0)
-           != static_cast<ssize_t>(pid.size())) {
-    // Only a hint for whoever finds the lock taken; the lock itself holds.
-  }
-  return fd;
+                        + " is in use by a troupe coordinator (pid " + holder
+                        + "); stop it, or give this process another "
+                          "--journal (or --no-journal)");
+  throw journal_error("journal " + path
+                      + " is in use by other troupe processes; a coordinator "
+                        "needs a journal of its own: give it another "
+                        "--journal (or --no-journal)");
 }
 
 sqlite3* open_db(const std::string& path, int flags) {
@@ -329,16 +348,57 @@ struct journal::statements {
 
 journal::journal(std::string path, sqlite3* db, int lock_fd)
   : path_(std::move(path)), db_(db), lock_fd_(lock_fd) {
+  if (auto k = std::getenv("TROUPE_JOURNAL_KILL_AFTER"))
+    kill_after_ = k;
 }
 
 journal::~journal() {
   st_.reset();
   sqlite3_close_v2(db_);
+  for (auto& [id, fd] : run_locks_)
+    ::close(fd);
   if (lock_fd_ >= 0)
     ::close(lock_fd_);
 }
 
-std::unique_ptr<journal> journal::open(const std::string& path) {
+namespace {
+
+std::string run_lock_path(const std::string& journal_path,
+                          const std::string& run_id) {
+  auto dir = std::filesystem::path(journal_path).parent_path();
+  return (dir / "runs" / (run_id + ".lock")).string();
+}
+
+} // namespace
+
+void journal::claim_run(const std::string& run_id) {
+  if (run_locks_.count(run_id) > 0)
+    return;
+  // Run ids name files here: nothing that could leave the directory.
+  if (run_id.empty() || run_id.find('/') != std::string::npos
+      || run_id[0] == '.')
+    throw journal_error("run id " + run_id + " cannot be journaled");
+  auto lock_path = run_lock_path(path_, run_id);
+  std::error_code ec;
+  std::filesystem::create_directories(
+    std::filesystem::path(lock_path).parent_path(), ec);
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw journal_error("cannot lock run " + run_id + ": cannot create "
+                        + lock_path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    auto holder = holder_of(fd);
+    ::close(fd);
+    throw journal_error("run " + run_id
+                        + " is running in another troupe process (pid "
+                        + holder + ")");
+  }
+  sign(fd);
+  run_locks_.emplace(run_id, fd);
+}
+
+std::unique_ptr<journal> journal::open(const std::string& path,
+                                       access how) {
   std::error_code ec;
   auto dir = std::filesystem::path(path).parent_path();
   if (!dir.empty())
@@ -346,7 +406,7 @@ std::unique_ptr<journal> journal::open(const std::string& path) {
   if (ec)
     throw journal_error("cannot create the journal's directory "
                         + dir.string() + ": " + ec.message());
-  auto fd = take_lock(path);
+  auto fd = take_lock(path, how);
   sqlite3* db = nullptr;
   try {
     db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
@@ -393,6 +453,7 @@ std::unique_ptr<journal> journal::open_read_only(const std::string& path) {
 void journal::begin_run(const std::string& run_id, const plan& p,
                         int32_t max_parallel, const std::string& workdir,
                         double started_at) {
+  claim_run(run_id);
   auto& s = st_->insert_run;
   reset_on_exit guard{s};
   s.bind(1, run_id)
@@ -405,32 +466,38 @@ void journal::begin_run(const std::string& run_id, const plan& p,
   s.run("recording a new run");
 }
 
-void journal::append(const std::string& run_id,
-                     const std::vector<event>& events, int64_t ended) {
-  if (events.empty())
+void journal::append(const std::string& run_id, const event* first,
+                     size_t n, int64_t ended) {
+  if (n == 0)
     return;
   st_->begin.run("appending events");
   try {
     auto& ins = st_->insert_event;
-    for (auto& ev : events) {
+    for (auto ev = first; ev != first + n; ++ev) {
       reset_on_exit guard{ins};
       ins.bind(1, run_id)
-        .bind(2, static_cast<int64_t>(ev.seq))
-        .bind(3, to_string(ev.kind))
-        .bind(4, ev.subject)
-        .bind(5, json_text(ev));
+        .bind(2, static_cast<int64_t>(ev->seq))
+        .bind(3, to_string(ev->kind))
+        .bind(4, ev->subject)
+        .bind(5, json_text(*ev));
       ins.run("appending events");
     }
     auto& up = st_->update_progress;
     reset_on_exit guard{up};
     up.bind(1, run_id).bind(2, ended).bind(
-      3, static_cast<int64_t>(events.back().seq));
+      3, static_cast<int64_t>(first[n - 1].seq));
     up.run("appending events");
     st_->commit.run("appending events");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
+  if (!kill_after_.empty())
+    for (auto ev = first; ev != first + n; ++ev) {
+      auto kind = to_string(ev->kind);
+      if (kill_after_ == kind || kill_after_ == kind + ":" + ev->subject)
+        ::kill(::getpid(), SIGKILL);
+    }
 }
 
 void journal::finish_run(const run_report& report, double finished_at) {
@@ -441,6 +508,11 @@ void journal::finish_run(const run_report& report, double finished_at) {
     .bind(3, finished_at)
     .bind(4, json_text(report));
   s.run("recording a report");
+  if (auto i = run_locks_.find(report.run_id); i != run_locks_.end()) {
+    ::unlink(run_lock_path(path_, report.run_id).c_str());
+    ::close(i->second);
+    run_locks_.erase(i);
+  }
 }
 
 std::vector<journaled_run> journal::runs() {
@@ -531,6 +603,8 @@ std::optional<run_report> journal::report(const std::string& run_id) {
 }
 
 std::string default_journal_path(const std::string& dir) {
+  if (dir.empty() || dir == ".")
+    return ".troupe/troupe.db";
   return (std::filesystem::path(dir) / ".troupe" / "troupe.db").string();
 }
 

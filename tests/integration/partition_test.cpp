@@ -55,7 +55,7 @@ struct hub_coordinator {
     proc = troupe_in(lab, "hub",
                      {"coordinator", "--listen",
                       netns_lab::hub_address() + ":0", "--slots", slots,
-                      "--insecure-plaintext"});
+                      "--insecure-plaintext", "--no-journal"});
     auto line = proc->line();
     INFO("coordinator said: " << line << proc->err_text());
     REQUIRE(line.find("troupe coordinator listening on "

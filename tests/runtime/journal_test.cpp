@@ -114,23 +114,38 @@ TEST_CASE("a journal keeps a run's plan, events and report", "[runtime]") {
   CHECK_FALSE(j->find_run("nope"));
 }
 
-TEST_CASE("a journal has one writer at a time and any number of readers",
+TEST_CASE("a journal's writers share it, except a coordinator, and never "
+          "share a run",
           "[runtime]") {
   test::temp_dir dir;
   auto path = dir.str() + "/j.db";
   auto writer = journal::open(path);
   writer->begin_run("run-1", two_step_plan(), 1, "/", 1.7e9);
-  auto why = error_of([&] { journal::open(path); });
-  CHECK_THAT(why, Catch::Contains("in use by another troupe process (pid "
+  auto other = journal::open(path);
+  auto why = error_of([&] { other->claim_run("run-1"); });
+  CHECK_THAT(why, Catch::Contains("run run-1 is running in another troupe "
+                                  "process (pid "
                                   + std::to_string(::getpid()) + ")"));
-  CHECK_THAT(why, Catch::Contains(path));
+  other->begin_run("run-2", two_step_plan(), 1, "/", 1.7e9);
+  why = error_of([&] { journal::open(path, journal::access::exclusive); });
+  CHECK_THAT(why, Catch::Contains("in use by other troupe processes"));
   auto reader = journal::open_read_only(path);
-  CHECK(reader->runs().size() == 1);
+  CHECK(reader->runs().size() == 2);
   writer->append("run-1", {make_event(1, event_kind::run_started, "run-1")},
                  0);
   CHECK(reader->events("run-1").size() == 1);
+  // A finished run is nobody's.
+  run_report r;
+  r.run_id = "run-1";
+  writer->finish_run(r, 1.7e9);
+  CHECK_NOTHROW(other->claim_run("run-1"));
   writer.reset();
-  CHECK_NOTHROW(journal::open(path));
+  other.reset();
+  auto coordinator = journal::open(path, journal::access::exclusive);
+  why = error_of([&] { journal::open(path); });
+  CHECK_THAT(why, Catch::Contains("in use by a troupe coordinator (pid "
+                                  + std::to_string(::getpid()) + ")"));
+  CHECK_THAT(why, Catch::Contains(path));
 }
 
 TEST_CASE("a journal that is no database, or from a newer Troupe, is refused",

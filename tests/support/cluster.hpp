@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <fstream>
 #include <future>
 #include <map>
@@ -13,13 +14,16 @@
 
 #include "support/background.hpp"
 #include "support/cli.hpp"
+#include "support/temp_dir.hpp"
 
 namespace troupe::test {
 
 using nlohmann::json;
 
-/// A coordinator on a free loopback port.
+/// A coordinator on a free loopback port, journaling in a directory of
+/// its own unless `extra` names a journal.
 struct coordinator {
+  temp_dir home;
   std::unique_ptr<background> proc;
   uint16_t port = 0;
 
@@ -28,6 +32,12 @@ struct coordinator {
     std::vector<std::string> args{TROUPE_BINARY, "--log-level", "info",
                                   "coordinator", "--listen", listen};
     args.insert(args.end(), extra.begin(), extra.end());
+    if (std::find(extra.begin(), extra.end(), "--journal") == extra.end()
+        && std::find(extra.begin(), extra.end(), "--no-journal")
+             == extra.end()) {
+      args.push_back("--journal");
+      args.push_back(journal());
+    }
     proc = std::make_unique<background>(args);
     auto line = proc->line();
     INFO("coordinator said: " << line << proc->err_text());
@@ -38,6 +48,11 @@ struct coordinator {
 
   std::string address() const {
     return "127.0.0.1:" + std::to_string(port);
+  }
+
+  /// Its journal, unless `extra` named another.
+  std::string journal() const {
+    return home.str() + "/troupe.db";
   }
 };
 

@@ -10,6 +10,8 @@
 
 namespace troupe {
 
+class journal;
+
 /// What an orchestrator stands on.
 struct orchestrator_config {
   /// The cluster's shared secret; empty accepts any node and submitter.
@@ -23,6 +25,15 @@ struct orchestrator_config {
   /// the attempt counts as timed out (the node's executor enforces the
   /// timeout itself; this catches nodes that stopped answering).
   std::chrono::milliseconds dispatch_grace{60000};
+  /// Where runs are recorded, if anywhere: each run's plan, then each event
+  /// before anything follows from it (a result is journaled before its
+  /// dependents are dispatched), then its report. Should writing fail, the
+  /// run fails saying so. Only the orchestrator may use it while it runs.
+  std::shared_ptr<troupe::journal> journal;
+  /// Resumes, as it starts, every run the journal holds unfinished (and no
+  /// other process runs): a coordinator restarted on its journal goes on
+  /// with its runs once workers join.
+  bool resume_unfinished = false;
 };
 
 /// Spawns an orchestrator. It owns runs: a run starts with `run_atom` (the

@@ -22,6 +22,8 @@ enum class errc : uint8_t {
   version_mismatch,
   name_taken,
   shutting_down,
+  /// The journal cannot be written.
+  journal_failed,
 };
 
 std::string to_string(errc x);

@@ -43,6 +43,8 @@ using leave_atom = caf::atom_constant<caf::atom("leave")>;
 constexpr leave_atom leave_atom_v{};
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 constexpr shutdown_atom shutdown_atom_v{};
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
+constexpr resume_atom resume_atom_v{};
 
 /// Receives an attempt's start from wherever it runs, with its dispatch's
 /// key.
@@ -96,6 +98,9 @@ using planner_actor = caf::typed_actor<
 /// - `run_atom` (with the token in the options) answers with the new run's
 ///   id; the report goes to the observer. `cancel_atom` needs the run's id
 ///   and the `cancel_key` its options carried.
+/// - `resume_atom` (with the token) continues a journaled run that was
+///   interrupted, with the options' `cancel_key` and observer; it answers
+///   with the run's full id.
 /// - `join_atom` lends a pool (checking token and protocol version) and
 ///   answers with the coordinator's name; `drain_atom` stops new work for
 ///   the pool and `leave_atom` lets it go, each with the key of the join.
@@ -104,6 +109,8 @@ using planner_actor = caf::typed_actor<
 ///   and tells every pool, answering once the runs have reported.
 using orchestrator_actor = caf::typed_actor<
   caf::replies_to<run_atom, plan, run_options,
+                  observer_actor>::with<std::string>,
+  caf::replies_to<resume_atom, std::string /* run */, run_options,
                   observer_actor>::with<std::string>,
   caf::reacts_to<cancel_atom, std::string /* run */, std::string /* key */>,
   caf::replies_to<join_atom, join_request, pool_actor>::with<std::string>,

@@ -168,6 +168,10 @@ struct run_report {
   std::vector<workstream_result> workstreams;
   std::vector<gate_result> gates;
   std::vector<troupe::usage> usage;
+  /// Workstreams that were in flight (dispatched, their commands perhaps
+  /// not started yet) when the run was interrupted (its coordinator
+  /// killed), and ran again when it was resumed.
+  std::vector<std::string> rerun;
   std::string synthesized_by;
   /// The report as Markdown.
   std::string markdown;
@@ -178,7 +182,7 @@ typename Inspector::result_type inspect(Inspector& f, run_report& x) {
   return f(caf::meta::type_name("troupe::run_report"), x.run_id, x.plan,
            x.goal, x.status, x.partial, x.wall_s, x.sequential_s,
            x.critical_path_s, x.critical_path, x.workstreams, x.gates, x.usage,
-           x.synthesized_by, x.markdown);
+           x.rerun, x.synthesized_by, x.markdown);
 }
 
 /// What an event tells. Every state change of a run, its workstreams,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -40,8 +41,13 @@ struct journaled_run {
 };
 
 /// The durable record of runs: each run's plan, every event (results
-/// included) and its report, in SQLite (WAL mode). One process writes a
-/// journal at a time, holding `PATH.lock`; any number may read it.
+/// included) and its report, in SQLite (WAL mode).
+///
+/// Any number of processes may read a journal. Writers hold `PATH.lock`:
+/// shared, so that several `troupe run` can journal side by side, or
+/// exclusive for a coordinator, which owns every run in it. A writer also
+/// holds a lock per run it runs (`runs/ID.lock` beside the journal), so no
+/// two processes ever run one run.
 ///
 /// Every method throws `journal_error` when SQLite fails.
 class journal {
@@ -49,11 +55,14 @@ public:
   /// The newest schema this build reads and writes.
   static constexpr int schema_version = 1;
 
+  enum class access { shared, exclusive };
+
   /// Opens `path` for writing, creating it (and its directory) if need be
-  /// and bringing an older schema up to date. Refuses a journal another
-  /// process writes, one that is not a Troupe journal or is corrupt, and
-  /// one from a newer Troupe.
-  static std::unique_ptr<journal> open(const std::string& path);
+  /// and bringing an older schema up to date. Refuses a journal that a
+  /// coordinator holds (or, for `exclusive`, any other writer), one that
+  /// is not a Troupe journal or is corrupt, and one from a newer Troupe.
+  static std::unique_ptr<journal> open(const std::string& path,
+                                       access how = access::shared);
 
   /// Opens an existing journal for reading only; it may be written at the
   /// same time by its owner.
@@ -69,17 +78,30 @@ public:
 
   // -- writing ------------------------------------------------------------
 
-  /// Records a new run of `p` (before any of its work is dispatched).
+  /// Takes the lock of run `run_id`, or says which process holds it.
+  void claim_run(const std::string& run_id);
+
+  /// Records a new run of `p` (before any of its work is dispatched) and
+  /// claims it.
   void begin_run(const std::string& run_id, const plan& p,
                  int32_t max_parallel, const std::string& workdir,
                  double started_at);
 
-  /// Appends `events` of run `run_id`, all or none, and records that
-  /// `ended` of its plan's workstreams have ended.
-  void append(const std::string& run_id, const std::vector<event>& events,
+  /// Appends the `n` events from `first` of run `run_id`, all or none, and
+  /// records that `ended` of its plan's workstreams have ended.
+  ///
+  /// For crash tests, TROUPE_JOURNAL_KILL_AFTER=KIND[:SUBJECT] (an event
+  /// kind, and a workstream, gate or node) kills the process with SIGKILL
+  /// right after a matching event is journaled.
+  void append(const std::string& run_id, const event* first, size_t n,
               int64_t ended);
 
-  /// Records the run's report: the run is finished.
+  void append(const std::string& run_id, const std::vector<event>& events,
+              int64_t ended) {
+    append(run_id, events.data(), events.size(), ended);
+  }
+
+  /// Records the run's report: the run is finished, and its lock let go.
   void finish_run(const run_report& report, double finished_at);
 
   // -- reading ------------------------------------------------------------
@@ -113,7 +135,13 @@ private:
   std::string path_;
   sqlite3* db_;
   int lock_fd_;
+  /// Locks of the runs this process runs, by id.
+  std::map<std::string, int> run_locks_;
   std::unique_ptr<statements> st_;
+  /// Fault injection for crash tests: `KIND` or `KIND:SUBJECT` from
+  /// TROUPE_JOURNAL_KILL_AFTER; the process kills itself (SIGKILL) right
+  /// after journaling a matching event.
+  std::string kill_after_;
 };
 
 /// Where a journal goes unless told: `.troupe/troupe.db` under `dir`.

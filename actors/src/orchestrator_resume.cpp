@@ -1,0 +1,105 @@
+// Resuming: a run rebuilt from its journal goes on where it stopped.
+//
+// The run's state is a function of its plan and of what happened to it
+// from outside: the attempts' results and the cancels, which its journal
+// holds as events. A replay feeds those to the same steps that took them
+// the first time, with every workstream that becomes ready taken as
+// dispatched; everything else (readiness, gates and their fixers and
+// checks, retries, blocking, failure policies) follows as it did then.
+// What was dispatched and has no result was in flight: it runs again,
+// its lost attempt not charged.
+
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "orchestrator_state.hpp"
+#include "troupe/runtime/log.hpp"
+
+namespace troupe::orch {
+
+void replay(self_ptr self, run_state& run, const std::vector<event>& events) {
+  run.replaying = true;
+  // Per workstream: dispatched according to the journal, and not answered
+  // yet. Only an answer to such a dispatch is a result to replay; other
+  // ends (blocked, cancelled before running) follow from the replay itself.
+  std::vector<bool> in_flight(run.ws.size(), false);
+  auto find = [&](const std::string& id) -> size_t {
+    auto i = run.index.find(id);
+    if (i == run.index.end())
+      return npos;
+    if (in_flight.size() < run.ws.size())
+      in_flight.resize(run.ws.size(), false);
+    return i->second;
+  };
+  for (size_t i = 0; i < run.ws.size(); ++i)
+    make_ready(self, run, i);
+  pump(self, run);
+  for (auto& ev : events) {
+    switch (ev.kind) {
+      case event_kind::ws_dispatched:
+        if (auto idx = find(ev.subject); idx != npos)
+          in_flight[idx] = true;
+        break;
+      case event_kind::ws_requeued:
+        if (auto idx = find(ev.subject); idx != npos)
+          in_flight[idx] = false;
+        break;
+      case event_kind::ws_retrying:
+      case event_kind::ws_ended: {
+        auto idx = find(ev.subject);
+        if (idx == npos || !in_flight[idx])
+          break;
+        in_flight[idx] = false;
+        if (run.ws[idx].state != ws_state::dispatched) {
+          log()->warn("run {}: the journal's result for {} does not fit the "
+                      "replay; it runs again",
+                      run.id, ev.subject);
+          break;
+        }
+        accept_attempt(self, run, idx, npos, ev.result);
+        break;
+      }
+      case event_kind::run_cancelling:
+        run.user_cancelled = true;
+        start_cancel(self, run, "cancelled");
+        break;
+      case event_kind::run_failing:
+        run.internal_error = ev.message;
+        start_cancel(self, run, "cancelled: " + ev.message);
+        break;
+      default:
+        break;
+    }
+    run.seq = ev.seq;
+  }
+  run.outbox.clear();
+  run.must_journal = false;
+  run.replaying = false;
+  if (in_flight.size() < run.ws.size())
+    in_flight.resize(run.ws.size(), false);
+  // Dispatched in the replay but unanswered: in flight when the run
+  // stopped (those the journal saw go out), or never sent at all.
+  for (size_t idx = 0; idx < run.ws.size(); ++idx) {
+    auto& w = run.ws[idx];
+    if (w.state != ws_state::dispatched)
+      continue;
+    if (in_flight[idx])
+      run.rerun.push_back(w.def->id);
+    requeue(self, run, idx, "cancelled");
+  }
+  std::string message = "resumed after an interruption";
+  if (!run.rerun.empty()) {
+    message += "; in flight then, running again:";
+    for (auto& id : run.rerun)
+      message += " " + id;
+  }
+  emit(self, run, event_kind::run_resumed, run.id, "resumed", 0, {},
+       message);
+  // The resumption is journaled before anything runs again.
+  run.must_journal = true;
+  log()->info("run {} {}", run.id, message);
+}
+
+} // namespace troupe::orch

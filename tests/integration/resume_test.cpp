@@ -1,0 +1,349 @@
+// Durable runs: a run is journaled as it goes, `troupe runs` and
+// `troupe report` read the journal, and a run whose process was killed
+// (kill -9) at any point goes on with `troupe resume` without running
+// again what succeeded.
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support/background.hpp"
+#include "support/cli.hpp"
+#include "support/cluster.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using nlohmann::json;
+
+namespace {
+
+// Each step counts its runs in count.NAME. The one HANG names tells the
+// test through the FIFO `at` that it runs, then hangs until killed, unless
+// `crashed` exists (it runs again after the crash).
+constexpr auto step_script = R"(name=$1
+echo x >> "count.$name"
+if [ "$HANG" = "$name" ] && [ ! -e crashed ]; then
+  echo "$name" > at
+  exec sleep 600
+fi
+if [ "$2" = flaky ] && [ "$TROUPE_ATTEMPT" = 1 ]; then
+  echo "$name fails its first attempt"
+  exit 1
+fi
+echo "$name done"
+)";
+
+// A fan-out, a flaky workstream, a gate whose check fails until its fixer
+// ran, and a gather behind the gate.
+constexpr auto crash_plan = R"(name: crash-test
+workstreams:
+  - {id: first, agent: explore, executor: {kind: command, run: "sh step.sh first"}}
+  - {id: a, agent: explore, depends_on: [first], executor: {kind: command, run: "sh step.sh a"}}
+  - {id: b, agent: explore, depends_on: [first], executor: {kind: command, run: "sh step.sh b"}}
+  - {id: c, agent: explore, depends_on: [first], executor: {kind: command, run: "sh step.sh c"}}
+  - {id: flaky, agent: explore, depends_on: [first], retries: 2, executor: {kind: command, run: "sh step.sh flaky flaky"}}
+  - {id: last, agent: explore, depends_on: [a, b, c, flaky], executor: {kind: command, run: "sh step.sh last"}}
+gates:
+  - id: g
+    after: [a, b, c, flaky]
+    checks: [completion, {run: "sh step.sh check && test -e fixed"}]
+    remediate: {max_attempts: 2, executor: {kind: command, run: "sh step.sh fix && touch fixed"}}
+)";
+
+// A directory holding the plan and its script.
+struct crash_dir {
+  temp_dir dir;
+  std::string plan;
+  std::string journal;
+
+  crash_dir() {
+    dir.write("step.sh", step_script);
+    plan = dir.write("plan.yaml", crash_plan);
+    journal = dir.str() + "/troupe.db";
+    REQUIRE(::mkfifo((dir.str() + "/at").c_str(), 0600) == 0);
+  }
+
+  // How often each step ran.
+  std::map<std::string, int> counts() const {
+    std::map<std::string, int> out;
+    for (auto& name : names_in(dir.path())) {
+      if (name.rfind("count.", 0) != 0)
+        continue;
+      std::ifstream in{dir.str() + "/" + name};
+      std::string line;
+      int n = 0;
+      while (std::getline(in, line))
+        ++n;
+      out[name.substr(6)] = n;
+    }
+    return out;
+  }
+
+  // The line the hanging step writes into `at`; empty if none comes within
+  // a minute.
+  std::string hanging_step() const {
+    int fd = ::open((dir.str() + "/at").c_str(), O_RDONLY | O_NONBLOCK);
+    REQUIRE(fd >= 0);
+    std::string got;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (got.find('\n') == std::string::npos
+           && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 1000) <= 0)
+        continue;
+      char buf[64];
+      auto n = ::read(fd, buf, sizeof(buf));
+      if (n > 0)
+        got.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return got.substr(0, got.find('\n'));
+  }
+
+  std::vector<std::string> run_args(const std::string& report) const {
+    return {TROUPE_BINARY, "run", plan, "--workdir", dir.str(), "--journal",
+            journal, "--report", report, "-q"};
+  }
+};
+
+// The one run a journal holds.
+std::string only_run(const std::string& journal) {
+  auto r = run_troupe({"runs", "--journal", journal, "--json"});
+  REQUIRE(r.exit_code == 0);
+  auto runs = json::parse(r.out);
+  REQUIRE(runs.size() == 1);
+  return runs[0].at("id");
+}
+
+// What must be equal between an interrupted run's report and an
+// uninterrupted one's: everything but timings and nodes.
+json comparable(const json& report) {
+  json out;
+  out["status"] = report.at("status");
+  for (auto& w : report.at("workstreams"))
+    out["workstreams"].push_back({w.at("id"), w.at("status"),
+                                  w.at("attempts"), w.at("summary"),
+                                  w.at("exit_code")});
+  for (auto& g : report.at("gates")) {
+    json checks = json::array();
+    for (auto& c : g.at("checks"))
+      checks.push_back({c.at("name"), c.at("passed")});
+    out["gates"].push_back({g.at("id"), g.at("status"), g.at("attempts"),
+                            checks});
+  }
+  return out;
+}
+
+// The uninterrupted run every crash is compared with.
+struct reference_run {
+  json report;
+  std::map<std::string, int> counts;
+
+  reference_run() {
+    crash_dir d;
+    auto file = d.dir.str() + "/report.json";
+    auto args = d.run_args(file);
+    args.erase(args.begin());
+    auto r = run_troupe(args, d.dir.str());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    report = read_json(file);
+    counts = d.counts();
+  }
+};
+
+const reference_run& reference() {
+  static reference_run ref;
+  return ref;
+}
+
+// Resumes the one run in `d`'s journal and checks the report against an
+// uninterrupted run's, and that only what was in flight ran again.
+void resume_and_compare(crash_dir& d) {
+  std::ofstream{d.dir.str() + "/crashed"};
+  auto id = only_run(d.journal);
+  auto status = run_troupe({"runs", "--journal", d.journal, "--json"});
+  CHECK(json::parse(status.out)[0].at("status") == "running");
+  auto file = d.dir.str() + "/resumed.json";
+  auto r = run_troupe({"resume", id.substr(0, 20), "--journal", d.journal,
+                       "--report", file, "-q"},
+                      d.dir.str());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto report = read_json(file);
+  CHECK(report.at("run_id") == id);
+  CHECK(comparable(report) == comparable(reference().report));
+  // Each step ran as often as in the reference, and at most once more for
+  // each of its workstreams that was in flight at the crash (dispatched;
+  // its command may not have started).
+  std::map<std::string, int> reruns;
+  for (auto& rerun : report.at("rerun")) {
+    auto ws = rerun.get<std::string>();
+    auto step = ws.rfind("g.check", 0) == 0 ? "check"
+                : ws.rfind("g.fix", 0) == 0 ? "fix"
+                                             : ws;
+    reruns[step] += 1;
+  }
+  auto counts = d.counts();
+  INFO("ran: " << json(counts).dump() << ", uninterrupted: "
+               << json(reference().counts).dump()
+               << ", rerun: " << report.at("rerun").dump());
+  CHECK(counts.size() == reference().counts.size());
+  for (auto& [step, n] : reference().counts) {
+    CHECK(counts[step] >= n);
+    CHECK(counts[step] <= n + reruns[step]);
+  }
+  // The journal has the report now, and a second resume is refused.
+  auto again = run_troupe({"report", id, "--journal", d.journal, "--json"});
+  CHECK(again.exit_code == 0);
+  CHECK(comparable(json::parse(again.out)) == comparable(report));
+  auto twice = run_troupe({"resume", id, "--journal", d.journal});
+  CHECK(twice.exit_code == 2);
+  CHECK_THAT(twice.err, Catch::Contains("finished (succeeded)"));
+}
+
+// Runs the plan with `env` until the step HANG names hangs, kills
+// `troupe run` with SIGKILL, and resumes it.
+void crash_while_hanging(const std::string& step) {
+  crash_dir d;
+  auto args = d.run_args(d.dir.str() + "/report.json");
+  args.insert(args.begin(), {"/usr/bin/env", "HANG=" + step});
+  background troupe{args};
+  REQUIRE(d.hanging_step() == step);
+  troupe.signal(SIGKILL);
+  REQUIRE(troupe.wait() == 128 + SIGKILL);
+  CHECK_FALSE(std::ifstream{d.dir.str() + "/report.json"}.good());
+  resume_and_compare(d);
+}
+
+// Runs the plan until `troupe run` kills itself right after journaling
+// the event `at` names, and resumes it.
+void crash_after_event(const std::string& at) {
+  crash_dir d;
+  auto args = d.run_args(d.dir.str() + "/report.json");
+  args.insert(args.begin(),
+              {"/usr/bin/env", "TROUPE_JOURNAL_KILL_AFTER=" + at});
+  background troupe{args};
+  REQUIRE(troupe.wait() == 128 + SIGKILL);
+  resume_and_compare(d);
+}
+
+} // namespace
+
+TEST_CASE("troupe run journals the run: runs and report read it back",
+          "[integration][journal]") {
+  temp_dir dir;
+  auto report = dir.str() + "/report.json";
+  auto r = run_troupe({"run", TROUPE_SOURCE_DIR "/examples/pipeline/plan.yaml",
+                       "--workdir", TROUPE_SOURCE_DIR, "--report", report},
+                      dir.str());
+  REQUIRE(r.exit_code == 0);
+  auto id = read_json(report).at("run_id").get<std::string>();
+  CHECK_THAT(r.err, Catch::Contains("run " + id + " is journaled in "
+                                    ".troupe/troupe.db"));
+  // The default journal is .troupe/troupe.db where troupe ran.
+  auto runs = run_troupe({"runs", "--json"}, dir.str());
+  REQUIRE(runs.exit_code == 0);
+  auto listed = json::parse(runs.out);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].at("id") == id);
+  CHECK(listed[0].at("status") == "succeeded");
+  CHECK(listed[0].at("plan") == "number-pipeline");
+  CHECK(listed[0].at("ended") == 4);
+  CHECK(listed[0].at("workstreams") == 4);
+  auto table = run_troupe({"runs"}, dir.str());
+  CHECK_THAT(table.out, Catch::Contains(id));
+  CHECK_THAT(table.out, Catch::Contains("4/4"));
+  auto again = run_troupe({"report", id.substr(0, 24), "--json"}, dir.str());
+  REQUIRE(again.exit_code == 0);
+  CHECK(json::parse(again.out) == read_json(report));
+  auto md = run_troupe({"report", id}, dir.str());
+  CHECK(md.exit_code == 0);
+  CHECK_THAT(md.out, Catch::StartsWith("# number-pipeline: succeeded"));
+  auto unknown = run_troupe({"report", "run-nope"}, dir.str());
+  CHECK(unknown.exit_code == 2);
+  CHECK_THAT(unknown.err, Catch::Contains("no run run-nope in"));
+}
+
+TEST_CASE("troupe run --no-journal journals nothing, and an unusable journal is "
+          "refused clearly",
+          "[integration][journal]") {
+  temp_dir dir;
+  auto plan = TROUPE_SOURCE_DIR "/examples/pipeline/plan.yaml";
+  auto r = run_troupe({"run", plan, "--workdir", TROUPE_SOURCE_DIR,
+                       "--no-journal", "-q"},
+                      dir.str());
+  CHECK(r.exit_code == 0);
+  CHECK(names_in(dir.path()).empty());
+  auto none = run_troupe({"runs"}, dir.str());
+  CHECK(none.exit_code == 2);
+  CHECK_THAT(none.err, Catch::Contains("no journal at"));
+  auto garbage = dir.write("garbage.db", std::string(4096, 'G'));
+  auto bad = run_troupe({"run", plan, "--workdir", TROUPE_SOURCE_DIR,
+                         "--journal", garbage, "-q"},
+                        dir.str());
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("journal " + garbage
+                                      + " is corrupt or not a Troupe journal"));
+  CHECK(bad.out.empty());
+  auto both = run_troupe({"run", plan, "--journal", "j.db", "--no-journal"},
+                         dir.str());
+  CHECK(both.exit_code == 2);
+}
+
+TEST_CASE("a journal a coordinator holds is refused to others, naming it",
+          "[integration][journal][cluster]") {
+  coordinator c;
+  auto r = run_troupe({"run", TROUPE_SOURCE_DIR "/examples/pipeline/plan.yaml",
+                       "--workdir", TROUPE_SOURCE_DIR, "--journal",
+                       c.journal(), "-q"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("journal " + c.journal()
+                                    + " is in use by a troupe coordinator "
+                                      "(pid "
+                                    + std::to_string(c.proc->pid()) + ")"));
+  auto second = run_troupe({"coordinator", "--journal", c.journal()});
+  CHECK(second.exit_code == 2);
+  CHECK_THAT(second.err, Catch::Contains("in use by"));
+}
+
+TEST_CASE("kill -9 mid fan-out, then resume: what succeeded is not rerun",
+          "[integration][journal]") {
+  crash_while_hanging("b");
+}
+
+TEST_CASE("kill -9 while a gate's check runs, then resume",
+          "[integration][journal]") {
+  crash_while_hanging("check");
+}
+
+TEST_CASE("kill -9 during remediation, then resume",
+          "[integration][journal]") {
+  crash_while_hanging("fix");
+}
+
+TEST_CASE("kill -9 just after a result was journaled, then resume",
+          "[integration][journal]") {
+  crash_after_event("ws_ended:a");
+}
+
+TEST_CASE("kill -9 just after a retry was journaled, then resume",
+          "[integration][journal]") {
+  crash_after_event("ws_retrying:flaky");
+}
+
+TEST_CASE("kill -9 just before the report, then resume",
+          "[integration][journal]") {
+  crash_after_event("run_finished");
+}
