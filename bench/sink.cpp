@@ -7,6 +7,9 @@ namespace troupe::bench {
 observer_actor::behavior_type sink(observer_actor::pointer self,
                                    caf::actor inbox) {
   return {
+    [](const run_snapshot&) {
+      // nop
+    },
     [](const std::vector<event>&) {
       // nop
     },

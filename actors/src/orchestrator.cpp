@@ -54,18 +54,70 @@ std::string describe_sender(self_ptr self) {
 // orchestrator without bound).
 constexpr size_t refused_peers_limit = 1024;
 
-// Whether a run (or resume) may start: the coordinator takes runs and
-// `token` is the cluster's. `what` names the request in logs.
-caf::error admit(self_ptr self, const std::string& token, const char* what) {
+// The active run `run_id` names, in full or by a unique start.
+run_state* find_run(self_ptr self, const std::string& run_id) {
+  auto& runs = self->state.runs;
+  if (auto i = runs.find(run_id); i != runs.end())
+    return &i->second;
+  run_state* found = nullptr;
+  for (auto i = runs.lower_bound(run_id);
+       !run_id.empty() && i != runs.end()
+       && i->first.compare(0, run_id.size(), run_id) == 0;
+       ++i) {
+    if (found)
+      return nullptr; // ambiguous
+    found = &i->second;
+  }
+  return found;
+}
+
+// Why `run_id` has no active run here.
+std::string not_running(self_ptr self, const std::string& run_id) {
+  auto& j = self->state.cfg.journal;
+  if (j) {
+    try {
+      if (auto r = j->find_run(run_id); r && r->status != "running")
+        return "run " + r->id + " finished (" + r->status + ")";
+    } catch (const journal_error& e) {
+      return "no run " + run_id + " is running here (" + e.what() + ")";
+    }
+  }
+  return "no run " + run_id + " is running here";
+}
+
+// Cancels `run` at somebody's request; `why` says whose.
+void cancel_run(self_ptr self, run_state& run, const std::string& why) {
+  if (run.cancelling && run.user_cancelled)
+    return;
+  log()->info("run {} {}", run.id, why);
+  run.user_cancelled = true;
+  auto id = run.id;
+  guarded(self, id, [&] {
+    emit(self, run, event_kind::run_cancelling, id, "cancelling", 0, {}, why);
+    start_cancel(self, run, "cancelled");
+    maybe_finish(self, id);
+  });
+}
+
+// Whether `token` is the cluster's; `what` names the request in logs.
+caf::error check_token(self_ptr self, const std::string& token,
+                       const char* what) {
   auto& st = self->state;
-  if (st.shutting_down)
-    return caf::make_error(errc::shutting_down, st.cfg.name);
   if (!st.cfg.token.empty() && token != st.cfg.token) {
     refused(self, std::string{what} + " with a wrong token");
     return caf::make_error(errc::bad_token,
                            "the coordinator does not accept this token");
   }
   return {};
+}
+
+// Whether a run (or resume) may start: the coordinator takes runs and
+// `token` is the cluster's.
+caf::error admit(self_ptr self, const std::string& token, const char* what) {
+  auto& st = self->state;
+  if (st.shutting_down)
+    return caf::make_error(errc::shutting_down, st.cfg.name);
+  return check_token(self, token, what);
 }
 
 // What plans may use: the built-in executors and whatever a node offers.
@@ -96,7 +148,8 @@ run_state& open_run(self_ptr self, const std::string& id, plan p,
   run.id = id;
   run.p = std::move(p);
   run.opts = std::move(opts);
-  run.observer = std::move(observer);
+  if (observer)
+    run.observers.push_back(std::move(observer));
   run.started_at = started_at;
   // Run time counts from the run's first start, across interruptions.
   run.start = clock_type::now()
@@ -205,6 +258,14 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
     resume_unfinished(self);
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;
+    for (auto& [id, run] : st.runs) {
+      auto& obs = run.observers;
+      obs.erase(std::remove_if(obs.begin(), obs.end(),
+                               [&](const observer_actor& o) {
+                                 return o.address() == dm.source;
+                               }),
+                obs.end());
+    }
     for (size_t pi = 0; pi < st.pools.size(); ++pi) {
       auto& p = st.pools[pi];
       if (p.handle.address() != dm.source || !p.active())
@@ -273,6 +334,64 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
         return err;
       return id;
     },
+    [=](subscribe_atom, const std::string& run_id, const std::string& token,
+        observer_actor& observer) -> caf::result<std::string> {
+      if (auto err = check_token(self, token, "a subscription"))
+        return err;
+      auto run = find_run(self, run_id);
+      if (!run)
+        return caf::make_error(errc::unknown_run, not_running(self, run_id));
+      if (!observer)
+        return caf::make_error(errc::unknown_run, "no observer");
+      // What the run produced so far goes out first, so the snapshot is
+      // the state after the last event any observer saw.
+      flush(self, *run);
+      self->send(observer, snapshot(self, *run));
+      self->monitor(observer);
+      run->observers.push_back(std::move(observer));
+      return run->id;
+    },
+    [=](unsubscribe_atom, const std::string& run_id, const std::string& token,
+        const observer_actor& observer) -> bool {
+      if (check_token(self, token, "an unsubscription"))
+        return false;
+      auto run = find_run(self, run_id);
+      if (!run)
+        return false;
+      auto& obs = run->observers;
+      auto n = obs.size();
+      obs.erase(std::remove(obs.begin(), obs.end(), observer), obs.end());
+      return obs.size() < n;
+    },
+    [=](status_atom, const std::string& token)
+      -> caf::result<std::vector<run_snapshot>> {
+      if (auto err = check_token(self, token, "a status query"))
+        return err;
+      std::vector<run_snapshot> out;
+      for (auto& [id, run] : self->state.runs)
+        out.push_back(snapshot(self, run, true));
+      return out;
+    },
+    [=](status_atom, const std::string& run_id,
+        const std::string& token) -> caf::result<run_snapshot> {
+      if (auto err = check_token(self, token, "a status query"))
+        return err;
+      auto run = find_run(self, run_id);
+      if (!run)
+        return caf::make_error(errc::unknown_run, not_running(self, run_id));
+      return snapshot(self, *run);
+    },
+    [=](abort_atom, const std::string& run_id,
+        const std::string& token) -> caf::result<std::string> {
+      if (auto err = check_token(self, token, "an abort"))
+        return err;
+      auto run = find_run(self, run_id);
+      if (!run)
+        return caf::make_error(errc::unknown_run, not_running(self, run_id));
+      auto id = run->id;
+      cancel_run(self, *run, "aborted");
+      return id;
+    },
     [=](cancel_atom, const std::string& run_id, const std::string& key) {
       auto i = self->state.runs.find(run_id);
       // Only whoever started a run holds its key; an unknown run and a
@@ -282,17 +401,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
         refused(self, "a cancel without its run's key");
         return;
       }
-      auto& run = i->second;
-      if (run.cancelling && run.user_cancelled)
-        return;
-      log()->info("run {} cancelled", run_id);
-      run.user_cancelled = true;
-      guarded(self, run_id, [&] {
-        emit(self, run, event_kind::run_cancelling, run_id, "cancelling", 0, {},
-             "cancelled by its submitter");
-        start_cancel(self, run, "cancelled");
-        maybe_finish(self, run_id);
-      });
+      cancel_run(self, i->second, "cancelled by its submitter");
     },
     [=](join_atom, join_request& req,
         pool_actor& pool) -> caf::result<std::string> {
@@ -359,12 +468,8 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
     },
     [=](nodes_atom,
         const std::string& token) -> caf::result<std::vector<node_status>> {
-      auto& st = self->state;
-      if (!st.cfg.token.empty() && token != st.cfg.token) {
-        refused(self, "a node listing with a wrong token");
-        return caf::make_error(errc::bad_token,
-                               "the coordinator does not accept this token");
-      }
+      if (auto err = check_token(self, token, "a node listing"))
+        return err;
       std::vector<node_status> out;
       for (auto& p : self->state.pools)
         out.push_back({p.info, p.busy, p.state, p.completed});

@@ -81,13 +81,13 @@ void replay(self_ptr self, run_state& run, const std::vector<event>& events) {
     in_flight.resize(run.ws.size(), false);
   // Dispatched in the replay but unanswered: in flight when the run
   // stopped (those the journal saw go out), or never sent at all.
+  std::vector<size_t> unanswered;
   for (size_t idx = 0; idx < run.ws.size(); ++idx) {
-    auto& w = run.ws[idx];
-    if (w.state != ws_state::dispatched)
+    if (run.ws[idx].state != ws_state::dispatched)
       continue;
+    unanswered.push_back(idx);
     if (in_flight[idx])
-      run.rerun.push_back(w.def->id);
-    requeue(self, run, idx, "cancelled");
+      run.rerun.push_back(run.ws[idx].def->id);
   }
   std::string message = "resumed after an interruption";
   if (!run.rerun.empty()) {
@@ -97,6 +97,12 @@ void replay(self_ptr self, run_state& run, const std::vector<event>& events) {
   }
   emit(self, run, event_kind::run_resumed, run.id, "resumed", 0, {},
        message);
+  for (auto idx : unanswered) {
+    auto& w = run.ws[idx];
+    if (requeue(self, run, idx, "cancelled") && in_flight[idx])
+      emit(self, run, event_kind::ws_requeued, w.def->id, "ready",
+           w.attempts, {}, "requeued: in flight when the run stopped");
+  }
   // The resumption is journaled before anything runs again.
   run.must_journal = true;
   log()->info("run {} {}", run.id, message);

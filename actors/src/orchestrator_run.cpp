@@ -81,8 +81,7 @@ void flush(self_ptr self, run_state& run) {
     self_ptr self;
     run_state& run;
     ~sender() {
-      if (run.observer)
-        self->send(run.observer, std::move(run.outbox));
+      tell_observers(self, run.observers, std::move(run.outbox));
       run.outbox = {};
       run.journaled = 0;
     }
@@ -293,7 +292,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
        to_string(report.status));
   flush(self, run);
   log()->info("run {} finished: {}", run.id, to_string(report.status));
-  auto observer = run.observer;
+  auto observers = run.observers;
   auto journaled = !run.journal_failed;
   auto p = std::move(run.p);
   st.runs.erase(i);
@@ -311,8 +310,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
       [=](run_report& full) {
         if (journaled)
           journal_report(self, full);
-        if (observer)
-          self->send(observer, std::move(full));
+        tell_observers(self, observers, std::move(full));
         report_delivered(self);
       },
       [=](caf::error& err) mutable {
@@ -324,8 +322,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
                            + "\n";
         if (journaled)
           journal_report(self, outline);
-        if (observer)
-          self->send(observer, std::move(outline));
+        tell_observers(self, observers, std::move(outline));
         report_delivered(self);
       });
 }
@@ -358,9 +355,51 @@ void fail_internal(self_ptr self, const std::string& run_id,
   outline.status = run_status::failed;
   outline.markdown = "# " + outline.plan + ": failed\n\nInternal error: "
                      + valid_utf8(what) + "\n";
-  if (i->second.observer)
-    self->send(i->second.observer, std::move(outline));
+  tell_observers(self, i->second.observers, std::move(outline));
   st.runs.erase(i);
+}
+
+run_snapshot snapshot(self_ptr self, const run_state& run,
+                      bool summary_only) {
+  run_snapshot s;
+  s.run_id = run.id;
+  s.plan = run.p.name;
+  s.goal = run.p.goal;
+  s.status = run.cancelling ? "cancelling" : "running";
+  s.started_at = run.started_at;
+  s.t_s = run.now_s();
+  s.seq = run.seq;
+  s.total = static_cast<int64_t>(run.p.workstreams.size());
+  s.ended = run.plan_ended;
+  s.rerun = run.rerun;
+  if (summary_only)
+    return s;
+  auto& pools = self->state.pools;
+  s.workstreams.reserve(run.ws.size());
+  for (auto& w : run.ws) {
+    if (is_terminal(w.state)) {
+      s.workstreams.push_back(w.result);
+      continue;
+    }
+    workstream_result r;
+    r.id = w.def->id;
+    r.title = w.def->title;
+    r.persona = w.def->persona;
+    r.status = w.state;
+    r.attempts = w.attempts;
+    if (w.pool != npos && w.pool < pools.size())
+      r.node = pools[w.pool].info.name;
+    if (!w.failures.empty())
+      r.summary = w.failures.back().summary;
+    s.workstreams.push_back(std::move(r));
+  }
+  for (auto& g : run.gates) {
+    auto r = g.result;
+    r.id = g.def.id;
+    r.status = g.state;
+    s.gates.push_back(std::move(r));
+  }
+  return s;
 }
 
 // Builds a run's bookkeeping from a validated plan.

@@ -115,7 +115,9 @@ struct run_state {
   std::string id;
   plan p;
   run_options opts;
-  observer_actor observer;
+  /// Who follows the run: the submitter's observer, and any that
+  /// subscribed since.
+  std::vector<observer_actor> observers;
   std::vector<ws_run> ws;
   /// Workstream ids (viewing the plan's or the fixers' strings) to indexes.
   std::unordered_map<std::string_view, size_t> index;
@@ -275,6 +277,20 @@ void maybe_finish(self_ptr self, const std::string& run_id);
 void report_delivered(self_ptr self);
 /// Builds a run's bookkeeping from a validated plan.
 void prepare(run_state& run);
+/// The run's state now, with every workstream unless `summary_only`.
+run_snapshot snapshot(self_ptr self, const run_state& run,
+                      bool summary_only = false);
+/// Sends `msg` to each of the run's observers.
+template <class T>
+void tell_observers(self_ptr self, const std::vector<observer_actor>& to,
+                    T msg) {
+  for (size_t i = 0; i < to.size(); ++i) {
+    if (i + 1 < to.size())
+      self->send(to[i], msg);
+    else
+      self->send(to[i], std::move(msg));
+  }
+}
 /// Adds a run of validated plan `p`, prepared, that started at `started_at`
 /// (seconds since the Unix epoch).
 run_state& open_run(self_ptr self, const std::string& id, plan p,

@@ -34,9 +34,53 @@ run_tracker::run_tracker(const plan& p) : p_(&p) {
     seen_.try_emplace(w.id);
 }
 
+void run_tracker::add(const run_snapshot& s) {
+  run_id_ = s.run_id;
+  seq_ = s.seq;
+  rerun_ = s.rerun;
+  for (auto& r : s.workstreams) {
+    auto [i, added] = seen_.try_emplace(r.id);
+    if (added)
+      extra_.push_back(r.id);
+    auto& w = i->second;
+    w.status = r.status;
+    w.attempts = r.attempts;
+    w.node = r.node;
+    w.summary = r.summary;
+    if (r.status == ws_state::dispatched || r.status == ws_state::running
+        || is_terminal(r.status))
+      w.dispatched = r.started_s;
+    if (is_terminal(r.status))
+      w.ended = r.started_s + r.wall_s;
+  }
+  for (auto& g : s.gates)
+    gates_[g.id] = g;
+}
+
+run_snapshot run_tracker::snapshot(const std::string& status,
+                                   double t_s) const {
+  auto r = partial_report(t_s, "");
+  run_snapshot s;
+  s.run_id = run_id_;
+  s.plan = r.plan;
+  s.goal = r.goal;
+  s.status = status;
+  s.t_s = t_s;
+  s.seq = seq_;
+  s.total = static_cast<int64_t>(p_->workstreams.size());
+  for (auto& w : p_->workstreams)
+    if (auto i = seen_.find(w.id); i != seen_.end() && is_terminal(i->second.status))
+      s.ended += 1;
+  s.workstreams = std::move(r.workstreams);
+  s.gates = std::move(r.gates);
+  s.rerun = rerun_;
+  return s;
+}
+
 void run_tracker::add(const event& ev) {
   if (run_id_.empty())
     run_id_ = ev.run_id;
+  seq_ = std::max(seq_, ev.seq);
   switch (ev.kind) {
     case event_kind::gate_evaluating:
     case event_kind::gate_remediating:

@@ -60,6 +60,9 @@ agent_actor::behavior_type reviewer(agent_actor::pointer self,
 observer_actor::behavior_type printer(observer_actor::pointer self,
                                       caf::actor main_inbox) {
   return {
+    [](const run_snapshot&) {
+      // Only observers that subscribe to a run in progress get one.
+    },
     [=](const std::vector<event>& batch) {
       for (auto& ev : batch)
         if (ev.kind == event_kind::ws_ended

@@ -209,6 +209,7 @@ int coordinator_command(const coordinator_flags& flags) {
   orchestrator_config ocfg;
   if (!open_journal(flags.journal, journal::access::exclusive, ocfg.journal))
     return exit_bad_input;
+  ocfg.resume_unfinished = true;
   caf::actor_system_config cfg;
   add_message_types(cfg);
   if (!configure_network(cfg, flags.tls, network_role::coordinator))

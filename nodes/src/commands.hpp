@@ -119,13 +119,28 @@ struct nodes_flags {
 /// `troupe nodes`: lists a coordinator's nodes.
 int nodes_command(const nodes_flags& flags);
 
-/// Flags of the commands on journaled runs.
+/// Flags of the commands on journaled runs: against the journal here, or
+/// a coordinator's runs with `coordinator` set.
 struct runs_flags {
   journal_flags journal;
   std::string run_id;
   std::string workstream;
   bool json = false;
+  bool follow = false;
+  std::string coordinator;
+  std::string token_file;
+  tls_flags tls;
 };
+
+/// `troupe status [RUN]`: a run's state (every run's without RUN), live
+/// with --follow.
+int status_command(const runs_flags& flags);
+
+/// `troupe abort RUN`: cancels a run, wherever it runs.
+int abort_command(const runs_flags& flags);
+
+/// `troupe logs RUN [WS]`: the output of a run's workstreams.
+int logs_command(const runs_flags& flags);
 
 /// `troupe runs`: lists the journal's runs.
 int runs_command(const runs_flags& flags);

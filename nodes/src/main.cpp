@@ -248,6 +248,35 @@ int main(int argc, char** argv) {
   add_journal(report, lf.journal, false);
   report->add_flag("--json", lf.json, "print the report as JSON");
 
+  auto add_run_query = [&](CLI::App* cmd, cli::runs_flags& q) {
+    add_journal(cmd, q.journal, false);
+    cmd->add_option("--coordinator", q.coordinator,
+                    "ask the coordinator at HOST:PORT instead of the "
+                    "journal here");
+    cmd->add_option("--token-file", q.token_file,
+                    "file holding the cluster's token");
+    add_tls(cmd, q.tls);
+  };
+  cli::runs_flags sf;
+  auto status = app.add_subcommand(
+    "status", "a run's state (every run's without RUN), live with --follow");
+  status->add_option("RUN", sf.run_id, "the run's id (or its start)");
+  status->add_flag("--follow,-f", sf.follow,
+                   "follow the run until it ends, then print its report");
+  status->add_flag("--json", sf.json, "print JSON");
+  add_run_query(status, sf);
+  auto abort = app.add_subcommand(
+    "abort", "cancel a run, wherever it runs (its report is still written)");
+  abort->add_option("RUN", sf.run_id, "the run's id (or its start)")
+    ->required();
+  add_run_query(abort, sf);
+  auto logs = app.add_subcommand(
+    "logs", "the output of a run's workstreams, attempt by attempt");
+  logs->add_option("RUN", sf.run_id, "the run's id (or its start)")
+    ->required();
+  logs->add_option("WS", sf.workstream, "only this workstream");
+  add_run_query(logs, sf);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -277,6 +306,12 @@ int main(int argc, char** argv) {
     return cli::resume_command(resume_flags);
   if (*runs)
     return cli::runs_command(lf);
+  if (*status)
+    return cli::status_command(sf);
+  if (*abort)
+    return cli::abort_command(sf);
+  if (*logs)
+    return cli::logs_command(sf);
   if (*report)
     return cli::report_command(lf);
   return cli::exit_bad_input;

@@ -154,7 +154,9 @@ const char* topic(event_kind k) {
   return "run";
 }
 
-void print_line(progress_state& st, const event& ev) {
+} // namespace
+
+std::string event_line(const event& ev) {
   std::string line;
   char t[32];
   std::snprintf(t, sizeof(t), "[%7.2fs] ", ev.t_s);
@@ -165,10 +167,53 @@ void print_line(progress_state& st, const event& ev) {
             + (ev.node.empty() ? "" : ", node " + ev.node) + ")";
   if (!ev.message.empty())
     line += ": " + ev.message;
-  line = terminal_text(line) + '\n';
+  return terminal_text(line) + '\n';
+}
+
+namespace {
+
+void print_line(progress_state& st, const event& ev) {
+  auto line = event_line(ev);
   if (st.cfg.live)
     clear_live(st);
   std::fputs(line.c_str(), stderr);
+}
+
+// A run followed from the middle: its state so far.
+void on_snapshot(progress_state& st, const run_snapshot& snap) {
+  st.tracker->add(snap);
+  st.done = st.failed = st.blocked = 0;
+  st.running.clear();
+  for (auto& w : snap.workstreams) {
+    if (w.status == ws_state::dispatched || w.status == ws_state::running) {
+      auto& r = st.running[w.id];
+      r.persona = w.persona;
+      r.title = w.title;
+      r.state = to_string(w.status);
+      r.attempt = w.attempts;
+      if (auto d = st.defs.find(w.id); d != st.defs.end())
+        r.estimate = d->second->estimate_s;
+      continue;
+    }
+    if (!is_terminal(w.status) || st.defs.count(w.id) == 0)
+      continue;
+    st.done += 1;
+    st.done_time += w.wall_s;
+    st.failed += w.status == ws_state::failed || w.status == ws_state::timed_out;
+    st.blocked
+      += w.status == ws_state::blocked || w.status == ws_state::cancelled;
+  }
+  if (st.cfg.quiet)
+    return;
+  char line[256];
+  std::snprintf(line, sizeof(line),
+                "[%7.2fs] run %s %s: %lld of %lld workstreams ended",
+                snap.t_s, snap.run_id.c_str(), snap.status.c_str(),
+                static_cast<long long>(snap.ended),
+                static_cast<long long>(snap.total));
+  if (st.cfg.live)
+    clear_live(st);
+  std::fputs((terminal_text(line) + "\n").c_str(), stderr);
 }
 
 void on_event(progress_state& st, const event& ev) {
@@ -249,6 +294,12 @@ progress(progress_actor_t::stateful_pointer<progress_state> self,
   if (st.cfg.live && !st.cfg.quiet)
     self->delayed_send(self, redraw_interval, tick_atom_v);
   return {
+      [=](const run_snapshot& snap) {
+        auto& st = self->state;
+        on_snapshot(st, snap);
+        if (st.cfg.live && !st.cfg.quiet && !st.finished)
+          draw_live(st);
+      },
       [=](const std::vector<event>& batch) {
         auto& st = self->state;
         for (auto& ev : batch)

@@ -39,6 +39,10 @@ constexpr partial_atom partial_atom_v{};
 using progress_view_actor = observer_actor::extend<
   caf::replies_to<partial_atom, std::string>::with<run_report>>;
 
+/// One event as a line of text (with its newline), as the progress view
+/// prints it.
+std::string event_line(const event& ev);
+
 /// Spawns the progress view for `cfg.p`.
 progress_view_actor spawn_progress(caf::actor_system& sys,
                                    progress_config cfg);

@@ -395,6 +395,30 @@ void from_json(const json& j, event& x) {
     read(j, "checks", x.checks);
 }
 
+void to_json(json& j, const run_snapshot& x) {
+  j = {{"run_id", x.run_id},         {"plan", x.plan},
+       {"goal", x.goal},             {"status", x.status},
+       {"started_at", x.started_at}, {"t_s", x.t_s},
+       {"seq", x.seq},               {"total", x.total},
+       {"ended", x.ended},           {"workstreams", x.workstreams},
+       {"gates", x.gates},           {"rerun", x.rerun}};
+}
+
+void from_json(const json& j, run_snapshot& x) {
+  read(j, "run_id", x.run_id);
+  read(j, "plan", x.plan);
+  read(j, "goal", x.goal);
+  read(j, "status", x.status);
+  read(j, "started_at", x.started_at);
+  read(j, "t_s", x.t_s);
+  read(j, "seq", x.seq);
+  read(j, "total", x.total);
+  read(j, "ended", x.ended);
+  read(j, "workstreams", x.workstreams);
+  read(j, "gates", x.gates);
+  read(j, "rerun", x.rerun);
+}
+
 void to_json(json& j, const node_info& x) {
   j = {{"name", x.name},
        {"slots", x.slots},

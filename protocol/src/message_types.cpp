@@ -52,6 +52,7 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<gate_result>("troupe::gate_result")
     .add_message_type<run_report>("troupe::run_report")
     .add_message_type<event>("troupe::event")
+    .add_message_type<run_snapshot>("troupe::run_snapshot")
     .add_message_type<node_info>("troupe::node_info")
     .add_message_type<run_options>("troupe::run_options")
     .add_message_type<join_request>("troupe::join_request")

@@ -602,6 +602,24 @@ std::optional<run_report> journal::report(const std::string& run_id) {
   }
 }
 
+std::optional<int> journal::run_owner(const std::string& run_id) {
+  if (run_locks_.count(run_id) > 0)
+    return ::getpid();
+  int fd = ::open(run_lock_path(path_, run_id).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return std::nullopt;
+  std::optional<int> owner;
+  if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+    auto holder = holder_of(fd);
+    char* end = nullptr;
+    auto pid = std::strtol(holder.c_str(), &end, 10);
+    if (end != holder.c_str() && pid > 0)
+      owner = static_cast<int>(pid);
+  }
+  ::close(fd);
+  return owner;
+}
+
 std::string default_journal_path(const std::string& dir) {
   if (dir.empty() || dir == ".")
     return ".troupe/troupe.db";

@@ -347,3 +347,122 @@ TEST_CASE("kill -9 just before the report, then resume",
           "[integration][journal]") {
   crash_after_event("run_finished");
 }
+
+TEST_CASE("kill -9 of a coordinator mid fan-out: restarted on its journal, "
+          "it resumes the run as its worker rejoins, and a follower sees it "
+          "end",
+          "[integration][journal][cluster]") {
+  crash_dir d;
+  auto c = std::make_unique<coordinator>(
+    std::vector<std::string>{"--slots", "0", "--journal", d.journal});
+  auto port = std::to_string(c->port);
+  background worker{{"/usr/bin/env", "HANG=b", TROUPE_BINARY, "--log-level",
+                     "info", "worker", "--join", c->address(), "--name",
+                     "w1", "--slots", "4"}};
+  REQUIRE(worker.wait_for_err("joined coordinator"));
+  background submitter{{TROUPE_BINARY, "submit", d.plan, "--coordinator",
+                        c->address(), "--workdir", d.dir.str(), "-q"}};
+  REQUIRE(d.hanging_step() == "b");
+  c->proc->signal(SIGKILL);
+  REQUIRE(c->proc->wait() == 128 + SIGKILL);
+  CHECK(submitter.wait() == 1);
+  std::ofstream{d.dir.str() + "/crashed"};
+  auto id = only_run(d.journal);
+  // The same address, the same journal: the worker finds it again.
+  coordinator again{{"--slots", "0", "--journal", d.journal},
+                    "127.0.0.1:" + port};
+  auto follow = run_troupe({"status", id, "--follow", "--json",
+                            "--coordinator", again.address()});
+  INFO(follow.err);
+  REQUIRE(follow.exit_code == 0);
+  auto report = json::parse(follow.out);
+  CHECK(comparable(report) == comparable(reference().report));
+  CHECK(report.at("rerun").size() >= 1);
+  auto counts = d.counts();
+  for (auto& [step, n] : reference().counts)
+    CHECK(counts[step] >= n);
+  // What succeeded before the crash did not run again.
+  CHECK(counts["first"] == 1);
+}
+
+TEST_CASE("status, logs and abort read a run in another process through the "
+          "journal",
+          "[integration][journal]") {
+  crash_dir d;
+  auto args = d.run_args(d.dir.str() + "/report.json");
+  args.insert(args.begin(), {"/usr/bin/env", "HANG=b"});
+  background troupe{args};
+  REQUIRE(d.hanging_step() == "b");
+  auto id = only_run(d.journal);
+  auto status = run_troupe({"status", id, "--journal", d.journal, "--json"});
+  REQUIRE(status.exit_code == 0);
+  auto s = json::parse(status.out);
+  CHECK(s.at("status") == "running");
+  std::map<std::string, std::string> states;
+  for (auto& w : s.at("workstreams"))
+    states[w.at("id")] = w.at("status");
+  CHECK(states["first"] == "succeeded");
+  CHECK(states["b"] == "running");
+  CHECK(states["last"] == "pending");
+  auto logs = run_troupe({"logs", id, "first", "--journal", d.journal});
+  CHECK(logs.exit_code == 0);
+  CHECK_THAT(logs.out, Catch::Contains("== first attempt 1: succeeded"));
+  CHECK_THAT(logs.out, Catch::Contains("first done"));
+  auto none = run_troupe({"logs", id, "last", "--journal", d.journal});
+  CHECK(none.exit_code == 1);
+  CHECK_THAT(none.err, Catch::Contains("has no output yet"));
+  // A follower in a third process sees the run to its end.
+  background follower{{TROUPE_BINARY, "status", id.substr(0, 20), "--follow",
+                       "--journal", d.journal}};
+  auto aborted = run_troupe({"abort", id, "--journal", d.journal});
+  CHECK(aborted.exit_code == 0);
+  CHECK_THAT(aborted.err, Catch::Contains("asked process "
+                                          + std::to_string(troupe.pid())));
+  CHECK(troupe.wait() == 1);
+  CHECK(read_json(d.dir.str() + "/report.json").at("status") == "cancelled");
+  CHECK(follower.wait() == 1);
+  auto after = run_troupe({"status", id, "--journal", d.journal, "--json"});
+  CHECK(json::parse(after.out).at("status") == "cancelled");
+  auto again = run_troupe({"abort", id, "--journal", d.journal});
+  CHECK(again.exit_code == 1);
+  CHECK_THAT(again.err, Catch::Contains("finished (cancelled)"));
+}
+
+TEST_CASE("status, logs and abort against a coordinator",
+          "[integration][journal][cluster]") {
+  crash_dir d;
+  coordinator c{{"--slots", "0"}};
+  background worker{{"/usr/bin/env", "HANG=b", TROUPE_BINARY, "--log-level",
+                     "info", "worker", "--join", c.address(), "--name", "w1",
+                     "--slots", "4"}};
+  REQUIRE(worker.wait_for_err("joined coordinator"));
+  background submitter{{TROUPE_BINARY, "submit", d.plan, "--coordinator",
+                        c.address(), "--workdir", d.dir.str(), "-q",
+                        "--report", d.dir.str() + "/report.json"}};
+  REQUIRE(d.hanging_step() == "b");
+  auto list = run_troupe({"status", "--json", "--coordinator", c.address()});
+  REQUIRE(list.exit_code == 0);
+  auto runs = json::parse(list.out);
+  REQUIRE(runs.size() == 1);
+  auto id = runs[0].at("run_id").get<std::string>();
+  CHECK(runs[0].at("status") == "running");
+  auto one = run_troupe({"status", id, "--json", "--coordinator",
+                         c.address()});
+  REQUIRE(one.exit_code == 0);
+  CHECK(json::parse(one.out).at("total") == 6);
+  auto logs = run_troupe({"logs", id, "first", "--coordinator", c.address()});
+  CHECK(logs.exit_code == 0);
+  CHECK_THAT(logs.out, Catch::Contains("first done"));
+  background follower{{TROUPE_BINARY, "status", id, "--follow",
+                       "--coordinator", c.address()}};
+  REQUIRE(follower.wait_for_err("run " + id + " running"));
+  auto aborted = run_troupe({"abort", id, "--coordinator", c.address()});
+  CHECK(aborted.exit_code == 0);
+  CHECK(submitter.wait() == 1);
+  CHECK(read_json(d.dir.str() + "/report.json").at("status") == "cancelled");
+  CHECK(follower.wait() == 1);
+  auto unknown = run_troupe({"status", "run-nope", "--coordinator",
+                             c.address()});
+  CHECK(unknown.exit_code == 1);
+  CHECK_THAT(unknown.err, Catch::Contains("no run run-nope"));
+}

@@ -20,6 +20,13 @@ public:
   /// Takes in the next event of the run.
   void add(const event& ev);
 
+  /// Takes in the run's state at one point (a late subscriber's start).
+  void add(const run_snapshot& s);
+
+  /// The state so far, as `status` says it is (running, or how it ended),
+  /// at run time `t_s`.
+  run_snapshot snapshot(const std::string& status, double t_s) const;
+
   /// A report of what the events said: every workstream of the plan, then
   /// any other that appeared (a gate's fixers), in its last known state (one
   /// last seen running stays running), every gate likewise; the run
@@ -40,6 +47,8 @@ private:
 
   const plan* p_;
   std::string run_id_;
+  uint64_t seq_ = 0;
+  std::vector<std::string> rerun_;
   std::unordered_map<std::string, seen_ws> seen_;
   /// Workstreams outside the plan, in order of appearance.
   std::vector<std::string> extra_;

@@ -45,6 +45,12 @@ using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
 constexpr shutdown_atom shutdown_atom_v{};
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 constexpr resume_atom resume_atom_v{};
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+constexpr subscribe_atom subscribe_atom_v{};
+using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
+constexpr unsubscribe_atom unsubscribe_atom_v{};
+using abort_atom = caf::atom_constant<caf::atom("abort")>;
+constexpr abort_atom abort_atom_v{};
 
 /// Receives an attempt's start from wherever it runs, with its dispatch's
 /// key.
@@ -79,8 +85,11 @@ using pool_actor = caf::typed_actor<
   caf::replies_to<drain_atom>::with<bool>, caf::reacts_to<shutdown_atom>>;
 
 /// Receives a run's events, in order and in batches (whatever one step of
-/// the orchestrator produced), and, last, its report.
-using observer_actor = caf::typed_actor<caf::reacts_to<std::vector<event>>,
+/// the orchestrator produced), and, last, its report. One that subscribed
+/// to a run in progress first gets the run's state so far, then the events
+/// after it.
+using observer_actor = caf::typed_actor<caf::reacts_to<run_snapshot>,
+                                        caf::reacts_to<std::vector<event>>,
                                         caf::reacts_to<run_report>>;
 
 /// Folds a run's results into its report.
@@ -101,6 +110,11 @@ using planner_actor = caf::typed_actor<
 /// - `resume_atom` (with the token) continues a journaled run that was
 ///   interrupted, with the options' `cancel_key` and observer; it answers
 ///   with the run's full id.
+/// - `subscribe_atom` (with the token) adds an observer to a run (by id,
+///   or a unique start of it): it gets the run's state, then its events and
+///   report; `unsubscribe_atom` takes it off. Observers never slow a run.
+/// - `status_atom` (with the token) answers with the state of every run,
+///   or of one; `abort_atom` (with the token) cancels a run.
 /// - `join_atom` lends a pool (checking token and protocol version) and
 ///   answers with the coordinator's name; `drain_atom` stops new work for
 ///   the pool and `leave_atom` lets it go, each with the key of the join.
@@ -113,6 +127,16 @@ using orchestrator_actor = caf::typed_actor<
   caf::replies_to<resume_atom, std::string /* run */, run_options,
                   observer_actor>::with<std::string>,
   caf::reacts_to<cancel_atom, std::string /* run */, std::string /* key */>,
+  caf::replies_to<subscribe_atom, std::string /* run */,
+                  std::string /* token */, observer_actor>::with<std::string>,
+  caf::replies_to<unsubscribe_atom, std::string /* run */,
+                  std::string /* token */, observer_actor>::with<bool>,
+  caf::replies_to<status_atom, std::string /* token */>::with<
+    std::vector<run_snapshot>>,
+  caf::replies_to<status_atom, std::string /* run */,
+                  std::string /* token */>::with<run_snapshot>,
+  caf::replies_to<abort_atom, std::string /* run */,
+                  std::string /* token */>::with<std::string>,
   caf::replies_to<join_atom, join_request, pool_actor>::with<std::string>,
   caf::reacts_to<started_atom, std::string, std::string, int32_t,
                  std::string, uint64_t>,

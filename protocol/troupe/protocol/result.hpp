@@ -269,6 +269,37 @@ inline bool carries_checks(event_kind k) {
          || k == event_kind::gate_failed;
 }
 
+/// A run's state at one point: what an observer that subscribes late gets
+/// before the events that follow (those with a greater `seq`), and what a
+/// status query answers.
+struct run_snapshot {
+  std::string run_id;
+  std::string plan;
+  std::string goal;
+  /// running, cancelling, or how the run ended.
+  std::string status;
+  /// Seconds since the Unix epoch, and run time so far.
+  double started_at = 0;
+  double t_s = 0;
+  /// The last event included.
+  uint64_t seq = 0;
+  /// The plan's workstreams, and how many of them have ended.
+  int64_t total = 0;
+  int64_t ended = 0;
+  /// Every workstream (the plan's, then a gate's fixers and checks), each
+  /// in its current state; a finished one with its result.
+  std::vector<workstream_result> workstreams;
+  std::vector<gate_result> gates;
+  std::vector<std::string> rerun;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, run_snapshot& x) {
+  return f(caf::meta::type_name("troupe::run_snapshot"), x.run_id, x.plan,
+           x.goal, x.status, x.started_at, x.t_s, x.seq, x.total, x.ended,
+           x.workstreams, x.gates, x.rerun);
+}
+
 /// A node's offer of agent slots.
 struct node_info {
   std::string name;
@@ -349,6 +380,7 @@ void to_json(nlohmann::json& j, const check_result& x);
 void to_json(nlohmann::json& j, const gate_result& x);
 void to_json(nlohmann::json& j, const run_report& x);
 void to_json(nlohmann::json& j, const event& x);
+void to_json(nlohmann::json& j, const run_snapshot& x);
 void to_json(nlohmann::json& j, const node_info& x);
 void to_json(nlohmann::json& j, const node_status& x);
 
@@ -358,6 +390,7 @@ void from_json(const nlohmann::json& j, check_result& x);
 void from_json(const nlohmann::json& j, gate_result& x);
 void from_json(const nlohmann::json& j, run_report& x);
 void from_json(const nlohmann::json& j, event& x);
+void from_json(const nlohmann::json& j, run_snapshot& x);
 
 /// A new secret: 128 random bits as 32 hexadecimal digits.
 std::string make_secret();

@@ -127,6 +127,9 @@ public:
   /// The report of a finished run.
   std::optional<run_report> report(const std::string& run_id);
 
+  /// The process that runs `run_id` now, if one does.
+  std::optional<int> run_owner(const std::string& run_id);
+
 private:
   journal(std::string path, sqlite3* db, int lock_fd);
 
