@@ -154,6 +154,22 @@ event sample_event() {
   return e;
 }
 
+run_snapshot sample_snapshot() {
+  run_snapshot s;
+  s.run_id = "r-1f2e3d4c5b6a7988";
+  s.plan = "auth-feature";
+  s.status = "running";
+  s.started_at = 1.7e9;
+  s.t_s = 12.5;
+  s.seq = 42;
+  s.total = 2;
+  s.ended = 1;
+  s.workstreams = {sample_result()};
+  s.gates = {sample_gate_result()};
+  s.rerun = {"jwt"};
+  return s;
+}
+
 node_info sample_node_info() {
   return {"w1", 4, {"backend", "qa"}, {"command", "sleep"}, protocol_version};
 }
@@ -210,6 +226,7 @@ TROUPE_SAMPLE(run_options, sample_options())
 TROUPE_SAMPLE(join_request, sample_join())
 TROUPE_SAMPLE(node_status, sample_node_status())
 TROUPE_SAMPLE(plan_assessment, sample_assessment())
+TROUPE_SAMPLE(run_snapshot, sample_snapshot())
 #undef TROUPE_SAMPLE
 
 class writer {
@@ -320,6 +337,13 @@ int main(int argc, char** argv) {
     {"events", caf::make_message(std::vector<event>{sample_event(),
                                                     sample_event()})},
     {"report", caf::make_message(sample_report())},
+    {"snapshot", caf::make_message(sample_snapshot())},
+    {"subscribe", caf::make_message(subscribe_atom_v,
+                                    std::string{"r-1f2e3d4c5b6a7988"},
+                                    std::string{"token"}, observer_actor{})},
+    {"resume", caf::make_message(resume_atom_v,
+                                 std::string{"r-1f2e3d4c5b6a7988"},
+                                 sample_options(), observer_actor{})},
     {"nodes", caf::make_message(std::vector<node_status>{
                 sample_node_status()})},
     {"node-info", caf::make_message(sample_node_info())},

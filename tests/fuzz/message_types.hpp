@@ -19,7 +19,7 @@ using message_types
                plan_settings, synthesis_spec, plan, usage, workstream_spec,
                workstream_result, check_result, gate_result, run_report, event,
                node_info, run_options, join_request, node_status,
-               plan_assessment>;
+               plan_assessment, run_snapshot>;
 
 constexpr size_t type_count = std::tuple_size_v<message_types>;
 

@@ -81,6 +81,26 @@ std::vector<std::string> attack(caf::actor_system& sys, uint16_t port,
              note("leave"));
   self->request(*orch, limit, shutdown_atom_v, std::string{})
     .receive([&](bool) { accepted("shutdown"); }, note("shutdown"));
+  // Following, looking at, resuming and aborting runs.
+  self->request(*orch, limit, subscribe_atom_v, run_id, std::string{"guess"},
+                observer)
+    .receive([&](const std::string&) { accepted("subscribe"); },
+             note("subscribe"));
+  self->request(*orch, limit, unsubscribe_atom_v, run_id,
+                std::string{"guess"}, observer)
+    .receive([&](bool ok) {
+      answers.push_back(ok ? "unsubscribe: ok" : "unsubscribe: no");
+    }, note("unsubscribe"));
+  self->request(*orch, limit, status_atom_v, std::string{"guess"})
+    .receive([&](const std::vector<run_snapshot>&) { accepted("status"); },
+             note("status"));
+  self->request(*orch, limit, status_atom_v, run_id, std::string{})
+    .receive([&](const run_snapshot&) { accepted("status of run"); },
+             note("status of run"));
+  self->request(*orch, limit, abort_atom_v, run_id, std::string{"guess"})
+    .receive([&](const std::string&) { accepted("abort"); }, note("abort"));
+  self->request(*orch, limit, resume_atom_v, run_id, opts, observer)
+    .receive([&](const std::string&) { accepted("resume"); }, note("resume"));
   // Fire and forget, typed and anonymous.
   for (auto key : {std::string{}, std::string{"guess"}}) {
     self->send(*orch, cancel_atom_v, run_id, key);
@@ -151,7 +171,7 @@ workstreams:
     CHECK(a.find("accepted") == std::string::npos);
     CHECK(a.find(": ok") == std::string::npos);
   }
-  CHECK(answers.size() == 7);
+  CHECK(answers.size() == 13);
   // The member's run ends as if nothing happened.
   CHECK(member.wait() == 0);
   auto report = read_json(dir.str() + "/report.json");
@@ -181,6 +201,10 @@ workstreams:
   CHECK(log.find("refused a system message") != std::string::npos);
   CHECK(log.find("refused a shutdown without the owner's key")
         != std::string::npos);
+  for (auto what : {"a subscription", "an unsubscription", "a status query",
+                    "an abort", "a resume"})
+    CHECK(log.find(std::string{"refused "} + what + " with a wrong token")
+          != std::string::npos);
   size_t n = 0;
   for (auto at = log.find("refused a cancel without"); at != std::string::npos;
        at = log.find("refused a cancel without", at + 1))
