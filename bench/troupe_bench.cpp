@@ -4,12 +4,17 @@
 // a chain of N) it runs the plan through Troupe's orchestrator and agent
 // pool, then the same message pattern on bare CAF actors: a coordinator that
 // keeps at most `window` requests in flight to a pool actor, which spawns
-// one worker per task and delegates the request to it. Prints JSON.
+// one worker per task and delegates the request to it. Then it runs a
+// fan-out of 10,000 with the SQLite journal and without, alternately, for
+// what journaling costs. Prints JSON.
 //
 //   troupe_bench [--quick]       (--quick: smaller sizes, for the tests)
 //   troupe_bench --fan-out N     (one Troupe fan-out alone, for profilers)
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -26,6 +31,7 @@
 #include "troupe/actors/orchestrator.hpp"
 #include "troupe/protocol/message_types.hpp"
 #include "troupe/runtime/executors.hpp"
+#include "troupe/runtime/journal.hpp"
 
 using namespace troupe;
 using clock_type = std::chrono::steady_clock;
@@ -74,9 +80,10 @@ plan chain(size_t n) {
 }
 
 // Seconds for Troupe to run `p` to its report.
-double run_troupe(caf::actor_system& sys, const plan& p) {
+double run_troupe(caf::actor_system& sys, const plan& p,
+                  orchestrator_config ocfg = {}) {
   auto executors = executor_registry::with_builtins();
-  auto orch = spawn_orchestrator(sys, {});
+  auto orch = spawn_orchestrator(sys, std::move(ocfg));
   pool_config pcfg;
   pcfg.info.name = "bench";
   pcfg.info.slots = window;
@@ -166,6 +173,39 @@ double run_floor(caf::actor_system& sys, uint64_t n, bool chained) {
   return elapsed.count();
 }
 
+// The cost of the journal: the same fan-out with it and without it,
+// alternately, `reps` times each; the medians and their ratio.
+nlohmann::json journal_cost(caf::actor_system& sys, size_t n, int reps) {
+  char templ[] = "/tmp/troupe-bench-XXXXXX";
+  if (::mkdtemp(templ) == nullptr)
+    return {{"error", "mkdtemp failed"}};
+  std::string dir = templ;
+  std::vector<double> off;
+  std::vector<double> on;
+  for (int i = 0; i < reps; ++i) {
+    off.push_back(run_troupe(sys, fan_out(n)));
+    orchestrator_config ocfg;
+    auto path = dir + "/troupe-" + std::to_string(i) + ".db";
+    ocfg.journal = journal::open(path);
+    on.push_back(run_troupe(sys, fan_out(n), ocfg));
+  }
+  std::filesystem::remove_all(dir);
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  auto m_off = median(off);
+  auto m_on = median(on);
+  return {{"shape", "fan_out_gather"},
+          {"n", n},
+          {"repetitions", reps},
+          {"journal_off_s", m_off},
+          {"journal_on_s", m_on},
+          {"ratio", m_off > 0 ? m_on / m_off : 0},
+          {"off_runs_s", off},
+          {"on_runs_s", on}};
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -208,6 +248,7 @@ int main(int argc, char** argv) {
   auto t = run_troupe(sys, chain(chain_len));
   auto f = run_floor(sys, chain_len, true);
   record("chain", chain_len, chain_len, t, f);
+  out["journal"] = journal_cost(sys, quick ? 1000 : 10000, quick ? 1 : 5);
   std::cout << out.dump(2) << std::endl;
   return 0;
 }

@@ -358,6 +358,10 @@ TEST_CASE("the benchmark prints a measurement per shape as JSON",
     CHECK(x.at("caf_floor_us_per_task").get<double>() > 0);
     CHECK(x.at("ratio").get<double>() > 0);
   }
+  auto& journal = j.at("journal");
+  CHECK(journal.at("journal_on_s").get<double>() > 0);
+  CHECK(journal.at("journal_off_s").get<double>() > 0);
+  CHECK(journal.at("ratio").get<double>() > 0);
 }
 #endif
 
