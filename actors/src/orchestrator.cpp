@@ -254,6 +254,17 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
     });
   self->state.synthesizer = spawn_synthesizer(self->system());
   self->link_to(self->state.synthesizer);
+  if (auto& j = self->state.cfg.journal) {
+    auto key = self->state.keys();
+    self->state.journal_key = key;
+    // A weak handle: the writer must not keep the orchestrator alive.
+    caf::actor_addr me = self->address();
+    self->state.writer = std::make_unique<journal_writer>(
+      j, [me, key](uint64_t ticket, std::string error) {
+        if (auto hdl = caf::actor_cast<caf::actor>(me))
+          caf::anon_send(hdl, journaled_atom_v, key, ticket, std::move(error));
+      });
+  }
   if (self->state.cfg.resume_unfinished)
     resume_unfinished(self);
   self->set_down_handler([=](const caf::down_msg& dm) {
@@ -533,6 +544,16 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       auto rp = self->make_response_promise<bool>();
       st.shutdown_waiters.push_back(rp);
       return rp;
+    },
+    [=](journaled_atom, uint64_t key, uint64_t ticket,
+        const std::string& error) {
+      if (key != self->state.journal_key) {
+        refused(self, "a journal notice of somebody else's");
+        return;
+      }
+      if (!error.empty())
+        log()->error("the journal failed: {}", error);
+      journaled(self, ticket, error);
     },
     [=](watchdog_atom, uint64_t key) {
       if (key != self->state.watchdog_key) {

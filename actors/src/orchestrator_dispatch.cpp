@@ -320,8 +320,8 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
        w.attempts, pool.info.name);
   SPDLOG_LOGGER_DEBUG(log(), "workstream {} dispatched to node {} (attempt {})",
                       w.def->id, pool.info.name, w.attempts);
-  w.deadline
-    = w.dispatched_at + to_ms(spec.timeout_s) + st.cfg.dispatch_grace;
+  // The watchdog's clock starts when the work goes out.
+  w.deadline = clock_type::time_point::max();
 }
 
 namespace {
@@ -330,6 +330,8 @@ namespace {
 void send_dispatch(self_ptr self, run_state& run, outgoing_dispatch& out) {
   auto& st = self->state;
   auto& w = run.ws[out.idx];
+  w.deadline
+    = clock_type::now() + to_ms(out.spec.timeout_s) + st.cfg.dispatch_grace;
   auto run_id = run.id;
   auto idx = out.idx;
   auto pool_idx = out.pool;
@@ -368,30 +370,95 @@ void send_dispatch(self_ptr self, run_state& run, outgoing_dispatch& out) {
       });
 }
 
-// Sends what `dispatch` prepared, once the journal has it all: what it
-// follows from, and the dispatches themselves (so a resumed run knows
-// what was in flight). A journal that fails takes the dispatches back.
+// Takes back a dispatch that was never sent: its slot is free, and the
+// workstream ready again (or cancelled, in a run being cancelled).
+void unsend(self_ptr self, run_state& run, outgoing_dispatch& out,
+            const std::string& why) {
+  auto& w = run.ws[out.idx];
+  release_slot(self, out.pool, w.key);
+  w.dispatches += 1;
+  requeue(self, run, out.idx, why);
+}
+
+} // namespace
+
+void unsend_parked(self_ptr self, run_state& run) {
+  auto parked = std::move(run.parked);
+  run.parked = {};
+  for (auto& [ticket, out] : parked) {
+    auto& w = run.ws[out.idx];
+    if (w.state == ws_state::dispatched && w.dispatches == out.spec.dispatch
+        && w.pool == out.pool)
+      unsend(self, run, out, "cancelled");
+  }
+}
+
+// Sends what `dispatch` prepared once the journal has it all: what it
+// follows from, and the dispatches themselves (so a resumed run knows what
+// was in flight). Without a journal, at once; with one, when the writer
+// says so (`journaled`).
 void send_dispatches(self_ptr self, run_state& run) {
   if (run.outgoing.empty())
     return;
   auto outgoing = std::move(run.outgoing);
   run.outgoing = {};
-  try {
-    journal_events(self, run);
-  } catch (...) {
-    for (auto& out : outgoing) {
-      release_slot(self, out.pool, run.ws[out.idx].key);
-      run.ws[out.idx].dispatches += 1;
-      requeue(self, run, out.idx, "cancelled: not dispatched");
-    }
-    throw;
+  auto ticket = journal_events(self, run);
+  if (ticket == 0) {
+    arm_watchdog(self);
+    for (auto& out : outgoing)
+      send_dispatch(self, run, out);
+    return;
   }
-  arm_watchdog(self);
   for (auto& out : outgoing)
-    send_dispatch(self, run, out);
+    run.parked.emplace_back(ticket, std::move(out));
 }
 
-} // namespace
+void journaled(self_ptr self, uint64_t ticket, const std::string& error) {
+  auto& st = self->state;
+  std::vector<std::string> ids;
+  for (auto& [id, run] : st.runs)
+    ids.push_back(id);
+  for (auto& id : ids) {
+    auto i = st.runs.find(id);
+    if (i == st.runs.end())
+      continue;
+    auto& run = i->second;
+    guarded(self, id, [&] {
+      if (!error.empty() && !run.journal_failed
+          && run.last_ticket > run.committed_ticket) {
+        run.journal_failed = true;
+        throw journal_error(error);
+      }
+      run.committed_ticket = std::max(run.committed_ticket, ticket);
+      std::vector<outgoing_dispatch> ready;
+      auto& parked = run.parked;
+      auto keep = parked.begin();
+      for (auto& [t, out] : parked) {
+        if (t <= ticket && error.empty())
+          ready.push_back(std::move(out));
+        else
+          *keep++ = std::make_pair(t, std::move(out));
+      }
+      parked.erase(keep, parked.end());
+      if (ready.empty())
+        return;
+      arm_watchdog(self);
+      for (auto& out : ready) {
+        auto& w = run.ws[out.idx];
+        // Taken back meanwhile: its node was lost (and the work requeued).
+        if (w.state != ws_state::dispatched || w.dispatches != out.spec.dispatch
+            || w.pool != out.pool)
+          continue;
+        if (run.cancelling)
+          unsend(self, run, out, "cancelled");
+        else
+          send_dispatch(self, run, out);
+      }
+      flush(self, run);
+      maybe_finish(self, id);
+    });
+  }
+}
 
 bool requeue(self_ptr self, run_state& run, size_t idx,
              const std::string& cancel_why) {

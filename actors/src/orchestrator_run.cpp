@@ -56,37 +56,27 @@ event& emit(self_ptr self, run_state& run, event_kind kind,
   return ev;
 }
 
-void journal_events(self_ptr self, run_state& run) {
-  auto& j = self->state.cfg.journal;
+uint64_t journal_events(self_ptr self, run_state& run) {
+  auto& w = self->state.writer;
   run.must_journal = false;
-  if (!j || run.journal_failed || run.replaying
+  if (!w || run.journal_failed || run.replaying
       || run.journaled >= run.outbox.size())
-    return;
-  try {
-    j->append(run.id, run.outbox.data() + run.journaled,
-              run.outbox.size() - run.journaled, run.plan_ended);
-    run.journaled = run.outbox.size();
-  } catch (const journal_error&) {
-    run.journal_failed = true;
-    throw;
-  }
+    return 0;
+  std::vector<event> copy(run.outbox.begin() + run.journaled,
+                          run.outbox.end());
+  run.journaled = run.outbox.size();
+  run.last_ticket = w->append(run.id, std::move(copy), run.plan_ended);
+  return run.last_ticket;
 }
 
 // Sends the events a handler produced, in order, as one message.
 void flush(self_ptr self, run_state& run) {
   if (run.outbox.empty() || run.replaying)
     return;
-  // Sent even if journaling throws: observers see what happened.
-  struct sender {
-    self_ptr self;
-    run_state& run;
-    ~sender() {
-      tell_observers(self, run.observers, std::move(run.outbox));
-      run.outbox = {};
-      run.journaled = 0;
-    }
-  } send_anyway{self, run};
   journal_events(self, run);
+  tell_observers(self, run.observers, std::move(run.outbox));
+  run.outbox = {};
+  run.journaled = 0;
 }
 
 
@@ -131,6 +121,8 @@ void start_cancel(self_ptr self, run_state& run, const std::string& why) {
   if (run.cancelling)
     return;
   run.cancelling = true;
+  // Dispatches the journal has not confirmed yet never go out.
+  unsend_parked(self, run);
   auto& st = self->state;
   for (size_t i = 0; i < run.ws.size(); ++i) {
     auto& w = run.ws[i];
@@ -239,18 +231,11 @@ void report_delivered(self_ptr self) {
   }
 }
 
-// Records a finished run's report in the journal. The run is over: a
-// journal that fails now is logged, and the report still goes out.
+// Queues a finished run's report for the journal. The run is over: should
+// the journal fail now, that is logged, and the report goes out anyway.
 static void journal_report(self_ptr self, const run_report& report) {
-  auto& j = self->state.cfg.journal;
-  if (!j)
-    return;
-  try {
-    j->finish_run(report, unix_now());
-  } catch (const journal_error& e) {
-    log()->error("run {}: the report was not journaled: {}", report.run_id,
-                 e.what());
-  }
+  if (auto& w = self->state.writer)
+    w->finish_run(report, unix_now());
 }
 
 void maybe_finish(self_ptr self, const std::string& run_id) {

@@ -21,6 +21,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "troupe/actors/orchestrator.hpp"
+#include "troupe/runtime/journal.hpp"
 
 namespace troupe::orch {
 
@@ -146,6 +147,12 @@ struct run_state {
   std::vector<event> outbox;
   /// Dispatches `pump` decided on, sent once journaled.
   std::vector<outgoing_dispatch> outgoing;
+  /// Dispatches waiting for the journal's ticket that holds them.
+  std::vector<std::pair<uint64_t, outgoing_dispatch>> parked;
+  /// The journal's ticket of the run's last events, and the last ticket
+  /// known committed.
+  uint64_t last_ticket = 0;
+  uint64_t committed_ticket = 0;
   /// How many of `outbox` are in the journal already.
   size_t journaled = 0;
   /// Set when `outbox` holds an event that something must not follow
@@ -199,6 +206,10 @@ struct orchestrator_state {
   std::map<std::string, run_state> runs;
   std::vector<pool_entry> pools;
   synthesizer_actor synthesizer;
+  /// Writes `cfg.journal` on a thread of its own.
+  std::unique_ptr<journal_writer> writer;
+  /// Carried by the writer's notices, so nobody else can send them.
+  uint64_t journal_key = 0;
   bool watchdog_armed = false;
   /// Carried by the watchdog's own ticks, so nobody else can send them.
   uint64_t watchdog_key = 0;
@@ -211,14 +222,18 @@ struct orchestrator_state {
 
 using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
 constexpr watchdog_atom watchdog_atom_v{};
+using journaled_atom = caf::atom_constant<caf::atom("journaled")>;
+constexpr journaled_atom journaled_atom_v{};
 
 // How often the watchdog looks for dispatches past their deadline.
 constexpr auto watchdog_interval = std::chrono::seconds(1);
 
 /// The orchestrator's own view of itself: its public interface plus the
 /// watchdog's tick.
-using orchestrator_impl
-  = orchestrator_actor::extend<caf::reacts_to<watchdog_atom, uint64_t>>;
+using orchestrator_impl = orchestrator_actor::extend<
+  caf::reacts_to<watchdog_atom, uint64_t>,
+  caf::reacts_to<journaled_atom, uint64_t /* key */, uint64_t /* ticket */,
+                 std::string /* error */>>;
 
 using self_ptr = orchestrator_impl::stateful_pointer<orchestrator_state>;
 
@@ -237,9 +252,17 @@ event& emit(self_ptr self, run_state& run, event_kind kind,
             std::string subject, std::string state, int32_t attempt = 0,
             std::string node = {}, std::string message = {});
 void flush(self_ptr self, run_state& run);
-/// Writes the run's events that are not journaled yet; throws (and stops
-/// journaling the run) when the journal cannot take them.
-void journal_events(self_ptr self, run_state& run);
+/// Queues the run's events that are not journaled yet with the journal's
+/// writer; returns the ticket that holds them (0 without a journal, or when
+/// nothing was queued).
+uint64_t journal_events(self_ptr self, run_state& run);
+/// Sends what `dispatch` prepared, once journaled.
+void send_dispatches(self_ptr self, run_state& run);
+/// Takes back the run's dispatches that wait for the journal.
+void unsend_parked(self_ptr self, run_state& run);
+/// The journal's writer committed everything up to `ticket` (or failed
+/// to, saying why): dispatches waiting for it go out.
+void journaled(self_ptr self, uint64_t ticket, const std::string& error);
 
 /// Dispatches what the run's limits and the pools allow.
 void pump(self_ptr self, run_state& run);

@@ -353,6 +353,7 @@ journal::journal(std::string path, sqlite3* db, int lock_fd)
 }
 
 journal::~journal() {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   st_.reset();
   sqlite3_close_v2(db_);
   for (auto& [id, fd] : run_locks_)
@@ -372,6 +373,7 @@ std::string run_lock_path(const std::string& journal_path,
 } // namespace
 
 void journal::claim_run(const std::string& run_id) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   if (run_locks_.count(run_id) > 0)
     return;
   // Run ids name files here: nothing that could leave the directory.
@@ -453,6 +455,7 @@ std::unique_ptr<journal> journal::open_read_only(const std::string& path) {
 void journal::begin_run(const std::string& run_id, const plan& p,
                         int32_t max_parallel, const std::string& workdir,
                         double started_at) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   claim_run(run_id);
   auto& s = st_->insert_run;
   reset_on_exit guard{s};
@@ -466,41 +469,78 @@ void journal::begin_run(const std::string& run_id, const plan& p,
   s.run("recording a new run");
 }
 
-void journal::append(const std::string& run_id, const event* first,
+void journal::insert(const std::string& run_id, const event* first,
                      size_t n, int64_t ended) {
-  if (n == 0)
-    return;
-  st_->begin.run("appending events");
+  auto& ins = st_->insert_event;
+  for (auto ev = first; ev != first + n; ++ev) {
+    reset_on_exit guard{ins};
+    ins.bind(1, run_id)
+      .bind(2, static_cast<int64_t>(ev->seq))
+      .bind(3, to_string(ev->kind))
+      .bind(4, ev->subject)
+      .bind(5, json_text(*ev));
+    ins.run("appending events");
+  }
+  auto& up = st_->update_progress;
+  reset_on_exit guard{up};
+  up.bind(1, run_id).bind(2, ended).bind(
+    3, static_cast<int64_t>(first[n - 1].seq));
+  up.run("appending events");
+}
+
+namespace {
+
+// Runs `f` in a transaction: committed if it returns, rolled back if it
+// throws.
+template <class F>
+void in_transaction(sqlite3* db, statement& begin, statement& commit,
+                    const char* doing, F f) {
+  begin.run(doing);
   try {
-    auto& ins = st_->insert_event;
-    for (auto ev = first; ev != first + n; ++ev) {
-      reset_on_exit guard{ins};
-      ins.bind(1, run_id)
-        .bind(2, static_cast<int64_t>(ev->seq))
-        .bind(3, to_string(ev->kind))
-        .bind(4, ev->subject)
-        .bind(5, json_text(*ev));
-      ins.run("appending events");
-    }
-    auto& up = st_->update_progress;
-    reset_on_exit guard{up};
-    up.bind(1, run_id).bind(2, ended).bind(
-      3, static_cast<int64_t>(first[n - 1].seq));
-    up.run("appending events");
-    st_->commit.run("appending events");
+    f();
+    commit.run(doing);
   } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
-  if (!kill_after_.empty())
-    for (auto ev = first; ev != first + n; ++ev) {
-      auto kind = to_string(ev->kind);
-      if (kill_after_ == kind || kill_after_ == kind + ":" + ev->subject)
-        ::kill(::getpid(), SIGKILL);
-    }
+}
+
+// The fault injection of TROUPE_JOURNAL_KILL_AFTER.
+void kill_after(const std::string& what, const event* first, size_t n) {
+  if (what.empty())
+    return;
+  for (auto ev = first; ev != first + n; ++ev) {
+    auto kind = to_string(ev->kind);
+    if (what == kind || what == kind + ":" + ev->subject)
+      ::kill(::getpid(), SIGKILL);
+  }
+}
+
+} // namespace
+
+void journal::append(const std::string& run_id, const event* first,
+                     size_t n, int64_t ended) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
+  if (n == 0)
+    return;
+  in_transaction(db_, st_->begin, st_->commit, "appending events",
+                 [&] { insert(run_id, first, n, ended); });
+  kill_after(kill_after_, first, n);
+}
+
+void journal::append(const std::vector<batch>& batches) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
+  in_transaction(db_, st_->begin, st_->commit, "appending events", [&] {
+    for (auto& b : batches)
+      if (!b.events.empty())
+        insert(b.run_id, b.events.data(), b.events.size(), b.ended);
+  });
+  for (auto& b : batches)
+    kill_after(kill_after_, b.events.data(), b.events.size());
 }
 
 void journal::finish_run(const run_report& report, double finished_at) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   auto& s = st_->finish;
   reset_on_exit guard{s};
   s.bind(1, report.run_id)
@@ -516,6 +556,7 @@ void journal::finish_run(const run_report& report, double finished_at) {
 }
 
 std::vector<journaled_run> journal::runs() {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   auto sql = std::string{"SELECT "} + run_columns
              + " FROM runs ORDER BY started_at DESC, id";
   statement s{db_, path_, sql.c_str()};
@@ -526,6 +567,7 @@ std::vector<journaled_run> journal::runs() {
 }
 
 std::optional<journaled_run> journal::find_run(const std::string& run_id) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   auto sql = std::string{"SELECT "} + run_columns
              + " FROM runs WHERE id = ?1 OR substr(id, 1, length(?1)) = ?1 "
                "ORDER BY id = ?1 DESC LIMIT 2";
@@ -544,6 +586,7 @@ std::optional<journaled_run> journal::find_run(const std::string& run_id) {
 }
 
 plan journal::load_plan(const std::string& run_id) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   statement s{db_, path_, "SELECT plan FROM runs WHERE id = ?1"};
   s.bind(1, run_id);
   if (!s.step("reading a plan"))
@@ -567,6 +610,7 @@ plan journal::load_plan(const std::string& run_id) {
 
 std::vector<event> journal::events(const std::string& run_id,
                                    uint64_t after_seq) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   statement s{db_, path_,
               "SELECT body FROM events WHERE run_id = ?1 AND seq > ?2 "
               "ORDER BY seq"};
@@ -579,6 +623,7 @@ std::vector<event> journal::events(const std::string& run_id,
 
 std::vector<event> journal::results(const std::string& run_id,
                                     const std::string& subject) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   statement s{db_, path_,
               "SELECT body FROM events WHERE run_id = ?1 AND subject = ?2 "
               "AND kind IN ('ws_retrying', 'ws_ended') ORDER BY seq"};
@@ -590,6 +635,7 @@ std::vector<event> journal::results(const std::string& run_id,
 }
 
 std::optional<run_report> journal::report(const std::string& run_id) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   statement s{db_, path_, "SELECT report FROM runs WHERE id = ?1"};
   s.bind(1, run_id);
   if (!s.step("reading a report") || s.is_null(0))
@@ -603,6 +649,7 @@ std::optional<run_report> journal::report(const std::string& run_id) {
 }
 
 std::optional<int> journal::run_owner(const std::string& run_id) {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
   if (run_locks_.count(run_id) > 0)
     return ::getpid();
   int fd = ::open(run_lock_path(path_, run_id).c_str(), O_RDONLY | O_CLOEXEC);
@@ -618,6 +665,91 @@ std::optional<int> journal::run_owner(const std::string& run_id) {
   }
   ::close(fd);
   return owner;
+}
+
+struct journal_writer::item {
+  uint64_t ticket = 0;
+  journal::batch events;
+  /// Set for a report.
+  bool is_report = false;
+  run_report report;
+  double finished_at = 0;
+};
+
+journal_writer::journal_writer(std::shared_ptr<journal> j,
+                               commit_fn on_commit)
+  : journal_(std::move(j)), on_commit_(std::move(on_commit)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+journal_writer::~journal_writer() {
+  {
+    std::lock_guard<std::mutex> lock{mtx_};
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+uint64_t journal_writer::append(const std::string& run_id,
+                                std::vector<event> events, int64_t ended) {
+  std::lock_guard<std::mutex> lock{mtx_};
+  auto& x = queue_.emplace_back();
+  x.ticket = ++next_ticket_;
+  x.events.run_id = run_id;
+  x.events.events = std::move(events);
+  x.events.ended = ended;
+  cv_.notify_all();
+  return x.ticket;
+}
+
+uint64_t journal_writer::finish_run(run_report report, double finished_at) {
+  std::lock_guard<std::mutex> lock{mtx_};
+  auto& x = queue_.emplace_back();
+  x.ticket = ++next_ticket_;
+  x.is_report = true;
+  x.report = std::move(report);
+  x.finished_at = finished_at;
+  cv_.notify_all();
+  return x.ticket;
+}
+
+void journal_writer::sync() {
+  std::unique_lock<std::mutex> lock{mtx_};
+  auto target = next_ticket_;
+  cv_.wait(lock, [&] { return committed_ >= target; });
+}
+
+void journal_writer::loop() {
+  std::unique_lock<std::mutex> lock{mtx_};
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty())
+      return; // stopping, and everything is in
+    auto items = std::move(queue_);
+    queue_ = {};
+    lock.unlock();
+    std::string error;
+    std::vector<journal::batch> batches;
+    try {
+      for (auto& x : items)
+        if (!x.is_report)
+          batches.push_back(std::move(x.events));
+      if (!batches.empty())
+        journal_->append(batches);
+      for (auto& x : items)
+        if (x.is_report)
+          journal_->finish_run(x.report, x.finished_at);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    auto last = items.back().ticket;
+    if (on_commit_)
+      on_commit_(last, error);
+    lock.lock();
+    committed_ = last;
+    cv_.notify_all();
+  }
 }
 
 std::string default_journal_path(const std::string& dir) {

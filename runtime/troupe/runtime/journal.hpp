@@ -1,11 +1,15 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "troupe/protocol/plan.hpp"
@@ -49,7 +53,8 @@ struct journaled_run {
 /// holds a lock per run it runs (`runs/ID.lock` beside the journal), so no
 /// two processes ever run one run.
 ///
-/// Every method throws `journal_error` when SQLite fails.
+/// Every method throws `journal_error` when SQLite fails. Methods may be
+/// called from any thread, one at a time (they take a lock).
 class journal {
 public:
   /// The newest schema this build reads and writes.
@@ -101,8 +106,20 @@ public:
     append(run_id, events.data(), events.size(), ended);
   }
 
+  /// One run's events, as `append` takes them.
+  struct batch {
+    std::string run_id;
+    std::vector<event> events;
+    int64_t ended = 0;
+  };
+
+  /// Appends batches of several runs in one transaction, all or none.
+  void append(const std::vector<batch>& batches);
+
   /// Records the run's report: the run is finished, and its lock let go.
   void finish_run(const run_report& report, double finished_at);
+
+  friend class journal_writer;
 
   // -- reading ------------------------------------------------------------
 
@@ -135,6 +152,12 @@ private:
 
   struct statements;
 
+  // Appends one run's events inside a transaction that the caller holds.
+  void insert(const std::string& run_id, const event* first, size_t n,
+              int64_t ended);
+  void finish_run_locked(const run_report& report, double finished_at);
+
+  std::recursive_mutex mtx_;
   std::string path_;
   sqlite3* db_;
   int lock_fd_;
@@ -145,6 +168,49 @@ private:
   /// TROUPE_JOURNAL_KILL_AFTER; the process kills itself (SIGKILL) right
   /// after journaling a matching event.
   std::string kill_after_;
+};
+
+/// Writes to a journal on a thread of its own, committing whatever callers
+/// queued meanwhile in one transaction (group commit): a caller never waits
+/// for the disk, and learns through `on_commit` when what it queued is in.
+class journal_writer {
+public:
+  /// Called on the writer's thread after each transaction with the last
+  /// ticket it holds and, if it failed, why (what it held is then lost).
+  using commit_fn = std::function<void(uint64_t ticket, std::string error)>;
+
+  journal_writer(std::shared_ptr<journal> j, commit_fn on_commit);
+
+  /// Commits what is queued, then stops.
+  ~journal_writer();
+
+  journal_writer(const journal_writer&) = delete;
+  journal_writer& operator=(const journal_writer&) = delete;
+
+  /// Queues events of run `run_id` (see `journal::append`); returns the
+  /// ticket `on_commit` names once they, and all queued before, are in.
+  uint64_t append(const std::string& run_id, std::vector<event> events,
+                  int64_t ended);
+
+  /// Queues a finished run's report (see `journal::finish_run`).
+  uint64_t finish_run(run_report report, double finished_at);
+
+  /// Waits until everything queued so far is committed (or failed).
+  void sync();
+
+private:
+  struct item;
+  void loop();
+
+  std::shared_ptr<journal> journal_;
+  commit_fn on_commit_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::vector<item> queue_;
+  uint64_t next_ticket_ = 0;
+  uint64_t committed_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 /// Where a journal goes unless told: `.troupe/troupe.db` under `dir`.
