@@ -30,7 +30,8 @@ using json = nlohmann::json;
 // N + 1. A journal's version is its `PRAGMA user_version`.
 constexpr const char* migrations[] = {
   R"(CREATE TABLE runs(
-       id TEXT PRIMARY KEY,
+       key INTEGER PRIMARY KEY,
+       id TEXT NOT NULL UNIQUE,
        plan_name TEXT NOT NULL,
        plan TEXT NOT NULL,
        max_parallel INTEGER NOT NULL,
@@ -43,13 +44,12 @@ constexpr const char* migrations[] = {
        last_seq INTEGER NOT NULL DEFAULT 0,
        report TEXT);
      CREATE TABLE events(
-       run_id TEXT NOT NULL REFERENCES runs(id),
+       run INTEGER NOT NULL REFERENCES runs(key),
        seq INTEGER NOT NULL,
        kind TEXT NOT NULL,
        subject TEXT NOT NULL,
-       body TEXT NOT NULL,
-       PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
-     CREATE INDEX events_by_subject ON events(run_id, subject);)",
+       body TEXT NOT NULL);
+     CREATE UNIQUE INDEX events_in_order ON events(run, seq);)",
 };
 static_assert(std::size(migrations) == journal::schema_version);
 
@@ -327,8 +327,9 @@ struct journal::statements {
                  "workdir, started_at, status, workstreams) "
                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7)"),
       insert_event(db, path,
-                   "INSERT INTO events(run_id, seq, kind, subject, body) "
+                   "INSERT INTO events(run, seq, kind, subject, body) "
                    "VALUES(?1, ?2, ?3, ?4, ?5)"),
+      run_key(db, path, "SELECT key FROM runs WHERE id = ?1"),
       update_progress(db, path,
                       "UPDATE runs SET ended = ?2, last_seq = ?3 "
                       "WHERE id = ?1"),
@@ -342,6 +343,7 @@ struct journal::statements {
   statement rollback;
   statement insert_run;
   statement insert_event;
+  statement run_key;
   statement update_progress;
   statement finish;
 };
@@ -469,12 +471,24 @@ void journal::begin_run(const std::string& run_id, const plan& p,
   s.run("recording a new run");
 }
 
+int64_t journal::key_of(const std::string& run_id) {
+  if (auto i = keys_.find(run_id); i != keys_.end())
+    return i->second;
+  auto& s = st_->run_key;
+  reset_on_exit guard{s};
+  s.bind(1, run_id);
+  if (!s.step("finding a run"))
+    throw journal_error("journal " + path_ + " has no run " + run_id);
+  return keys_[run_id] = s.integer(0);
+}
+
 void journal::insert(const std::string& run_id, const event* first,
                      size_t n, int64_t ended) {
   auto& ins = st_->insert_event;
+  auto key = key_of(run_id);
   for (auto ev = first; ev != first + n; ++ev) {
     reset_on_exit guard{ins};
-    ins.bind(1, run_id)
+    ins.bind(1, key)
       .bind(2, static_cast<int64_t>(ev->seq))
       .bind(3, to_string(ev->kind))
       .bind(4, ev->subject)
@@ -612,7 +626,8 @@ std::vector<event> journal::events(const std::string& run_id,
                                    uint64_t after_seq) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
   statement s{db_, path_,
-              "SELECT body FROM events WHERE run_id = ?1 AND seq > ?2 "
+              "SELECT body FROM events WHERE run = (SELECT key FROM runs "
+              "WHERE id = ?1) AND seq > ?2 "
               "ORDER BY seq"};
   s.bind(1, run_id).bind(2, static_cast<int64_t>(after_seq));
   std::vector<event> out;
@@ -625,7 +640,8 @@ std::vector<event> journal::results(const std::string& run_id,
                                     const std::string& subject) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
   statement s{db_, path_,
-              "SELECT body FROM events WHERE run_id = ?1 AND subject = ?2 "
+              "SELECT body FROM events WHERE run = (SELECT key FROM runs "
+              "WHERE id = ?1) AND subject = ?2 "
               "AND kind IN ('ws_retrying', 'ws_ended') ORDER BY seq"};
   s.bind(1, run_id).bind(2, subject);
   std::vector<event> out;

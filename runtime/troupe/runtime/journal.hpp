@@ -152,6 +152,8 @@ private:
 
   struct statements;
 
+  // The integer key of run `run_id`, which its events carry.
+  int64_t key_of(const std::string& run_id);
   // Appends one run's events inside a transaction that the caller holds.
   void insert(const std::string& run_id, const event* first, size_t n,
               int64_t ended);
@@ -161,6 +163,8 @@ private:
   std::string path_;
   sqlite3* db_;
   int lock_fd_;
+  /// Runs' keys, by id.
+  std::map<std::string, int64_t> keys_;
   /// Locks of the runs this process runs, by id.
   std::map<std::string, int> run_locks_;
   std::unique_ptr<statements> st_;
