@@ -33,7 +33,6 @@ constexpr const char* migrations[] = {
        key INTEGER PRIMARY KEY,
        id TEXT NOT NULL UNIQUE,
        plan_name TEXT NOT NULL,
-       plan TEXT NOT NULL,
        max_parallel INTEGER NOT NULL,
        workdir TEXT NOT NULL,
        started_at REAL NOT NULL,
@@ -41,8 +40,13 @@ constexpr const char* migrations[] = {
        finished_at REAL NOT NULL DEFAULT 0,
        workstreams INTEGER NOT NULL,
        ended INTEGER NOT NULL DEFAULT 0,
-       last_seq INTEGER NOT NULL DEFAULT 0,
-       report TEXT);
+       last_seq INTEGER NOT NULL DEFAULT 0);
+     CREATE TABLE plans(
+       run INTEGER PRIMARY KEY REFERENCES runs(key),
+       body TEXT NOT NULL);
+     CREATE TABLE reports(
+       run INTEGER PRIMARY KEY REFERENCES runs(key),
+       body TEXT NOT NULL);
      CREATE TABLE events(
        run INTEGER NOT NULL REFERENCES runs(key),
        seq INTEGER NOT NULL,
@@ -323,9 +327,13 @@ struct journal::statements {
       commit(db, path, "COMMIT"),
       rollback(db, path, "ROLLBACK"),
       insert_run(db, path,
-                 "INSERT INTO runs(id, plan_name, plan, max_parallel, "
-                 "workdir, started_at, status, workstreams) "
-                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7)"),
+                 "INSERT INTO runs(id, plan_name, max_parallel, workdir, "
+                 "started_at, status, workstreams) "
+                 "VALUES(?1, ?2, ?3, ?4, ?5, 'running', ?6)"),
+      insert_plan(db, path, "INSERT INTO plans(run, body) VALUES(?1, ?2)"),
+      insert_report(db, path,
+                    "INSERT OR REPLACE INTO reports(run, body) "
+                    "VALUES(?1, ?2)"),
       insert_event(db, path,
                    "INSERT INTO events(run, seq, kind, subject, body) "
                    "VALUES(?1, ?2, ?3, ?4, ?5)"),
@@ -334,14 +342,15 @@ struct journal::statements {
                       "UPDATE runs SET ended = ?2, last_seq = ?3 "
                       "WHERE id = ?1"),
       finish(db, path,
-             "UPDATE runs SET status = ?2, finished_at = ?3, report = ?4 "
-             "WHERE id = ?1") {
+             "UPDATE runs SET status = ?2, finished_at = ?3 WHERE id = ?1") {
   }
 
   statement begin;
   statement commit;
   statement rollback;
   statement insert_run;
+  statement insert_plan;
+  statement insert_report;
   statement insert_event;
   statement run_key;
   statement update_progress;
@@ -454,21 +463,58 @@ std::unique_ptr<journal> journal::open_read_only(const std::string& path) {
   }
 }
 
+namespace {
+
+// Runs `f` in a transaction: committed if it returns, rolled back if it
+// throws.
+template <class F>
+void in_transaction(sqlite3* db, statement& begin, statement& commit,
+                    const char* doing, F f) {
+  begin.run(doing);
+  try {
+    f();
+    commit.run(doing);
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+// The fault injection of TROUPE_JOURNAL_KILL_AFTER.
+void kill_after(const std::string& what, const event* first, size_t n) {
+  if (what.empty())
+    return;
+  for (auto ev = first; ev != first + n; ++ev) {
+    auto kind = to_string(ev->kind);
+    if (what == kind || what == kind + ":" + ev->subject)
+      ::kill(::getpid(), SIGKILL);
+  }
+}
+
+} // namespace
+
 void journal::begin_run(const std::string& run_id, const plan& p,
                         int32_t max_parallel, const std::string& workdir,
                         double started_at) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
   claim_run(run_id);
-  auto& s = st_->insert_run;
-  reset_on_exit guard{s};
-  s.bind(1, run_id)
-    .bind(2, p.name)
-    .bind(3, json_text(p))
-    .bind(4, int64_t{max_parallel})
-    .bind(5, workdir)
-    .bind(6, started_at)
-    .bind(7, static_cast<int64_t>(p.workstreams.size()));
-  s.run("recording a new run");
+  in_transaction(db_, st_->begin, st_->commit, "recording a new run", [&] {
+    auto& s = st_->insert_run;
+    reset_on_exit guard{s};
+    s.bind(1, run_id)
+      .bind(2, p.name)
+      .bind(3, int64_t{max_parallel})
+      .bind(4, workdir)
+      .bind(5, started_at)
+      .bind(6, static_cast<int64_t>(p.workstreams.size()));
+    s.run("recording a new run");
+    int64_t key = sqlite3_last_insert_rowid(db_);
+    keys_[run_id] = key;
+    auto& pl = st_->insert_plan;
+    reset_on_exit guard_plan{pl};
+    pl.bind(1, key).bind(2, json_text(p));
+    pl.run("recording a new run");
+  });
 }
 
 int64_t journal::key_of(const std::string& run_id) {
@@ -502,35 +548,6 @@ void journal::insert(const std::string& run_id, const event* first,
   up.run("appending events");
 }
 
-namespace {
-
-// Runs `f` in a transaction: committed if it returns, rolled back if it
-// throws.
-template <class F>
-void in_transaction(sqlite3* db, statement& begin, statement& commit,
-                    const char* doing, F f) {
-  begin.run(doing);
-  try {
-    f();
-    commit.run(doing);
-  } catch (...) {
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
-}
-
-// The fault injection of TROUPE_JOURNAL_KILL_AFTER.
-void kill_after(const std::string& what, const event* first, size_t n) {
-  if (what.empty())
-    return;
-  for (auto ev = first; ev != first + n; ++ev) {
-    auto kind = to_string(ev->kind);
-    if (what == kind || what == kind + ":" + ev->subject)
-      ::kill(::getpid(), SIGKILL);
-  }
-}
-
-} // namespace
 
 void journal::append(const std::string& run_id, const event* first,
                      size_t n, int64_t ended) {
@@ -555,13 +572,18 @@ void journal::append(const std::vector<batch>& batches) {
 
 void journal::finish_run(const run_report& report, double finished_at) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
-  auto& s = st_->finish;
-  reset_on_exit guard{s};
-  s.bind(1, report.run_id)
-    .bind(2, to_string(report.status))
-    .bind(3, finished_at)
-    .bind(4, json_text(report));
-  s.run("recording a report");
+  in_transaction(db_, st_->begin, st_->commit, "recording a report", [&] {
+    auto& s = st_->finish;
+    reset_on_exit guard{s};
+    s.bind(1, report.run_id)
+      .bind(2, to_string(report.status))
+      .bind(3, finished_at);
+    s.run("recording a report");
+    auto& r = st_->insert_report;
+    reset_on_exit guard_report{r};
+    r.bind(1, key_of(report.run_id)).bind(2, json_text(report));
+    r.run("recording a report");
+  });
   if (auto i = run_locks_.find(report.run_id); i != run_locks_.end()) {
     ::unlink(run_lock_path(path_, report.run_id).c_str());
     ::close(i->second);
@@ -601,7 +623,8 @@ std::optional<journaled_run> journal::find_run(const std::string& run_id) {
 
 plan journal::load_plan(const std::string& run_id) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
-  statement s{db_, path_, "SELECT plan FROM runs WHERE id = ?1"};
+  statement s{db_, path_, "SELECT body FROM plans WHERE run = (SELECT key FROM runs "
+                          "WHERE id = ?1)"};
   s.bind(1, run_id);
   if (!s.step("reading a plan"))
     throw journal_error("journal " + path_ + " has no run " + run_id);
@@ -652,7 +675,8 @@ std::vector<event> journal::results(const std::string& run_id,
 
 std::optional<run_report> journal::report(const std::string& run_id) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
-  statement s{db_, path_, "SELECT report FROM runs WHERE id = ?1"};
+  statement s{db_, path_, "SELECT body FROM reports WHERE run = (SELECT key FROM "
+                          "runs WHERE id = ?1)"};
   s.bind(1, run_id);
   if (!s.step("reading a report") || s.is_null(0))
     return std::nullopt;
