@@ -71,9 +71,17 @@ run_state* find_run(self_ptr self, const std::string& run_id) {
   return found;
 }
 
+// The journal, once everything queued for it is in, so that reading it
+// sees what this orchestrator wrote.
+std::shared_ptr<journal>& journal_to_read(self_ptr self) {
+  if (auto& w = self->state.writer)
+    w->sync();
+  return self->state.cfg.journal;
+}
+
 // Why `run_id` has no active run here.
 std::string not_running(self_ptr self, const std::string& run_id) {
-  auto& j = self->state.cfg.journal;
+  auto& j = journal_to_read(self);
   if (j) {
     try {
       if (auto r = j->find_run(run_id); r && r->status != "running")
@@ -165,7 +173,7 @@ caf::error resume_run(self_ptr self, const std::string& run_id,
                       run_options opts, observer_actor observer,
                       std::string& id) {
   auto& st = self->state;
-  auto& j = st.cfg.journal;
+  auto& j = journal_to_read(self);
   if (!j)
     return caf::make_error(errc::unknown_run, "run " + run_id
                                                 + ": nothing is journaled "
@@ -381,6 +389,27 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       std::vector<run_snapshot> out;
       for (auto& [id, run] : self->state.runs)
         out.push_back(snapshot(self, run, true));
+      // Then what the journal holds of runs no longer (or not yet again)
+      // running here.
+      if (auto& j = journal_to_read(self)) {
+        try {
+          for (auto& r : j->runs()) {
+            if (self->state.runs.count(r.id) > 0)
+              continue;
+            run_snapshot s;
+            s.run_id = r.id;
+            s.plan = r.plan_name;
+            s.status = r.status == "running" ? "interrupted" : r.status;
+            s.started_at = r.started_at;
+            s.seq = r.last_seq;
+            s.total = r.workstreams;
+            s.ended = r.ended;
+            out.push_back(std::move(s));
+          }
+        } catch (const journal_error& e) {
+          return caf::make_error(errc::journal_failed, e.what());
+        }
+      }
       return out;
     },
     [=](status_atom, const std::string& run_id,
@@ -402,6 +431,33 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       auto id = run->id;
       cancel_run(self, *run, "aborted");
       return id;
+    },
+    [=](report_atom, const std::string& run_id,
+        const std::string& token) -> caf::result<run_report> {
+      if (auto err = check_token(self, token, "a report query"))
+        return err;
+      if (auto run = find_run(self, run_id))
+        return caf::make_error(errc::unknown_run,
+                               "run " + run->id + " has not finished");
+      auto& j = journal_to_read(self);
+      if (!j)
+        return caf::make_error(errc::unknown_run,
+                               "no run " + run_id
+                                 + " is running here, and nothing is "
+                                   "journaled (--no-journal)");
+      try {
+        auto r = j->find_run(run_id);
+        auto report = r ? j->report(r->id) : std::nullopt;
+        if (!report)
+          return caf::make_error(errc::unknown_run,
+                                 r ? "run " + r->id + " has not finished ("
+                                       + r->status + ")"
+                                   : "no run " + run_id + " in journal "
+                                       + j->path());
+        return std::move(*report);
+      } catch (const journal_error& e) {
+        return caf::make_error(errc::journal_failed, e.what());
+      }
     },
     [=](cancel_atom, const std::string& run_id, const std::string& key) {
       auto i = self->state.runs.find(run_id);

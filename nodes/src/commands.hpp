@@ -132,6 +132,10 @@ struct runs_flags {
   tls_flags tls;
 };
 
+/// `troupe runs --coordinator` and `troupe report RUN --coordinator`.
+int remote_runs(const runs_flags& flags);
+int remote_report(const runs_flags& flags);
+
 /// `troupe status [RUN]`: a run's state (every run's without RUN), live
 /// with --follow.
 int status_command(const runs_flags& flags);

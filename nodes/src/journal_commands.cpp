@@ -68,6 +68,8 @@ nlohmann::json run_json(const journaled_run& r) {
 } // namespace
 
 int runs_command(const runs_flags& flags) {
+  if (!flags.coordinator.empty())
+    return remote_runs(flags);
   auto j = open_to_read(flags.journal);
   if (!j)
     return exit_bad_input;
@@ -101,6 +103,8 @@ int runs_command(const runs_flags& flags) {
 }
 
 int report_command(const runs_flags& flags) {
+  if (!flags.coordinator.empty())
+    return remote_report(flags);
   auto j = open_to_read(flags.journal);
   if (!j)
     return exit_bad_input;

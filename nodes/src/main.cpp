@@ -237,16 +237,6 @@ int main(int argc, char** argv) {
   nodes->add_flag("--json", nf.json, "print the nodes as JSON");
   add_tls(nodes, nf.tls);
 
-  cli::runs_flags lf;
-  auto runs = app.add_subcommand("runs", "list the journal's runs");
-  add_journal(runs, lf.journal, false);
-  runs->add_flag("--json", lf.json, "print the runs as JSON");
-  auto report = app.add_subcommand(
-    "report", "print the report of a finished run again");
-  report->add_option("RUN", lf.run_id, "the run's id (or its start)")
-    ->required();
-  add_journal(report, lf.journal, false);
-  report->add_flag("--json", lf.json, "print the report as JSON");
 
   auto add_run_query = [&](CLI::App* cmd, cli::runs_flags& q) {
     add_journal(cmd, q.journal, false);
@@ -257,6 +247,17 @@ int main(int argc, char** argv) {
                     "file holding the cluster's token");
     add_tls(cmd, q.tls);
   };
+  cli::runs_flags lf;
+  auto runs = app.add_subcommand("runs", "list the runs");
+  runs->add_flag("--json", lf.json, "print the runs as JSON");
+  add_run_query(runs, lf);
+  auto report = app.add_subcommand(
+    "report", "print the report of a finished run again");
+  report->add_option("RUN", lf.run_id, "the run's id (or its start)")
+    ->required();
+  report->add_flag("--json", lf.json, "print the report as JSON");
+  add_run_query(report, lf);
+
   cli::runs_flags sf;
   auto status = app.add_subcommand(
     "status", "a run's state (every run's without RUN), live with --follow");

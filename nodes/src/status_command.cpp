@@ -252,20 +252,15 @@ bool remote_snapshot(remote& r, const runs_flags& flags, run_snapshot& out) {
   return ok;
 }
 
-int remote_status(const runs_flags& flags) {
-  remote r;
-  if (!connect(flags, r))
-    return exit_run_failed;
-  if (!flags.run_id.empty() && flags.follow)
-    return remote_follow(r, flags);
+// Lists the coordinator's runs.
+int list_remote(remote& r, const runs_flags& flags) {
   caf::scoped_actor self{*r.sys};
   int rc = exit_ok;
   auto fail = [&](caf::error& err) {
     std::cerr << "troupe: " << r.sys->render(err) << '\n';
     rc = exit_run_failed;
   };
-  if (flags.run_id.empty()) {
-    self->request(r.orch, std::chrono::seconds(30), status_atom_v, r.token)
+  self->request(r.orch, std::chrono::seconds(30), status_atom_v, r.token)
       .receive(
         [&](std::vector<run_snapshot>& runs) {
           if (flags.json) {
@@ -283,8 +278,17 @@ int remote_status(const runs_flags& flags) {
                         terminal_text(s.plan).c_str());
         },
         fail);
-    return rc;
-  }
+  return rc;
+}
+
+int remote_status(const runs_flags& flags) {
+  remote r;
+  if (!connect(flags, r))
+    return exit_run_failed;
+  if (flags.run_id.empty())
+    return list_remote(r, flags);
+  if (flags.follow)
+    return remote_follow(r, flags);
   run_snapshot s;
   if (!remote_snapshot(r, flags, s))
     return exit_run_failed;
@@ -293,6 +297,36 @@ int remote_status(const runs_flags& flags) {
 }
 
 } // namespace
+
+int remote_runs(const runs_flags& flags) {
+  remote r;
+  if (!connect(flags, r))
+    return exit_run_failed;
+  return list_remote(r, flags);
+}
+
+int remote_report(const runs_flags& flags) {
+  remote r;
+  if (!connect(flags, r))
+    return exit_run_failed;
+  caf::scoped_actor self{*r.sys};
+  int rc = exit_run_failed;
+  self
+    ->request(r.orch, std::chrono::seconds(30), report_atom_v, flags.run_id,
+              r.token)
+    .receive(
+      [&](run_report& rep) {
+        if (flags.json)
+          std::cout << json_text(rep, 2) << '\n';
+        else
+          std::cout << rep.markdown << std::flush;
+        rc = rep.status == run_status::succeeded ? exit_ok : exit_run_failed;
+      },
+      [&](caf::error& err) {
+        std::cerr << "troupe: " << r.sys->render(err) << '\n';
+      });
+  return rc;
+}
 
 int status_command(const runs_flags& flags) {
   try {

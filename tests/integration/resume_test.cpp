@@ -461,6 +461,14 @@ TEST_CASE("status, logs and abort against a coordinator",
   CHECK(submitter.wait() == 1);
   CHECK(read_json(d.dir.str() + "/report.json").at("status") == "cancelled");
   CHECK(follower.wait() == 1);
+  auto report = run_troupe({"report", id, "--json", "--coordinator",
+                            c.address()});
+  CHECK(report.exit_code == 1);
+  CHECK(json::parse(report.out).at("status") == "cancelled");
+  auto finished = run_troupe({"runs", "--json", "--coordinator",
+                              c.address()});
+  REQUIRE(finished.exit_code == 0);
+  CHECK(json::parse(finished.out).at(0).at("status") == "cancelled");
   auto unknown = run_troupe({"status", "run-nope", "--coordinator",
                              c.address()});
   CHECK(unknown.exit_code == 1);

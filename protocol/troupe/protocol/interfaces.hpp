@@ -51,6 +51,8 @@ using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
 constexpr unsubscribe_atom unsubscribe_atom_v{};
 using abort_atom = caf::atom_constant<caf::atom("abort")>;
 constexpr abort_atom abort_atom_v{};
+using report_atom = caf::atom_constant<caf::atom("report")>;
+constexpr report_atom report_atom_v{};
 
 /// Receives an attempt's start from wherever it runs, with its dispatch's
 /// key.
@@ -114,7 +116,9 @@ using planner_actor = caf::typed_actor<
 ///   or a unique start of it): it gets the run's state, then its events and
 ///   report; `unsubscribe_atom` takes it off. Observers never slow a run.
 /// - `status_atom` (with the token) answers with the state of every run,
-///   or of one; `abort_atom` (with the token) cancels a run.
+///   or of one; `abort_atom` (with the token) cancels a run; `report_atom`
+///   (with the token) answers with a finished run's report, from the
+///   journal.
 /// - `join_atom` lends a pool (checking token and protocol version) and
 ///   answers with the coordinator's name; `drain_atom` stops new work for
 ///   the pool and `leave_atom` lets it go, each with the key of the join.
@@ -137,6 +141,8 @@ using orchestrator_actor = caf::typed_actor<
                   std::string /* token */>::with<run_snapshot>,
   caf::replies_to<abort_atom, std::string /* run */,
                   std::string /* token */>::with<std::string>,
+  caf::replies_to<report_atom, std::string /* run */,
+                  std::string /* token */>::with<run_report>,
   caf::replies_to<join_atom, join_request, pool_actor>::with<std::string>,
   caf::reacts_to<started_atom, std::string, std::string, int32_t,
                  std::string, uint64_t>,
