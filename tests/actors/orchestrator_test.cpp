@@ -595,17 +595,7 @@ TEST_CASE("a node that rejoins with the key of the membership it lost has "
   fresh.status = ws_state::succeeded;
   fresh.summary = "rerun";
   caf::anon_send(holder, answer_atom_v, int32_t{1}, fresh);
-  bool done = false;
-  self->receive_while([&] { return !done; })(
-    [&](std::vector<event>& batch) {
-      rec.events.insert(rec.events.end(), batch.begin(), batch.end());
-    },
-    [&](run_report& r) {
-      rec.report = std::move(r);
-      rec.finished = true;
-      done = true;
-    },
-    caf::after(std::chrono::seconds(30)) >> [&] { done = true; });
+  test::collect_to_end(self, rec, std::chrono::seconds(30));
   REQUIRE(rec.finished);
   CHECK(rec.report.status == run_status::succeeded);
   REQUIRE(rec.ws("only") != nullptr);

@@ -87,6 +87,25 @@ bool collect_until(caf::scoped_actor& self, run_record& rec,
   return done();
 }
 
+/// Receives event batches into `rec` until the report arrives (at most
+/// `limit`).
+inline void collect_to_end(caf::scoped_actor& self, run_record& rec,
+                           std::chrono::seconds limit
+                           = std::chrono::seconds(120)) {
+  bool done = false;
+  self->receive_while([&] { return !done; })(
+    [&](std::vector<event>& batch) {
+      for (auto& ev : batch)
+        rec.events.push_back(std::move(ev));
+    },
+    [&](run_report& r) {
+      rec.report = std::move(r);
+      rec.finished = true;
+      done = true;
+    },
+    caf::after(limit) >> [&] { done = true; });
+}
+
 /// An actor system with Troupe's types, an orchestrator and one local pool,
 /// on CAF's real scheduler: these tests run real commands.
 struct run_fixture {
@@ -138,18 +157,7 @@ struct run_fixture {
   run_record collect(caf::scoped_actor& self,
                      std::chrono::seconds limit = std::chrono::seconds(120)) {
     run_record rec;
-    bool done = false;
-    self->receive_while([&] { return !done; })(
-      [&](std::vector<event>& batch) {
-        for (auto& ev : batch)
-          rec.events.push_back(std::move(ev));
-      },
-      [&](run_report& r) {
-        rec.report = std::move(r);
-        rec.finished = true;
-        done = true;
-      },
-      caf::after(limit) >> [&] { done = true; });
+    collect_to_end(self, rec, limit);
     return rec;
   }
 
