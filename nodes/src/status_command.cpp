@@ -365,6 +365,14 @@ int abort_command(const runs_flags& flags) {
     auto row = named_run(*j, flags);
     if (!row)
       return exit_bad_input;
+    // Signalling a coordinator would stop it, and every run on it.
+    if (auto c = j->coordinator()) {
+      std::cerr << "troupe: journal " << j->path()
+                << " belongs to a coordinator (pid " << *c
+                << "); abort the run through it: troupe abort " << row->id
+                << " --coordinator HOST:PORT\n";
+      return exit_bad_input;
+    }
     if (row->status != "running") {
       std::cerr << "troupe: run " << row->id << " finished (" << row->status
                 << ")\n";

@@ -792,6 +792,23 @@ void journal_writer::loop() {
   }
 }
 
+std::optional<int> journal::coordinator() {
+  std::lock_guard<std::recursive_mutex> lock{mtx_};
+  int fd = ::open((path_ + ".lock").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return std::nullopt;
+  std::optional<int> holder;
+  // Only an exclusive holder refuses a shared lock.
+  if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+    auto text = holder_of(fd);
+    char* end = nullptr;
+    auto pid = std::strtol(text.c_str(), &end, 10);
+    holder = end != text.c_str() && pid > 0 ? static_cast<int>(pid) : -1;
+  }
+  ::close(fd);
+  return holder;
+}
+
 std::string default_journal_path(const std::string& dir) {
   if (dir.empty() || dir == ".")
     return ".troupe/troupe.db";

@@ -504,6 +504,11 @@ TEST_CASE("status, logs and abort against a coordinator",
   CHECK(submitter.wait() == 1);
   CHECK(read_json(d.dir.str() + "/report.json").at("status") == "cancelled");
   CHECK(follower.wait() == 1);
+  // Aborting through the coordinator's journal would signal the
+  // coordinator itself: refused.
+  auto local = run_troupe({"abort", id, "--journal", c.journal()});
+  CHECK(local.exit_code == 2);
+  CHECK_THAT(local.err, Catch::Contains("belongs to a coordinator"));
   auto report = run_troupe({"report", id, "--json", "--coordinator",
                             c.address()});
   CHECK(report.exit_code == 1);

@@ -147,6 +147,9 @@ public:
   /// The process that runs `run_id` now, if one does.
   std::optional<int> run_owner(const std::string& run_id);
 
+  /// The coordinator that holds this journal to itself, if one does.
+  std::optional<int> coordinator();
+
 private:
   journal(std::string path, sqlite3* db, int lock_fd);
 
