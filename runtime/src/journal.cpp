@@ -20,7 +20,18 @@
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/utf8.hpp"
 
+#include "journal_locks.hpp"
+#include "sqlite.hpp"
+
 namespace troupe {
+
+using locks::run_lock_path;
+using locks::take_lock;
+using sqlite::exec;
+using sqlite::fail;
+using sqlite::in_transaction;
+using sqlite::reset_on_exit;
+using sqlite::statement;
 
 namespace {
 
@@ -60,197 +71,12 @@ static_assert(std::size(migrations) == journal::schema_version);
 // How long a statement waits for a checkpoint or a reader's lock.
 constexpr int busy_timeout_ms = 5000;
 
-[[noreturn]] void fail(const std::string& path, sqlite3* db,
-                       const std::string& doing, int rc) {
-  std::string why = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  switch (rc & 0xff) {
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
-      throw journal_error("journal " + path + " is corrupt or not a Troupe "
-                          "journal (" + why + ") while " + doing
-                          + "; move it aside to start a new one");
-    case SQLITE_FULL:
-      throw journal_error("cannot write journal " + path + " while " + doing
-                          + ": the disk is full (" + why + ")");
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      throw journal_error("journal " + path + " is locked by another process "
-                          "while " + doing + " (" + why + ")");
-    case SQLITE_READONLY:
-    case SQLITE_CANTOPEN:
-    case SQLITE_PERM:
-      throw journal_error("cannot open journal " + path + " while " + doing
-                          + ": " + why);
-    default:
-      throw journal_error("journal " + path + ": " + doing + " failed: "
-                          + why);
-  }
-}
-
-// A prepared statement, reset after each use.
-class statement {
-public:
-  statement(sqlite3* db, const std::string& path, const char* sql)
-    : db_(db), path_(&path) {
-    auto rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                 &stmt_, nullptr);
-    if (rc != SQLITE_OK)
-      fail(path, db, "preparing a statement", rc);
-  }
-
-  ~statement() {
-    sqlite3_finalize(stmt_);
-  }
-
-  statement(const statement&) = delete;
-  statement& operator=(const statement&) = delete;
-
-  statement& bind(int i, std::string_view text) {
-    check(sqlite3_bind_text(stmt_, i, text.data(),
-                            static_cast<int>(text.size()), SQLITE_TRANSIENT),
-          "binding");
-    return *this;
-  }
-
-  statement& bind(int i, int64_t x) {
-    check(sqlite3_bind_int64(stmt_, i, x), "binding");
-    return *this;
-  }
-
-  statement& bind(int i, double x) {
-    check(sqlite3_bind_double(stmt_, i, x), "binding");
-    return *this;
-  }
-
-  /// Steps once: true while there is a row.
-  bool step(const char* doing) {
-    auto rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW)
-      return true;
-    if (rc == SQLITE_DONE)
-      return false;
-    auto saved = rc;
-    sqlite3_reset(stmt_);
-    fail(*path_, db_, doing, saved);
-  }
-
-  /// Runs a statement that returns no rows.
-  void run(const char* doing) {
-    while (step(doing)) {
-    }
-    reset();
-  }
-
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-
-  std::string text(int col) const {
-    auto p = sqlite3_column_text(stmt_, col);
-    auto n = sqlite3_column_bytes(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(n))
-             : std::string{};
-  }
-
-  int64_t integer(int col) const {
-    return sqlite3_column_int64(stmt_, col);
-  }
-
-  double real(int col) const {
-    return sqlite3_column_double(stmt_, col);
-  }
-
-  bool is_null(int col) const {
-    return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
-  }
-
-private:
-  void check(int rc, const char* doing) {
-    if (rc != SQLITE_OK)
-      fail(*path_, db_, doing, rc);
-  }
-
-  sqlite3* db_;
-  const std::string* path_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-// Resets a statement however the scope is left.
-struct reset_on_exit {
-  statement& s;
-  ~reset_on_exit() {
-    s.reset();
-  }
-};
-
-void exec(sqlite3* db, const std::string& path, const char* sql,
-          const char* doing) {
-  char* msg = nullptr;
-  auto rc = sqlite3_exec(db, sql, nullptr, nullptr, &msg);
-  sqlite3_free(msg);
-  if (rc != SQLITE_OK)
-    fail(path, db, doing, rc);
-}
-
 int user_version(sqlite3* db, const std::string& path) {
   statement s{db, path, "PRAGMA user_version"};
   s.step("reading the schema version");
   auto v = static_cast<int>(s.integer(0));
   s.reset();
   return v;
-}
-
-// The first line of a lock file: the pid of a process that held it.
-std::string holder_of(int fd) {
-  char buf[32] = {};
-  auto n = ::pread(fd, buf, sizeof(buf) - 1, 0);
-  std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-  holder = holder.substr(0, holder.find('\n'));
-  return holder.empty() ? "unknown" : holder;
-}
-
-// Writes this process's pid into a lock file it holds, as a hint for
-// whoever finds the lock taken; the lock itself holds regardless.
-void sign(int fd) {
-  auto pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0
-      || ::pwrite(fd, pid.data(), pid.size(), 0)
-           != static_cast<ssize_t>(pid.size())) {
-    // Nothing to do: the hint is missing.
-  }
-}
-
-// Takes `path`.lock, shared or exclusive, or says who holds it.
-int take_lock(const std::string& path, journal::access how) {
-  auto lock_path = path + ".lock";
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw journal_error("cannot open journal " + path + ": cannot create "
-                        + lock_path + ": " + std::strerror(errno));
-  bool exclusive = how == journal::access::exclusive;
-  if (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
-    if (exclusive)
-      sign(fd);
-    return fd;
-  }
-  auto err = errno;
-  // Held exclusively, by a coordinator, if a shared lock is refused.
-  auto holder = exclusive ? std::string{} : holder_of(fd);
-  ::close(fd);
-  if (err != EWOULDBLOCK)
-    throw journal_error("cannot lock journal " + path + ": "
-                        + std::strerror(err));
-  if (!exclusive)
-    throw journal_error("journal " + path
-                        + " is in use by a troupe coordinator (pid " + holder
-                        + "); stop it, or give this process another "
-                          "--journal (or --no-journal)");
-  throw journal_error("journal " + path
-                      + " is in use by other troupe processes; a coordinator "
-                        "needs a journal of its own: give it another "
-                        "--journal (or --no-journal)");
 }
 
 sqlite3* open_db(const std::string& path, int flags) {
@@ -373,43 +199,6 @@ journal::~journal() {
     ::close(lock_fd_);
 }
 
-namespace {
-
-std::string run_lock_path(const std::string& journal_path,
-                          const std::string& run_id) {
-  auto dir = std::filesystem::path(journal_path).parent_path();
-  return (dir / "runs" / (run_id + ".lock")).string();
-}
-
-} // namespace
-
-void journal::claim_run(const std::string& run_id) {
-  std::lock_guard<std::recursive_mutex> lock{mtx_};
-  if (run_locks_.count(run_id) > 0)
-    return;
-  // Run ids name files here: nothing that could leave the directory.
-  if (run_id.empty() || run_id.find('/') != std::string::npos
-      || run_id[0] == '.')
-    throw journal_error("run id " + run_id + " cannot be journaled");
-  auto lock_path = run_lock_path(path_, run_id);
-  std::error_code ec;
-  std::filesystem::create_directories(
-    std::filesystem::path(lock_path).parent_path(), ec);
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw journal_error("cannot lock run " + run_id + ": cannot create "
-                        + lock_path + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    auto holder = holder_of(fd);
-    ::close(fd);
-    throw journal_error("run " + run_id
-                        + " is running in another troupe process (pid "
-                        + holder + ")");
-  }
-  sign(fd);
-  run_locks_.emplace(run_id, fd);
-}
-
 std::unique_ptr<journal> journal::open(const std::string& path,
                                        access how) {
   std::error_code ec;
@@ -464,21 +253,6 @@ std::unique_ptr<journal> journal::open_read_only(const std::string& path) {
 }
 
 namespace {
-
-// Runs `f` in a transaction: committed if it returns, rolled back if it
-// throws.
-template <class F>
-void in_transaction(sqlite3* db, statement& begin, statement& commit,
-                    const char* doing, F f) {
-  begin.run(doing);
-  try {
-    f();
-    commit.run(doing);
-  } catch (...) {
-    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
-}
 
 // The fault injection of TROUPE_JOURNAL_KILL_AFTER.
 void kill_after(const std::string& what, const event* first, size_t n) {
@@ -686,127 +460,6 @@ std::optional<run_report> journal::report(const std::string& run_id) {
     throw journal_error("journal " + path_ + " holds a report for run "
                         + run_id + " it cannot read (" + e.what() + ")");
   }
-}
-
-std::optional<int> journal::run_owner(const std::string& run_id) {
-  std::lock_guard<std::recursive_mutex> lock{mtx_};
-  if (run_locks_.count(run_id) > 0)
-    return ::getpid();
-  int fd = ::open(run_lock_path(path_, run_id).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return std::nullopt;
-  std::optional<int> owner;
-  if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-    auto holder = holder_of(fd);
-    char* end = nullptr;
-    auto pid = std::strtol(holder.c_str(), &end, 10);
-    if (end != holder.c_str() && pid > 0)
-      owner = static_cast<int>(pid);
-  }
-  ::close(fd);
-  return owner;
-}
-
-struct journal_writer::item {
-  uint64_t ticket = 0;
-  journal::batch events;
-  /// Set for a report.
-  bool is_report = false;
-  run_report report;
-  double finished_at = 0;
-};
-
-journal_writer::journal_writer(std::shared_ptr<journal> j,
-                               commit_fn on_commit)
-  : journal_(std::move(j)), on_commit_(std::move(on_commit)) {
-  thread_ = std::thread([this] { loop(); });
-}
-
-journal_writer::~journal_writer() {
-  {
-    std::lock_guard<std::mutex> lock{mtx_};
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-}
-
-uint64_t journal_writer::append(const std::string& run_id,
-                                std::vector<event> events, int64_t ended) {
-  std::lock_guard<std::mutex> lock{mtx_};
-  auto& x = queue_.emplace_back();
-  x.ticket = ++next_ticket_;
-  x.events.run_id = run_id;
-  x.events.events = std::move(events);
-  x.events.ended = ended;
-  cv_.notify_all();
-  return x.ticket;
-}
-
-uint64_t journal_writer::finish_run(run_report report, double finished_at) {
-  std::lock_guard<std::mutex> lock{mtx_};
-  auto& x = queue_.emplace_back();
-  x.ticket = ++next_ticket_;
-  x.is_report = true;
-  x.report = std::move(report);
-  x.finished_at = finished_at;
-  cv_.notify_all();
-  return x.ticket;
-}
-
-void journal_writer::sync() {
-  std::unique_lock<std::mutex> lock{mtx_};
-  auto target = next_ticket_;
-  cv_.wait(lock, [&] { return committed_ >= target; });
-}
-
-void journal_writer::loop() {
-  std::unique_lock<std::mutex> lock{mtx_};
-  for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty())
-      return; // stopping, and everything is in
-    auto items = std::move(queue_);
-    queue_ = {};
-    lock.unlock();
-    std::string error;
-    std::vector<journal::batch> batches;
-    try {
-      for (auto& x : items)
-        if (!x.is_report)
-          batches.push_back(std::move(x.events));
-      if (!batches.empty())
-        journal_->append(batches);
-      for (auto& x : items)
-        if (x.is_report)
-          journal_->finish_run(x.report, x.finished_at);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-    auto last = items.back().ticket;
-    if (on_commit_)
-      on_commit_(last, error);
-    lock.lock();
-    committed_ = last;
-    cv_.notify_all();
-  }
-}
-
-std::optional<int> journal::coordinator() {
-  std::lock_guard<std::recursive_mutex> lock{mtx_};
-  int fd = ::open((path_ + ".lock").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return std::nullopt;
-  std::optional<int> holder;
-  // Only an exclusive holder refuses a shared lock.
-  if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-    auto text = holder_of(fd);
-    char* end = nullptr;
-    auto pid = std::strtol(text.c_str(), &end, 10);
-    holder = end != text.c_str() && pid > 0 ? static_cast<int>(pid) : -1;
-  }
-  ::close(fd);
-  return holder;
 }
 
 std::string default_journal_path(const std::string& dir) {
