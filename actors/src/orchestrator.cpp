@@ -71,14 +71,6 @@ run_state* find_run(self_ptr self, const std::string& run_id) {
   return found;
 }
 
-// The journal, once everything queued for it is in, so that reading it
-// sees what this orchestrator wrote.
-std::shared_ptr<journal>& journal_to_read(self_ptr self) {
-  if (auto& w = self->state.writer)
-    w->sync();
-  return self->state.cfg.journal;
-}
-
 // Why `run_id` has no active run here.
 std::string not_running(self_ptr self, const std::string& run_id) {
   auto& j = journal_to_read(self);
@@ -128,6 +120,9 @@ caf::error admit(self_ptr self, const std::string& token, const char* what) {
   return check_token(self, token, what);
 }
 
+
+} // namespace
+
 // What plans may use: the built-in executors and whatever a node offers.
 validation_options offered_executors(self_ptr self) {
   validation_options vopts;
@@ -138,8 +133,6 @@ validation_options offered_executors(self_ptr self) {
   return vopts;
 }
 
-} // namespace
-
 void refused(self_ptr self, const std::string& why) {
   auto& seen = self->state.refused_peers;
   auto peer = describe_sender(self);
@@ -147,104 +140,6 @@ void refused(self_ptr self, const std::string& why) {
       || !seen.insert(peer + '\0' + why).second)
     return;
   log()->warn("refused {} from {}", why, peer);
-}
-
-run_state& open_run(self_ptr self, const std::string& id, plan p,
-                    run_options opts, observer_actor observer,
-                    int32_t max_parallel, double started_at) {
-  auto& run = self->state.runs[id];
-  run.id = id;
-  run.p = std::move(p);
-  run.opts = std::move(opts);
-  if (observer)
-    run.observers.push_back(std::move(observer));
-  run.started_at = started_at;
-  // Run time counts from the run's first start, across interruptions.
-  run.start = clock_type::now()
-              - std::chrono::duration_cast<clock_type::duration>(
-                std::chrono::duration<double>(
-                  std::max(0.0, unix_now() - started_at)));
-  run.max_parallel = max_parallel;
-  prepare(run);
-  return run;
-}
-
-caf::error resume_run(self_ptr self, const std::string& run_id,
-                      run_options opts, observer_actor observer,
-                      std::string& id) {
-  auto& st = self->state;
-  auto& j = journal_to_read(self);
-  if (!j)
-    return caf::make_error(errc::unknown_run, "run " + run_id
-                                                + ": nothing is journaled "
-                                                  "here (--no-journal)");
-  plan p;
-  std::vector<event> events;
-  journaled_run found;
-  try {
-    auto r = j->find_run(run_id);
-    if (!r)
-      return caf::make_error(errc::unknown_run,
-                             "no run " + run_id + " in journal " + j->path());
-    found = *r;
-    if (st.runs.count(found.id) > 0)
-      return caf::make_error(errc::unknown_run,
-                             "run " + found.id + " is running here already");
-    if (found.status != "running")
-      return caf::make_error(errc::unknown_run,
-                             "run " + found.id + " finished ("
-                               + found.status + "); `troupe report "
-                               + found.id + "` shows its report");
-    j->claim_run(found.id);
-    p = j->load_plan(found.id);
-    events = j->events(found.id);
-  } catch (const journal_error& e) {
-    log()->error("cannot resume run {}: {}", run_id, e.what());
-    return caf::make_error(errc::journal_failed, e.what());
-  }
-  id = found.id;
-  diagnostics diags;
-  validate_plan(p, offered_executors(self), diags);
-  if (!diags.ok())
-    return caf::make_error(errc::invalid_plan,
-                           "run " + id + ": its journaled plan is no longer "
-                           "valid here");
-  opts.workdir = found.workdir;
-  opts.run_id = id;
-  auto max_parallel = opts.max_parallel > 0 ? opts.max_parallel
-                                            : found.max_parallel;
-  auto& run = open_run(self, id, std::move(p), std::move(opts),
-                       std::move(observer), std::max(max_parallel, 1),
-                       found.started_at);
-  guarded(self, id, [&] {
-    replay(self, run, events);
-    pump(self, run);
-    maybe_finish(self, id);
-  });
-  return {};
-}
-
-// Resumes the journal's unfinished runs that no other process runs.
-void resume_unfinished(self_ptr self) {
-  auto& j = self->state.cfg.journal;
-  if (!j)
-    return;
-  std::vector<journaled_run> runs;
-  try {
-    runs = j->runs();
-  } catch (const journal_error& e) {
-    log()->error("cannot look for runs to resume: {}", e.what());
-    return;
-  }
-  for (auto& r : runs) {
-    if (r.status != "running")
-      continue;
-    std::string id;
-    if (auto err = resume_run(self, r.id, {}, {}, id))
-      log()->warn("run {} not resumed: {}", r.id, self->system().render(err));
-    else
-      log()->warn("run {} resumed from journal {}", id, j->path());
-  }
 }
 
 orchestrator_impl::behavior_type

@@ -15,9 +15,98 @@
 #include <caf/all.hpp>
 
 #include "orchestrator_state.hpp"
+#include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/plan_io.hpp"
+#include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
 
 namespace troupe::orch {
+
+// The journal, once everything queued for it is in, so that reading it
+// sees what this orchestrator wrote.
+std::shared_ptr<journal>& journal_to_read(self_ptr self) {
+  if (auto& w = self->state.writer)
+    w->sync();
+  return self->state.cfg.journal;
+}
+
+caf::error resume_run(self_ptr self, const std::string& run_id,
+                      run_options opts, observer_actor observer,
+                      std::string& id) {
+  auto& st = self->state;
+  auto& j = journal_to_read(self);
+  if (!j)
+    return caf::make_error(errc::unknown_run, "run " + run_id
+                                                + ": nothing is journaled "
+                                                  "here (--no-journal)");
+  plan p;
+  std::vector<event> events;
+  journaled_run found;
+  try {
+    auto r = j->find_run(run_id);
+    if (!r)
+      return caf::make_error(errc::unknown_run,
+                             "no run " + run_id + " in journal " + j->path());
+    found = *r;
+    if (st.runs.count(found.id) > 0)
+      return caf::make_error(errc::unknown_run,
+                             "run " + found.id + " is running here already");
+    if (found.status != "running")
+      return caf::make_error(errc::unknown_run,
+                             "run " + found.id + " finished ("
+                               + found.status + "); `troupe report "
+                               + found.id + "` shows its report");
+    j->claim_run(found.id);
+    p = j->load_plan(found.id);
+    events = j->events(found.id);
+  } catch (const journal_error& e) {
+    log()->error("cannot resume run {}: {}", run_id, e.what());
+    return caf::make_error(errc::journal_failed, e.what());
+  }
+  id = found.id;
+  diagnostics diags;
+  validate_plan(p, offered_executors(self), diags);
+  if (!diags.ok())
+    return caf::make_error(errc::invalid_plan,
+                           "run " + id + ": its journaled plan is no longer "
+                           "valid here");
+  opts.workdir = found.workdir;
+  opts.run_id = id;
+  auto max_parallel = opts.max_parallel > 0 ? opts.max_parallel
+                                            : found.max_parallel;
+  auto& run = open_run(self, id, std::move(p), std::move(opts),
+                       std::move(observer), std::max(max_parallel, 1),
+                       found.started_at);
+  guarded(self, id, [&] {
+    replay(self, run, events);
+    pump(self, run);
+    maybe_finish(self, id);
+  });
+  return {};
+}
+
+// Resumes the journal's unfinished runs that no other process runs.
+void resume_unfinished(self_ptr self) {
+  auto& j = self->state.cfg.journal;
+  if (!j)
+    return;
+  std::vector<journaled_run> runs;
+  try {
+    runs = j->runs();
+  } catch (const journal_error& e) {
+    log()->error("cannot look for runs to resume: {}", e.what());
+    return;
+  }
+  for (auto& r : runs) {
+    if (r.status != "running")
+      continue;
+    std::string id;
+    if (auto err = resume_run(self, r.id, {}, {}, id))
+      log()->warn("run {} not resumed: {}", r.id, self->system().render(err));
+    else
+      log()->warn("run {} resumed from journal {}", id, j->path());
+  }
+}
 
 void replay(self_ptr self, run_state& run, const std::vector<event>& events) {
   run.replaying = true;

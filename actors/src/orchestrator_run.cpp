@@ -387,6 +387,26 @@ run_snapshot snapshot(self_ptr self, const run_state& run,
   return s;
 }
 
+run_state& open_run(self_ptr self, const std::string& id, plan p,
+                    run_options opts, observer_actor observer,
+                    int32_t max_parallel, double started_at) {
+  auto& run = self->state.runs[id];
+  run.id = id;
+  run.p = std::move(p);
+  run.opts = std::move(opts);
+  if (observer)
+    run.observers.push_back(std::move(observer));
+  run.started_at = started_at;
+  // Run time counts from the run's first start, across interruptions.
+  run.start = clock_type::now()
+              - std::chrono::duration_cast<clock_type::duration>(
+                std::chrono::duration<double>(
+                  std::max(0.0, unix_now() - started_at)));
+  run.max_parallel = max_parallel;
+  prepare(run);
+  return run;
+}
+
 // Builds a run's bookkeeping from a validated plan.
 void prepare(run_state& run) {
   auto n = run.p.workstreams.size();

@@ -21,6 +21,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "troupe/actors/orchestrator.hpp"
+#include "troupe/protocol/plan_io.hpp"
 #include "troupe/runtime/journal.hpp"
 
 namespace troupe::orch {
@@ -345,6 +346,14 @@ void guarded(self_ptr self, const std::string& run_id, F&& f) {
 }
 
 // -- resuming: orchestrator_resume.cpp ----------------------------------------
+
+/// The journal, once everything queued for it is in: reading it then sees
+/// what this orchestrator wrote.
+std::shared_ptr<journal>& journal_to_read(self_ptr self);
+/// Resumes the journal's unfinished runs that no other process runs.
+void resume_unfinished(self_ptr self);
+/// Validates a plan against the built-in executors and the nodes' ones.
+validation_options offered_executors(self_ptr self);
 
 /// Rebuilds `run` (prepared from its journaled plan) from its journaled
 /// `events`, then goes on: work that was in flight runs again.
