@@ -193,6 +193,16 @@ bool connect(const runs_flags& flags, remote& out) {
   return connect_coordinator(*out.sys, at.host, at.port, flags.tls, out.orch);
 }
 
+// Prints a run's report (as JSON with `json`); returns the exit code it
+// calls for.
+int print_report(const run_report& rep, bool json) {
+  if (json)
+    std::cout << json_text(rep, 2) << '\n';
+  else
+    std::cout << rep.markdown << std::flush;
+  return rep.status == run_status::succeeded ? exit_ok : exit_run_failed;
+}
+
 int remote_follow(remote& r, const runs_flags& flags) {
   auto& sys = *r.sys;
   caf::scoped_actor self{sys};
@@ -220,11 +230,7 @@ int remote_follow(remote& r, const runs_flags& flags) {
   signal_watch watch{[&](int) { waiting = false; }};
   self->receive_while([&] { return waiting.load(); })(
     [&](run_report& rep) {
-      if (flags.json)
-        std::cout << json_text(rep, 2) << '\n';
-      else
-        std::cout << rep.markdown << std::flush;
-      rc = rep.status == run_status::succeeded ? exit_ok : exit_run_failed;
+      rc = print_report(rep, flags.json);
       waiting = false;
     },
     [&](caf::down_msg&) {
@@ -315,13 +321,7 @@ int remote_report(const runs_flags& flags) {
     ->request(r.orch, std::chrono::seconds(30), report_atom_v, flags.run_id,
               r.token)
     .receive(
-      [&](run_report& rep) {
-        if (flags.json)
-          std::cout << json_text(rep, 2) << '\n';
-        else
-          std::cout << rep.markdown << std::flush;
-        rc = rep.status == run_status::succeeded ? exit_ok : exit_run_failed;
-      },
+      [&](run_report& rep) { rc = print_report(rep, flags.json); },
       [&](caf::error& err) {
         std::cerr << "troupe: " << r.sys->render(err) << '\n';
       });
