@@ -173,6 +173,16 @@ struct run_fixture {
   }
 };
 
+/// A plan of `ws`, `parallel` agents at once.
+inline plan make_plan(std::vector<workstream> ws, int32_t parallel = 4) {
+  plan p;
+  p.name = "test";
+  p.settings.max_parallel_agents = parallel;
+  p.settings.max_phase_width = 2000;
+  p.workstreams = std::move(ws);
+  return p;
+}
+
 /// A workstream with a command executor.
 inline workstream command_ws(std::string id, std::string run,
                              std::vector<std::string> deps = {}) {
