@@ -54,12 +54,12 @@ std::string describe_sender(self_ptr self) {
 // orchestrator without bound).
 constexpr size_t refused_peers_limit = 1024;
 
-// The active run `run_id` names, in full or by a unique start.
-run_state* find_run(self_ptr self, const std::string& run_id) {
-  auto& runs = self->state.runs;
+// The entry of `runs` that `run_id` names, in full or by a unique start.
+template <class Map>
+typename Map::mapped_type* find_in(Map& runs, const std::string& run_id) {
   if (auto i = runs.find(run_id); i != runs.end())
     return &i->second;
-  run_state* found = nullptr;
+  typename Map::mapped_type* found = nullptr;
   for (auto i = runs.lower_bound(run_id);
        !run_id.empty() && i != runs.end()
        && i->first.compare(0, run_id.size(), run_id) == 0;
@@ -71,8 +71,21 @@ run_state* find_run(self_ptr self, const std::string& run_id) {
   return found;
 }
 
+// The active run `run_id` names.
+run_state* find_run(self_ptr self, const std::string& run_id) {
+  return find_in(self->state.runs, run_id);
+}
+
+// The run `run_id` names that has ended and waits for its report.
+reporting_run* find_reporting(self_ptr self, const std::string& run_id) {
+  return find_in(self->state.reporting, run_id);
+}
+
 // Why `run_id` has no active run here.
 std::string not_running(self_ptr self, const std::string& run_id) {
+  if (auto ended = find_reporting(self, run_id))
+    return "run " + ended->last.run_id + " finished (" + ended->last.status
+           + ")";
   auto& j = journal_to_read(self);
   if (j) {
     try {
@@ -180,6 +193,14 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
                                }),
                 obs.end());
     }
+    for (auto& [id, run] : st.reporting) {
+      auto& obs = run.observers;
+      obs.erase(std::remove_if(obs.begin(), obs.end(),
+                               [&](const observer_actor& o) {
+                                 return o.address() == dm.source;
+                               }),
+                obs.end());
+    }
     for (size_t pi = 0; pi < st.pools.size(); ++pi) {
       auto& p = st.pools[pi];
       if (p.handle.address() != dm.source || !p.active())
@@ -252,11 +273,20 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
         observer_actor& observer) -> caf::result<std::string> {
       if (auto err = check_token(self, token, "a subscription"))
         return err;
-      auto run = find_run(self, run_id);
-      if (!run)
-        return caf::make_error(errc::unknown_run, not_running(self, run_id));
       if (!observer)
         return caf::make_error(errc::unknown_run, "no observer");
+      auto run = find_run(self, run_id);
+      if (!run) {
+        // An ended run still takes observers for its report.
+        auto ended = find_reporting(self, run_id);
+        if (!ended)
+          return caf::make_error(errc::unknown_run,
+                                 not_running(self, run_id));
+        self->send(observer, ended->last);
+        self->monitor(observer);
+        ended->observers.push_back(std::move(observer));
+        return ended->last.run_id;
+      }
       // What the run produced so far goes out first, so the snapshot is
       // the state after the last event any observer saw.
       flush(self, *run);
@@ -284,12 +314,19 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       std::vector<run_snapshot> out;
       for (auto& [id, run] : self->state.runs)
         out.push_back(snapshot(self, run, true));
+      for (auto& [id, ended] : self->state.reporting) {
+        auto s = ended.last;
+        s.workstreams.clear();
+        s.gates.clear();
+        out.push_back(std::move(s));
+      }
       // Then what the journal holds of runs no longer (or not yet again)
       // running here.
       if (auto& j = journal_to_read(self)) {
         try {
           for (auto& r : j->runs()) {
-            if (self->state.runs.count(r.id) > 0)
+            if (self->state.runs.count(r.id) > 0
+                || self->state.reporting.count(r.id) > 0)
               continue;
             run_snapshot s;
             s.run_id = r.id;
@@ -311,10 +348,11 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
         const std::string& token) -> caf::result<run_snapshot> {
       if (auto err = check_token(self, token, "a status query"))
         return err;
-      auto run = find_run(self, run_id);
-      if (!run)
-        return caf::make_error(errc::unknown_run, not_running(self, run_id));
-      return snapshot(self, *run);
+      if (auto run = find_run(self, run_id))
+        return snapshot(self, *run);
+      if (auto ended = find_reporting(self, run_id))
+        return ended->last;
+      return caf::make_error(errc::unknown_run, not_running(self, run_id));
     },
     [=](abort_atom, const std::string& run_id,
         const std::string& token) -> caf::result<std::string> {
@@ -334,6 +372,12 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       if (auto run = find_run(self, run_id))
         return caf::make_error(errc::unknown_run,
                                "run " + run->id + " has not finished");
+      // An ended run's report comes once it is written.
+      if (auto ended = find_reporting(self, run_id)) {
+        auto rp = self->make_response_promise<run_report>();
+        ended->waiters.push_back(rp);
+        return rp;
+      }
       auto& j = journal_to_read(self);
       if (!j)
         return caf::make_error(errc::unknown_run,
@@ -490,7 +534,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       }
       for (auto& id : ids)
         maybe_finish(self, id);
-      if (st.runs.empty() && st.reports_pending == 0)
+      if (st.runs.empty() && st.reporting.empty())
         return true;
       auto rp = self->make_response_promise<bool>();
       st.shutdown_waiters.push_back(rp);

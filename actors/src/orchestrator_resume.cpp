@@ -51,6 +51,10 @@ caf::error resume_run(self_ptr self, const std::string& run_id,
     if (st.runs.count(found.id) > 0)
       return caf::make_error(errc::unknown_run,
                              "run " + found.id + " is running here already");
+    if (st.reporting.count(found.id) > 0)
+      return caf::make_error(errc::unknown_run,
+                             "run " + found.id + " has ended here; its "
+                             "report is being written");
     if (found.status != "running")
       return caf::make_error(errc::unknown_run,
                              "run " + found.id + " finished ("

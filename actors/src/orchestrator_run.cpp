@@ -220,11 +220,20 @@ static run_status final_status(const run_state& run) {
   return blocked ? run_status::blocked : run_status::succeeded;
 }
 
-// Answers a pending shutdown once every run has reported.
-void report_delivered(self_ptr self) {
+// Sends the report of a run that was reporting to its observers; answers
+// a pending shutdown once every run has reported.
+void report_delivered(self_ptr self, run_report report) {
   auto& st = self->state;
-  st.reports_pending -= 1;
-  if (st.shutting_down && st.runs.empty() && st.reports_pending == 0) {
+  auto i = st.reporting.find(report.run_id);
+  if (i != st.reporting.end()) {
+    auto observers = std::move(i->second.observers);
+    auto waiters = std::move(i->second.waiters);
+    st.reporting.erase(i);
+    for (auto& rp : waiters)
+      rp.deliver(report);
+    tell_observers(self, observers, std::move(report));
+  }
+  if (st.shutting_down && st.runs.empty() && st.reporting.empty()) {
     for (auto& rp : st.shutdown_waiters)
       rp.deliver(true);
     st.shutdown_waiters.clear();
@@ -252,11 +261,21 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
     return;
   }
   run.finishing = true;
+  auto status = final_status(run);
+  emit(self, run, event_kind::run_finished, run.id, to_string(status));
+  flush(self, run);
+  log()->info("run {} finished: {}", run.id, to_string(status));
+  // Until its report is out, the run answers status queries and takes
+  // observers as it was when it ended.
+  auto& waiting = st.reporting[run.id];
+  waiting.last = snapshot(self, run);
+  waiting.last.status = to_string(status);
+  waiting.observers = std::move(run.observers);
   run_report report;
   report.run_id = run.id;
   report.plan = run.p.name;
   report.goal = run.p.goal;
-  report.status = final_status(run);
+  report.status = status;
   report.wall_s = run.now_s();
   report.rerun = run.rerun;
   report.workstreams.reserve(run.ws.size());
@@ -273,15 +292,10 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
       r.status = gate_state::cancelled;
     report.gates.push_back(std::move(r));
   }
-  emit(self, run, event_kind::run_finished, run.id,
-       to_string(report.status));
-  flush(self, run);
-  log()->info("run {} finished: {}", run.id, to_string(report.status));
-  auto observers = run.observers;
+  waiting.last.gates = report.gates;
   auto journaled = !run.journal_failed;
   auto p = std::move(run.p);
   st.runs.erase(i);
-  st.reports_pending += 1;
   // The report moves into the request; should synthesis fail, the observer
   // still learns how the run ended.
   run_report outline;
@@ -295,8 +309,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
       [=](run_report& full) {
         if (journaled)
           journal_report(self, full);
-        tell_observers(self, observers, std::move(full));
-        report_delivered(self);
+        report_delivered(self, std::move(full));
       },
       [=](caf::error& err) mutable {
         auto why = self->system().render(err);
@@ -307,8 +320,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
                            + "\n";
         if (journaled)
           journal_report(self, outline);
-        tell_observers(self, observers, std::move(outline));
-        report_delivered(self);
+        report_delivered(self, std::move(outline));
       });
 }
 

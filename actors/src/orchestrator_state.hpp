@@ -197,12 +197,22 @@ struct pool_entry {
   }
 };
 
+/// A run that has ended and waits for its synthesized report.
+struct reporting_run {
+  /// Its state when it ended.
+  run_snapshot last;
+  /// Who gets the report; observers may still join.
+  std::vector<observer_actor> observers;
+  /// Report queries that came meanwhile.
+  std::vector<caf::typed_response_promise<run_report>> waiters;
+};
+
 struct orchestrator_state {
   static inline const char* name = "troupe.orchestrator";
   orchestrator_config cfg;
   bool shutting_down = false;
-  /// Reports requested from the synthesizer and not yet delivered.
-  size_t reports_pending = 0;
+  /// Runs whose reports the synthesizer is writing, by id.
+  std::map<std::string, reporting_run> reporting;
   std::vector<caf::typed_response_promise<bool>> shutdown_waiters;
   std::map<std::string, run_state> runs;
   std::vector<pool_entry> pools;
@@ -298,7 +308,7 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
                    workstream_result r);
 /// Sends the report once everything has ended.
 void maybe_finish(self_ptr self, const std::string& run_id);
-void report_delivered(self_ptr self);
+void report_delivered(self_ptr self, run_report report);
 /// Builds a run's bookkeeping from a validated plan.
 void prepare(run_state& run);
 /// The run's state now, with every workstream unless `summary_only`.

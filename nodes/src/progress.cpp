@@ -219,6 +219,8 @@ void on_snapshot(progress_state& st, const run_snapshot& snap) {
 void on_event(progress_state& st, const event& ev) {
   if (st.cfg.events)
     st.cfg.events->write(json_text(ev) + "\n");
+  if (st.cfg.on_event)
+    st.cfg.on_event(ev);
   st.tracker->add(ev);
   bool notable = true;
   auto d = st.defs.find(ev.subject);

@@ -23,6 +23,8 @@ struct progress_config {
   bool quiet = false;
   /// Receives every event as a JSON line, when set.
   staged_file* events = nullptr;
+  /// Called with every event, when set.
+  std::function<void(const event&)> on_event;
   int32_t max_parallel = 1;
   /// Called once with the report.
   std::function<void(run_report)> on_report;

@@ -125,6 +125,25 @@ run_snapshot journaled_state(journal& j, const journaled_run& row,
   return s;
 }
 
+// Prints a run's report (as JSON with `json`); returns the exit code it
+// calls for.
+int print_report(const run_report& rep, bool json) {
+  if (json)
+    std::cout << json_text(rep, 2) << '\n';
+  else
+    std::cout << rep.markdown << std::flush;
+  return rep.status == run_status::succeeded ? exit_ok : exit_run_failed;
+}
+
+// Prints the report that ends a followed run: after the events, as one
+// more JSON line with `json`.
+int print_followed(const run_report& rep, bool json) {
+  if (!json)
+    return print_report(rep, false);
+  std::cout << json_text(rep) << std::endl;
+  return rep.status == run_status::succeeded ? exit_ok : exit_run_failed;
+}
+
 int local_status(const runs_flags& flags) {
   auto j = read_journal(flags);
   if (!j)
@@ -152,9 +171,8 @@ int local_status(const runs_flags& flags) {
     std::cout << std::flush;
     if (auto report = j->report(row->id)) {
       if (!flags.json)
-        std::cout << '\n' << report->markdown << std::flush;
-      return report->status == run_status::succeeded ? exit_ok
-                                                     : exit_run_failed;
+        std::cout << '\n';
+      return print_followed(*report, flags.json);
     }
     if (!j->run_owner(row->id)) {
       std::cerr << "troupe: run " << row->id
@@ -193,22 +211,18 @@ bool connect(const runs_flags& flags, remote& out) {
   return connect_coordinator(*out.sys, at.host, at.port, flags.tls, out.orch);
 }
 
-// Prints a run's report (as JSON with `json`); returns the exit code it
-// calls for.
-int print_report(const run_report& rep, bool json) {
-  if (json)
-    std::cout << json_text(rep, 2) << '\n';
-  else
-    std::cout << rep.markdown << std::flush;
-  return rep.status == run_status::succeeded ? exit_ok : exit_run_failed;
-}
-
 int remote_follow(remote& r, const runs_flags& flags) {
   auto& sys = *r.sys;
   caf::scoped_actor self{sys};
   self->monitor(r.orch);
   progress_config prog;
-  prog.quiet = flags.json;
+  if (flags.json) {
+    // JSON lines: every event, then the report.
+    prog.quiet = true;
+    prog.on_event = [](const event& ev) {
+      std::cout << json_text(ev) << '\n';
+    };
+  }
   caf::actor inbox = self;
   prog.on_report = [inbox](run_report rep) {
     caf::anon_send(inbox, std::move(rep));
@@ -222,15 +236,25 @@ int remote_follow(remote& r, const runs_flags& flags) {
     .receive([](const std::string&) {},
              [&](caf::error& err) { failure = sys.render(err); });
   if (!failure.empty()) {
-    std::cerr << "troupe: " << failure << '\n';
     caf::anon_send_exit(view, caf::exit_reason::user_shutdown);
-    return exit_bad_input;
+    // A run that has finished is followed to its end at once: its report.
+    std::optional<run_report> rep;
+    self
+      ->request(r.orch, std::chrono::seconds(30), report_atom_v, flags.run_id,
+                r.token)
+      .receive([&](run_report& x) { rep = std::move(x); },
+               [](caf::error&) {});
+    if (!rep) {
+      std::cerr << "troupe: " << failure << '\n';
+      return exit_bad_input;
+    }
+    return print_followed(*rep, flags.json);
   }
   std::atomic<bool> waiting{true};
   signal_watch watch{[&](int) { waiting = false; }};
   self->receive_while([&] { return waiting.load(); })(
     [&](run_report& rep) {
-      rc = print_report(rep, flags.json);
+      rc = print_followed(rep, flags.json);
       waiting = false;
     },
     [&](caf::down_msg&) {

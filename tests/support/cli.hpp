@@ -21,6 +21,20 @@ inline std::string sh_quote(const std::string& s) {
   return out + "'";
 }
 
+/// The lines of `text`, without their newlines.
+inline std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos)
+      end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 /// How a started program ended.
 struct cli_result {
   int exit_code = -1;
