@@ -15,6 +15,7 @@
 
 #include "support/run_fixture.hpp"
 #include "support/temp_dir.hpp"
+#include "troupe/runtime/journal.hpp"
 
 using namespace troupe;
 
@@ -187,4 +188,75 @@ TEST_CASE("a slow observer does not hold the run back, and one that "
                      });
   CHECK(snapshot);
   CHECK_FALSE(report);
+}
+
+TEST_CASE("a run that has ended answers for itself while its report is "
+          "being written",
+          "[actors][journal]") {
+  test::temp_dir dir;
+  orchestrator_config ocfg;
+  ocfg.journal = journal::open(dir.str() + "/troupe.db");
+  test::run_fixture fx{64, ocfg};
+  caf::scoped_actor self{*fx.sys};
+  caf::scoped_actor late{*fx.sys};
+  // Big enough that its report takes a while to write: the queries below
+  // come while it is being written or after, and must be answered alike.
+  std::vector<workstream> ws;
+  for (int i = 0; i < 5000; ++i) {
+    workstream w;
+    w.id = "n" + std::to_string(i);
+    w.title = w.id;
+    w.persona = "backend";
+    w.executor.kind = "noop";
+    ws.push_back(std::move(w));
+  }
+  auto id = fx.start(self, test::make_plan(std::move(ws), 64));
+  test::run_record rec;
+  REQUIRE(test::collect_until(self, rec, [&] {
+    return test::count(rec, event_kind::run_finished) > 0;
+  }));
+  // Its state: as it ended, or from the journal once the report is in.
+  self
+    ->request(fx.orch, std::chrono::seconds(10), status_atom_v, id,
+              std::string{})
+    .receive(
+      [&](run_snapshot& s) {
+        CHECK(s.status == "succeeded");
+        CHECK(s.ended == 5000);
+        CHECK(s.workstreams.size() == 5000);
+      },
+      [&](caf::error& err) {
+        CHECK_THAT(fx.sys->render(err),
+                   Catch::Contains("run " + id + " finished (succeeded)"));
+      });
+  // A late observer gets the report, or is told the run finished.
+  bool subscribed = false;
+  late
+    ->request(fx.orch, std::chrono::seconds(10), subscribe_atom_v, id,
+              std::string{}, caf::actor_cast<observer_actor>(late))
+    .receive([&](std::string&) { subscribed = true; },
+             [&](caf::error& err) {
+               CHECK_THAT(fx.sys->render(err),
+                          Catch::Contains("finished (succeeded)"));
+             });
+  // Asked for, the report comes, whenever it is asked for.
+  run_report asked;
+  self
+    ->request(fx.orch, std::chrono::seconds(60), report_atom_v, id,
+              std::string{})
+    .receive([&](run_report& r) { asked = std::move(r); },
+             [&](caf::error& err) { FAIL(fx.sys->render(err)); });
+  CHECK(asked.run_id == id);
+  CHECK(asked.workstreams.size() == 5000);
+  test::collect_to_end(self, rec);
+  REQUIRE(rec.finished);
+  CHECK(asked.markdown == rec.report.markdown);
+  if (subscribed) {
+    test::run_record seen;
+    late->receive([](run_snapshot&) {},
+                  caf::after(std::chrono::seconds(10)) >> [] {});
+    test::collect_to_end(late, seen);
+    REQUIRE(seen.finished);
+    CHECK(seen.report.markdown == rec.report.markdown);
+  }
 }

@@ -115,11 +115,11 @@ struct run_fixture {
   pool_actor pool;
   std::shared_ptr<executor_registry> executors;
 
-  explicit run_fixture(int32_t slots = 64) {
+  explicit run_fixture(int32_t slots = 64, orchestrator_config ocfg = {}) {
     add_message_types(cfg);
     sys = std::make_unique<caf::actor_system>(cfg);
     executors = executor_registry::with_builtins();
-    orch = spawn_orchestrator(*sys, {});
+    orch = spawn_orchestrator(*sys, std::move(ocfg));
     pool_config pcfg;
     pcfg.info.name = "local";
     pcfg.info.slots = slots;
