@@ -430,16 +430,15 @@ void journaled(self_ptr self, uint64_t ticket, const std::string& error) {
         throw journal_error(error);
       }
       run.committed_ticket = std::max(run.committed_ticket, ticket);
+      // Parked in the order of their tickets: what this commit holds is
+      // at the front.
       std::vector<outgoing_dispatch> ready;
       auto& parked = run.parked;
-      auto keep = parked.begin();
-      for (auto& [t, out] : parked) {
-        if (t <= ticket && error.empty())
-          ready.push_back(std::move(out));
-        else
-          *keep++ = std::make_pair(t, std::move(out));
+      while (error.empty() && !parked.empty()
+             && parked.front().first <= ticket) {
+        ready.push_back(std::move(parked.front().second));
+        parked.pop_front();
       }
-      parked.erase(keep, parked.end());
       if (ready.empty())
         return;
       arm_watchdog(self);

@@ -149,7 +149,7 @@ struct run_state {
   /// Dispatches `pump` decided on, sent once journaled.
   std::vector<outgoing_dispatch> outgoing;
   /// Dispatches waiting for the journal's ticket that holds them.
-  std::vector<std::pair<uint64_t, outgoing_dispatch>> parked;
+  std::deque<std::pair<uint64_t, outgoing_dispatch>> parked;
   /// The journal's ticket of the run's last events, and the last ticket
   /// known committed.
   uint64_t last_ticket = 0;

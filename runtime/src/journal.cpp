@@ -2,6 +2,7 @@
 
 #include "troupe/runtime/journal.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -65,8 +66,23 @@ constexpr const char* migrations[] = {
        subject TEXT NOT NULL,
        body TEXT NOT NULL);
      CREATE UNIQUE INDEX events_in_order ON events(run, seq);)",
+  // Events in batches: a row per run per commit, its events as JSON lines.
+  // A row per event cost more than the events themselves.
+  R"(CREATE TABLE event_batches(
+       run INTEGER NOT NULL REFERENCES runs(key),
+       first_seq INTEGER NOT NULL,
+       last_seq INTEGER NOT NULL,
+       body TEXT NOT NULL);
+     INSERT INTO event_batches(run, first_seq, last_seq, body)
+       SELECT run, seq, seq, body || char(10) FROM events;
+     DROP TABLE events;
+     CREATE UNIQUE INDEX event_batches_in_order
+       ON event_batches(run, first_seq);)",
 };
 static_assert(std::size(migrations) == journal::schema_version);
+
+// Events past this many bytes of JSON go in a row of their own.
+constexpr size_t batch_bytes = 4 << 20;
 
 // How long a statement waits for a checkpoint or a reader's lock.
 constexpr int busy_timeout_ms = 5000;
@@ -136,12 +152,25 @@ constexpr const char* run_columns
   = "id, plan_name, status, started_at, finished_at, workstreams, ended, "
     "max_parallel, workdir, last_seq";
 
-event read_event(const std::string& path, const std::string& body) {
+event read_event(const std::string& path, std::string_view line) {
   try {
-    return json::parse(body).get<event>();
+    return json::parse(line).get<event>();
   } catch (const json::exception& e) {
     throw journal_error("journal " + path + " holds an event it cannot read ("
                         + e.what() + ")");
+  }
+}
+
+// Calls `f` with each line of a batch's body.
+template <class F>
+void each_line(std::string_view body, F f) {
+  while (!body.empty()) {
+    auto end = body.find('\n');
+    if (end == std::string_view::npos)
+      end = body.size();
+    if (end > 0)
+      f(body.substr(0, end));
+    body.remove_prefix(std::min(body.size(), end + 1));
   }
 }
 
@@ -160,9 +189,9 @@ struct journal::statements {
       insert_report(db, path,
                     "INSERT OR REPLACE INTO reports(run, body) "
                     "VALUES(?1, ?2)"),
-      insert_event(db, path,
-                   "INSERT INTO events(run, seq, kind, subject, body) "
-                   "VALUES(?1, ?2, ?3, ?4, ?5)"),
+      insert_batch(db, path,
+                   "INSERT INTO event_batches(run, first_seq, last_seq, body) "
+                   "VALUES(?1, ?2, ?3, ?4)"),
       run_key(db, path, "SELECT key FROM runs WHERE id = ?1"),
       update_progress(db, path,
                       "UPDATE runs SET ended = ?2, last_seq = ?3 "
@@ -177,7 +206,7 @@ struct journal::statements {
   statement insert_run;
   statement insert_plan;
   statement insert_report;
-  statement insert_event;
+  statement insert_batch;
   statement run_key;
   statement update_progress;
   statement finish;
@@ -219,6 +248,12 @@ std::unique_ptr<journal> journal::open(const std::string& path,
     // transactions, never the journal's consistency.
     exec(db, path, "PRAGMA synchronous = NORMAL", "setting synchronous");
     exec(db, path, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+    // A checkpoint (copying the WAL into the database, with an fsync)
+    // every 32 MiB of WAL rather than SQLite's 4: one checkpoint writes a
+    // page once however often it changed, and it runs on the thread that
+    // commits, which dispatches wait for.
+    exec(db, path, "PRAGMA wal_autocheckpoint = 8192",
+         "setting the checkpoint interval");
     migrate(db, path);
     std::unique_ptr<journal> j{new journal(path, db, fd)};
     j->st_ = std::make_unique<statements>(db, path);
@@ -245,6 +280,11 @@ std::unique_ptr<journal> journal::open_read_only(const std::string& path) {
                           + std::to_string(schema_version) + ")");
     if (version < 1)
       throw journal_error("journal " + path + " holds no runs yet");
+    if (version < schema_version)
+      throw journal_error("journal " + path + " was written by an older "
+                          "Troupe (schema " + std::to_string(version)
+                          + "); a `troupe run` or `troupe coordinator` on "
+                          "it brings it up to date");
     return std::unique_ptr<journal>{new journal(path, db, -1)};
   } catch (...) {
     sqlite3_close_v2(db);
@@ -302,26 +342,43 @@ int64_t journal::key_of(const std::string& run_id) {
   return keys_[run_id] = s.integer(0);
 }
 
-void journal::insert(const std::string& run_id, const event* first,
-                     size_t n, int64_t ended) {
-  auto& ins = st_->insert_event;
+void journal::insert(const std::string& run_id,
+                     const std::vector<event_span>& spans, int64_t ended) {
+  auto& ins = st_->insert_batch;
   auto key = key_of(run_id);
-  for (auto ev = first; ev != first + n; ++ev) {
+  // The spans' events in rows of JSON lines, a row cut where it grows past
+  // batch_bytes (SQLite refuses values past a gigabyte, and readers take a
+  // row at once).
+  body_.clear();
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  auto put = [&] {
     reset_on_exit guard{ins};
     ins.bind(1, key)
-      .bind(2, static_cast<int64_t>(ev->seq))
-      .bind(3, to_string(ev->kind))
-      .bind(4, ev->subject)
-      .bind(5, json_text(*ev));
+      .bind(2, static_cast<int64_t>(first_seq))
+      .bind(3, static_cast<int64_t>(last_seq))
+      .bind(4, body_);
     ins.run("appending events");
+    body_.clear();
+  };
+  for (auto& [first, n] : spans) {
+    for (auto ev = first; ev != first + n; ++ev) {
+      if (body_.empty())
+        first_seq = ev->seq;
+      append_json(body_, *ev);
+      body_ += '\n';
+      last_seq = ev->seq;
+      if (body_.size() >= batch_bytes)
+        put();
+    }
   }
+  if (!body_.empty())
+    put();
   auto& up = st_->update_progress;
   reset_on_exit guard{up};
-  up.bind(1, run_id).bind(2, ended).bind(
-    3, static_cast<int64_t>(first[n - 1].seq));
+  up.bind(1, run_id).bind(2, ended).bind(3, static_cast<int64_t>(last_seq));
   up.run("appending events");
 }
-
 
 void journal::append(const std::string& run_id, const event* first,
                      size_t n, int64_t ended) {
@@ -329,16 +386,29 @@ void journal::append(const std::string& run_id, const event* first,
   if (n == 0)
     return;
   in_transaction(db_, st_->begin, st_->commit, "appending events",
-                 [&] { insert(run_id, first, n, ended); });
+                 [&] { insert(run_id, {{first, n}}, ended); });
   kill_after(kill_after_, first, n);
 }
 
 void journal::append(const std::vector<batch>& batches) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
+  // A run's batches, in the order they came: one run of rows each.
+  std::vector<std::pair<const batch*, std::vector<event_span>>> runs;
+  for (auto& b : batches) {
+    if (b.events.empty())
+      continue;
+    auto i = std::find_if(runs.begin(), runs.end(), [&](const auto& r) {
+      return r.first->run_id == b.run_id;
+    });
+    if (i == runs.end())
+      i = runs.insert(runs.end(), {&b, {}});
+    else
+      i->first = &b; // the latest says how far the run got
+    i->second.emplace_back(b.events.data(), b.events.size());
+  }
   in_transaction(db_, st_->begin, st_->commit, "appending events", [&] {
-    for (auto& b : batches)
-      if (!b.events.empty())
-        insert(b.run_id, b.events.data(), b.events.size(), b.ended);
+    for (auto& [last, spans] : runs)
+      insert(last->run_id, spans, last->ended);
   });
   for (auto& b : batches)
     kill_after(kill_after_, b.events.data(), b.events.size());
@@ -423,13 +493,16 @@ std::vector<event> journal::events(const std::string& run_id,
                                    uint64_t after_seq) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
   statement s{db_, path_,
-              "SELECT body FROM events WHERE run = (SELECT key FROM runs "
-              "WHERE id = ?1) AND seq > ?2 "
-              "ORDER BY seq"};
+              "SELECT body FROM event_batches WHERE run = (SELECT key FROM "
+              "runs WHERE id = ?1) AND last_seq > ?2 ORDER BY first_seq"};
   s.bind(1, run_id).bind(2, static_cast<int64_t>(after_seq));
   std::vector<event> out;
   while (s.step("reading events"))
-    out.push_back(read_event(path_, s.text(0)));
+    each_line(s.text(0), [&](std::string_view line) {
+      auto ev = read_event(path_, line);
+      if (ev.seq > after_seq)
+        out.push_back(std::move(ev));
+    });
   return out;
 }
 
@@ -437,13 +510,20 @@ std::vector<event> journal::results(const std::string& run_id,
                                     const std::string& subject) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
   statement s{db_, path_,
-              "SELECT body FROM events WHERE run = (SELECT key FROM runs "
-              "WHERE id = ?1) AND subject = ?2 "
-              "AND kind IN ('ws_retrying', 'ws_ended') ORDER BY seq"};
-  s.bind(1, run_id).bind(2, subject);
+              "SELECT body FROM event_batches WHERE run = (SELECT key FROM "
+              "runs WHERE id = ?1) ORDER BY first_seq"};
+  s.bind(1, run_id);
   std::vector<event> out;
   while (s.step("reading results"))
-    out.push_back(read_event(path_, s.text(0)));
+    each_line(s.text(0), [&](std::string_view line) {
+      // Events are written compact: only these lines can carry a result.
+      if (line.find("\"kind\":\"ws_ended\"") == std::string_view::npos
+          && line.find("\"kind\":\"ws_retrying\"") == std::string_view::npos)
+        return;
+      auto ev = read_event(path_, line);
+      if (carries_result(ev.kind) && ev.subject == subject)
+        out.push_back(std::move(ev));
+    });
   return out;
 }
 

@@ -1,3 +1,4 @@
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/planning.hpp"
 #include "troupe/protocol/result.hpp"
+#include "troupe/protocol/utf8.hpp"
 
 using nlohmann::json;
 
@@ -282,6 +284,107 @@ TEST_CASE("every kind of event survives a JSON round trip", "[protocol]") {
   auto bad = as_json(every_kind_of_event().front());
   bad["kind"] = "workstream";
   CHECK_THROWS_AS(bad.get<troupe::event>(), json::exception);
+}
+
+TEST_CASE("events written as text directly read back as nlohmann writes "
+          "them",
+          "[protocol]") {
+  // Strings that need escaping or repair, and doubles of every shape.
+  std::vector<std::string> texts{
+    "", "plain", "quote \" and backslash \\", "tab\tnew\nline\r",
+    std::string{"nul \0 bell \x07 esc \x1b del \x7f", 31},
+    "non-ASCII: \u00e9t\u00e9 \u2713 \U0001F600",
+    "bad UTF-8: \xff\xfe \xc3 \xe2\x82 \xed\xa0\x80 \xf4\x90\x80\x80"};
+  std::vector<double> numbers{0.0,    -0.0,  1.0,     0.1,  1.0 / 3,
+                              1e-300, 1e300, 123456789012.5, -2.5e-7};
+  size_t n = 0;
+  for (auto& e : every_kind_of_event()) {
+    for (size_t i = 0; i < texts.size(); ++i, ++n) {
+      auto& t = texts[i];
+      auto x = e;
+      x.subject = t;
+      x.message = t + t;
+      x.node = t;
+      x.t_s = numbers[n % numbers.size()];
+      x.at = numbers[(n + 1) % numbers.size()];
+      x.seq = n % 2 ? UINT64_MAX : n;
+      x.attempt = n % 2 ? INT32_MIN : INT32_MAX;
+      x.result.output = t;
+      x.result.outputs = {{t, t}, {"k", t}};
+      x.result.files_changed = {t, "b"};
+      x.result.usage = {{t, INT64_MAX, INT64_MIN, numbers[n % numbers.size()]}};
+      x.result.wall_s = numbers[(n + 2) % numbers.size()];
+      for (auto& c : x.checks)
+        c.detail = t;
+      auto direct = troupe::json_text(x);
+      INFO(direct);
+      // One line, valid JSON, the same value as nlohmann's text...
+      CHECK(direct.find('\n') == std::string::npos);
+      auto parsed = json::parse(direct);
+      CHECK(parsed == json::parse(troupe::json_text(as_json(x))));
+      // ...and read back, the same event.
+      CHECK(as_json(parsed.get<troupe::event>()) == parsed);
+    }
+  }
+  // Not finite numbers are null, as nlohmann writes them.
+  auto e = every_kind_of_event().front();
+  e.t_s = std::numeric_limits<double>::infinity();
+  e.at = std::numeric_limits<double>::quiet_NaN();
+  auto j = json::parse(troupe::json_text(e));
+  CHECK(j.at("t_s").is_null());
+  CHECK(j.at("at").is_null());
+  // Doubles stay doubles.
+  e.t_s = 3;
+  CHECK(json::parse(troupe::json_text(e)).at("t_s").is_number_float());
+  // Keys in nlohmann's (sorted) order: the same text, number spelling
+  // aside, so a journal holds one spelling either way.
+  auto plain = every_kind_of_event().back();
+  plain.t_s = 0.5;
+  plain.at = 2.5;
+  CHECK(troupe::json_text(plain) == troupe::json_text(as_json(plain)));
+}
+
+TEST_CASE("plans and reports written as text directly read back as "
+          "nlohmann writes them",
+          "[protocol]") {
+  auto p = load_sample();
+  p.goal = "quote \" tab \t \u00e9t\u00e9 \U0001F600";
+  p.workstreams[0].executor.env = {{"K\u2713", "v\n"}, {"A", ""}};
+  p.workstreams[0].timeout_s = 2.5;
+  p.gates[0].checks.push_back({"completion", "", "", 3});
+  auto j = json::parse(troupe::json_text(p));
+  CHECK(j == json::parse(troupe::json_text(as_json(p))));
+  // The plan decoder takes it, and gets the plan back.
+  troupe::diagnostics d;
+  auto q = troupe::decode_plan(j, d);
+  CHECK(d.ok());
+  CHECK(as_json(q) == as_json(p));
+  // Ill-formed UTF-8 is mended as nlohmann mends it.
+  p.name = "bad \xff\xfe";
+  p.workstreams[0].executor.env = {{"K\xfe", "v\xc3"}};
+  CHECK(json::parse(troupe::json_text(p))
+        == json::parse(troupe::json_text(as_json(p))));
+  for (bool partial : {false, true}) {
+    auto r = sample_report();
+    r.partial = partial;
+    r.rerun = {"jwt", "\x80"};
+    r.markdown = "# Report\n\n| a | b |\n\u2713 \x01";
+    auto text = troupe::json_text(r);
+    auto k = json::parse(text);
+    CHECK(k == json::parse(troupe::json_text(as_json(r))));
+    CHECK(as_json(k.get<troupe::run_report>()) == k);
+    CHECK(k.contains("partial") == partial);
+  }
+  // The same text as nlohmann's where numbers are spelled alike.
+  auto plain = sample_report();
+  plain.wall_s = 30.5;
+  plain.sequential_s = 50.5;
+  plain.critical_path_s = 25.5;
+  plain.workstreams[0].wall_s = 12.5;
+  plain.workstreams[0].started_s = 1.25;
+  plain.usage = {};
+  plain.workstreams[0].usage = {};
+  CHECK(troupe::json_text(plain) == troupe::json_text(as_json(plain)));
 }
 
 TEST_CASE("reading a result refuses an unknown status rather than guess",

@@ -175,6 +175,72 @@ TEST_CASE("a journal that is no database, or from a newer Troupe, is refused",
              Catch::Contains("no journal at"));
 }
 
+TEST_CASE("a journal from the first schema is brought up to date, its "
+          "events kept",
+          "[runtime]") {
+  test::temp_dir dir;
+  auto path = dir.str() + "/v1.db";
+  // As the first schema had it: a row per event.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  std::string sql = R"(
+    PRAGMA journal_mode = WAL;
+    CREATE TABLE runs(key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+      plan_name TEXT NOT NULL, max_parallel INTEGER NOT NULL,
+      workdir TEXT NOT NULL, started_at REAL NOT NULL, status TEXT NOT NULL,
+      finished_at REAL NOT NULL DEFAULT 0, workstreams INTEGER NOT NULL,
+      ended INTEGER NOT NULL DEFAULT 0, last_seq INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE plans(run INTEGER PRIMARY KEY REFERENCES runs(key),
+      body TEXT NOT NULL);
+    CREATE TABLE reports(run INTEGER PRIMARY KEY REFERENCES runs(key),
+      body TEXT NOT NULL);
+    CREATE TABLE events(run INTEGER NOT NULL REFERENCES runs(key),
+      seq INTEGER NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+      body TEXT NOT NULL);
+    CREATE UNIQUE INDEX events_in_order ON events(run, seq);
+    INSERT INTO runs(id, plan_name, max_parallel, workdir, started_at,
+      status, workstreams, last_seq)
+      VALUES('run-1', 'old', 2, '/work', 1.7e9, 'running', 2, 3);
+    PRAGMA user_version = 1;)";
+  REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr)
+          == SQLITE_OK);
+  std::vector<event> old{make_event(1, event_kind::run_started, "run-1"),
+                         make_event(2, event_kind::ws_ended, "a"),
+                         make_event(3, event_kind::ws_retrying, "b")};
+  for (auto& e : old) {
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db,
+                               "INSERT INTO events VALUES(1, ?1, ?2, ?3, ?4)",
+                               -1, &st, nullptr)
+            == SQLITE_OK);
+    // The first schema's text: nlohmann's.
+    auto body = json_text(nlohmann::json(e));
+    sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(e.seq));
+    sqlite3_bind_text(st, 2, to_string(e.kind).c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, e.subject.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, body.c_str(), -1, SQLITE_TRANSIENT);
+    REQUIRE(sqlite3_step(st) == SQLITE_DONE);
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  // Reading alone does not change a journal: it says what would.
+  CHECK_THAT(error_of([&] { journal::open_read_only(path); }),
+             Catch::Contains("older Troupe (schema 1)"));
+  auto j = journal::open(path);
+  auto events = j->events("run-1");
+  REQUIRE(events.size() == 3);
+  for (size_t i = 0; i < events.size(); ++i)
+    CHECK(json_text(events[i]) == json_text(old[i]));
+  CHECK(j->events("run-1", 2).size() == 1);
+  CHECK(j->results("run-1", "a").size() == 1);
+  // New events go on after the old ones.
+  j->append("run-1", {make_event(4, event_kind::ws_ended, "b")}, 2);
+  auto after = j->events("run-1", 1);
+  REQUIRE(after.size() == 3);
+  CHECK(after.back().seq == 4);
+  CHECK(j->results("run-1", "b").size() == 2);
+}
+
 TEST_CASE("a journal whose pages are damaged says so when read",
           "[runtime]") {
   test::temp_dir dir;

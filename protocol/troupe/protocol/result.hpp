@@ -380,6 +380,12 @@ void to_json(nlohmann::json& j, const check_result& x);
 void to_json(nlohmann::json& j, const gate_result& x);
 void to_json(nlohmann::json& j, const run_report& x);
 void to_json(nlohmann::json& j, const event& x);
+/// `x` as one line of JSON, the text `to_json` makes, written without
+/// building a JSON tree (events and reports are the journal's bulk).
+std::string json_text(const event& x);
+std::string json_text(const run_report& x);
+/// Appends `json_text(x)` to `out`.
+void append_json(std::string& out, const event& x);
 void to_json(nlohmann::json& j, const run_snapshot& x);
 void to_json(nlohmann::json& j, const node_info& x);
 void to_json(nlohmann::json& j, const node_status& x);

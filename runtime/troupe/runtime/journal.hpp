@@ -58,7 +58,7 @@ struct journaled_run {
 class journal {
 public:
   /// The newest schema this build reads and writes.
-  static constexpr int schema_version = 1;
+  static constexpr int schema_version = 2;
 
   enum class access { shared, exclusive };
 
@@ -157,8 +157,11 @@ private:
 
   // The integer key of run `run_id`, which its events carry.
   int64_t key_of(const std::string& run_id);
+  /// A stretch of a run's events, in order.
+  using event_span = std::pair<const event*, size_t>;
+
   // Appends one run's events inside a transaction that the caller holds.
-  void insert(const std::string& run_id, const event* first, size_t n,
+  void insert(const std::string& run_id, const std::vector<event_span>& spans,
               int64_t ended);
   void finish_run_locked(const run_report& report, double finished_at);
 
@@ -171,6 +174,8 @@ private:
   /// Locks of the runs this process runs, by id.
   std::map<std::string, int> run_locks_;
   std::unique_ptr<statements> st_;
+  /// The text of the batch being appended (kept to reuse its memory).
+  std::string body_;
   /// Fault injection for crash tests: `KIND` or `KIND:SUBJECT` from
   /// TROUPE_JOURNAL_KILL_AFTER; the process kills itself (SIGKILL) right
   /// after journaling a matching event.
