@@ -235,16 +235,22 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
                                      : p.settings.max_parallel_agents,
                                    1);
       auto started_at = unix_now();
+      uint64_t begun = 0;
       if (auto& j = st.cfg.journal) {
+        // Claimed here, so that a run another process holds is refused;
+        // recorded by the writer, before any of the run's events.
         try {
-          j->begin_run(id, p, max_parallel, opts.workdir, started_at);
+          j->claim_run(id);
         } catch (const journal_error& e) {
           log()->error("run {} refused: {}", id, e.what());
           return caf::make_error(errc::journal_failed, e.what());
         }
+        begun = st.writer->begin_run(journal::describe_run(
+          id, p, max_parallel, opts.workdir, started_at));
       }
       auto& run = open_run(self, id, std::move(p), std::move(opts),
                            std::move(observer), max_parallel, started_at);
+      run.last_ticket = begun;
       guarded(self, id, [&] {
         log()->info("run {} started: plan {}, {} workstreams", id,
                     run.p.name, run.ws.size());

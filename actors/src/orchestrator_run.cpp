@@ -56,27 +56,42 @@ event& emit(self_ptr self, run_state& run, event_kind kind,
   return ev;
 }
 
+// Sends `msg` as it is: its content is shared, not copied, with every other
+// receiver of `msg` (typed sends would make a message per receiver).
+void send_shared(self_ptr self, const observer_actor& to,
+                 const caf::message& msg) {
+  if (to)
+    to->enqueue(caf::make_mailbox_element(self->ctrl(), caf::make_message_id(),
+                                          {}, msg),
+                self->context());
+}
+
 uint64_t journal_events(self_ptr self, run_state& run) {
   auto& w = self->state.writer;
   run.must_journal = false;
-  if (!w || run.journal_failed || run.replaying
-      || run.journaled >= run.outbox.size())
+  if (!w || run.journal_failed || run.replaying || run.outbox.empty())
     return 0;
-  std::vector<event> copy(run.outbox.begin() + run.journaled,
-                          run.outbox.end());
-  run.journaled = run.outbox.size();
-  run.last_ticket = w->append(run.id, std::move(copy), run.plan_ended);
+  auto batch = caf::make_message(std::move(run.outbox));
+  run.outbox = {};
+  run.last_ticket = w->append(run.id, batch, run.plan_ended);
+  run.sealed.push_back(std::move(batch));
   return run.last_ticket;
 }
 
-// Sends the events a handler produced, in order, as one message.
+// Sends the events the handlers produced, in order, each handler's as one
+// message, the same one the journal reads.
 void flush(self_ptr self, run_state& run) {
-  if (run.outbox.empty() || run.replaying)
+  if (run.replaying)
     return;
   journal_events(self, run);
-  tell_observers(self, run.observers, std::move(run.outbox));
-  run.outbox = {};
-  run.journaled = 0;
+  if (!run.outbox.empty()) { // not journaled
+    run.sealed.push_back(caf::make_message(std::move(run.outbox)));
+    run.outbox = {};
+  }
+  for (auto& batch : run.sealed)
+    for (auto& o : run.observers)
+      send_shared(self, o, batch);
+  run.sealed.clear();
 }
 
 
@@ -220,31 +235,33 @@ static run_status final_status(const run_state& run) {
   return blocked ? run_status::blocked : run_status::succeeded;
 }
 
-// Sends the report of a run that was reporting to its observers; answers
+// Journals the report of a run that was reporting (unless its journal
+// failed) and sends it to its observers, all sharing one message; answers
 // a pending shutdown once every run has reported.
-void report_delivered(self_ptr self, run_report report) {
+void report_delivered(self_ptr self, run_report report, bool journaled) {
   auto& st = self->state;
   auto i = st.reporting.find(report.run_id);
+  std::vector<observer_actor> observers;
+  std::vector<caf::typed_response_promise<run_report>> waiters;
   if (i != st.reporting.end()) {
-    auto observers = std::move(i->second.observers);
-    auto waiters = std::move(i->second.waiters);
+    observers = std::move(i->second.observers);
+    waiters = std::move(i->second.waiters);
     st.reporting.erase(i);
-    for (auto& rp : waiters)
-      rp.deliver(report);
-    tell_observers(self, observers, std::move(report));
   }
+  for (auto& rp : waiters)
+    rp.deliver(report);
+  auto msg = caf::make_message(std::move(report));
+  // The run is over: should the journal fail now, that is logged, and the
+  // report goes out anyway.
+  if (auto& w = st.writer; w && journaled)
+    w->finish_run(msg, unix_now());
+  for (auto& o : observers)
+    send_shared(self, o, msg);
   if (st.shutting_down && st.runs.empty() && st.reporting.empty()) {
     for (auto& rp : st.shutdown_waiters)
       rp.deliver(true);
     st.shutdown_waiters.clear();
   }
-}
-
-// Queues a finished run's report for the journal. The run is over: should
-// the journal fail now, that is logged, and the report goes out anyway.
-static void journal_report(self_ptr self, const run_report& report) {
-  if (auto& w = self->state.writer)
-    w->finish_run(report, unix_now());
 }
 
 void maybe_finish(self_ptr self, const std::string& run_id) {
@@ -307,9 +324,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
                 std::move(p), std::move(report))
     .then(
       [=](run_report& full) {
-        if (journaled)
-          journal_report(self, full);
-        report_delivered(self, std::move(full));
+        report_delivered(self, std::move(full), journaled);
       },
       [=](caf::error& err) mutable {
         auto why = self->system().render(err);
@@ -318,9 +333,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
                            + to_string(outline.status)
                            + "\n\nThe report could not be synthesized: " + why
                            + "\n";
-        if (journaled)
-          journal_report(self, outline);
-        report_delivered(self, std::move(outline));
+        report_delivered(self, std::move(outline), journaled);
       });
 }
 

@@ -154,8 +154,9 @@ struct run_state {
   /// known committed.
   uint64_t last_ticket = 0;
   uint64_t committed_ticket = 0;
-  /// How many of `outbox` are in the journal already.
-  size_t journaled = 0;
+  /// Batches of events handed to the journal and not yet to observers: a
+  /// batch is one message that all of them share.
+  std::vector<caf::message> sealed;
   /// Set when `outbox` holds an event that something must not follow
   /// before it is journaled (a result, a gate's verdict, a cancel).
   bool must_journal = false;
@@ -263,9 +264,10 @@ event& emit(self_ptr self, run_state& run, event_kind kind,
             std::string subject, std::string state, int32_t attempt = 0,
             std::string node = {}, std::string message = {});
 void flush(self_ptr self, run_state& run);
-/// Queues the run's events that are not journaled yet with the journal's
-/// writer; returns the ticket that holds them (0 without a journal, or when
-/// nothing was queued).
+/// Seals the run's new events into one message and queues it with the
+/// journal's writer (observers get the same message on `flush`); returns
+/// the ticket that holds them (0 without a journal, or when nothing was
+/// queued).
 uint64_t journal_events(self_ptr self, run_state& run);
 /// Sends what `dispatch` prepared, once journaled.
 void send_dispatches(self_ptr self, run_state& run);
@@ -308,7 +310,7 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
                    workstream_result r);
 /// Sends the report once everything has ended.
 void maybe_finish(self_ptr self, const std::string& run_id);
-void report_delivered(self_ptr self, run_report report);
+void report_delivered(self_ptr self, run_report report, bool journaled);
 /// Builds a run's bookkeeping from a validated plan.
 void prepare(run_state& run);
 /// The run's state now, with every workstream unless `summary_only`.

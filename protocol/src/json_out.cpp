@@ -58,10 +58,15 @@ public:
 
   void string(std::string_view s) {
     item();
-    if (is_valid_utf8(s))
+    if (plain_ascii(s)) {
+      out_ += '"';
+      raw(s);
+      out_ += '"';
+    } else if (is_valid_utf8(s)) {
       escaped(s);
-    else
+    } else {
       escaped(valid_utf8(s));
+    }
   }
 
   template <class Int>
@@ -113,6 +118,17 @@ public:
 private:
   void raw(std::string_view s) {
     out_.append(s.data(), s.size());
+  }
+
+  // ASCII that needs no escape, as most text here is: one pass without a
+  // branch per byte.
+  static bool plain_ascii(std::string_view s) {
+    unsigned bad = 0;
+    for (unsigned char c : s)
+      bad |= static_cast<unsigned>(c < 0x20) | (c >> 7)
+             | static_cast<unsigned>(c == '"')
+             | static_cast<unsigned>(c == '\\');
+    return bad == 0;
   }
 
   void item() {

@@ -307,28 +307,43 @@ void kill_after(const std::string& what, const event* first, size_t n) {
 
 } // namespace
 
-void journal::begin_run(const std::string& run_id, const plan& p,
-                        int32_t max_parallel, const std::string& workdir,
-                        double started_at) {
+journal::new_run journal::describe_run(const std::string& run_id,
+                                       const plan& p, int32_t max_parallel,
+                                       const std::string& workdir,
+                                       double started_at) {
+  new_run r;
+  r.run_id = run_id;
+  r.plan_name = p.name;
+  r.workstreams = static_cast<int64_t>(p.workstreams.size());
+  r.max_parallel = max_parallel;
+  r.workdir = workdir;
+  r.started_at = started_at;
+  r.plan_text = json_text(p);
+  return r;
+}
+
+void journal::begin_run(const new_run& r) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
-  claim_run(run_id);
-  in_transaction(db_, st_->begin, st_->commit, "recording a new run", [&] {
-    auto& s = st_->insert_run;
-    reset_on_exit guard{s};
-    s.bind(1, run_id)
-      .bind(2, p.name)
-      .bind(3, int64_t{max_parallel})
-      .bind(4, workdir)
-      .bind(5, started_at)
-      .bind(6, static_cast<int64_t>(p.workstreams.size()));
-    s.run("recording a new run");
-    int64_t key = sqlite3_last_insert_rowid(db_);
-    keys_[run_id] = key;
-    auto& pl = st_->insert_plan;
-    reset_on_exit guard_plan{pl};
-    pl.bind(1, key).bind(2, json_text(p));
-    pl.run("recording a new run");
-  });
+  in_transaction(db_, st_->begin, st_->commit, "recording a new run",
+                 [&] { insert_run(r); });
+}
+
+void journal::insert_run(const new_run& r) {
+  auto& s = st_->insert_run;
+  reset_on_exit guard{s};
+  s.bind(1, r.run_id)
+    .bind(2, r.plan_name)
+    .bind(3, int64_t{r.max_parallel})
+    .bind(4, r.workdir)
+    .bind(5, r.started_at)
+    .bind(6, r.workstreams);
+  s.run("recording a new run");
+  int64_t key = sqlite3_last_insert_rowid(db_);
+  keys_[r.run_id] = key;
+  auto& pl = st_->insert_plan;
+  reset_on_exit guard_plan{pl};
+  pl.bind(1, key).bind(2, r.plan_text);
+  pl.run("recording a new run");
 }
 
 int64_t journal::key_of(const std::string& run_id) {
@@ -390,12 +405,13 @@ void journal::append(const std::string& run_id, const event* first,
   kill_after(kill_after_, first, n);
 }
 
-void journal::append(const std::vector<batch>& batches) {
+void journal::append(const std::vector<batch>& batches,
+                     const std::vector<const new_run*>& new_runs) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
   // A run's batches, in the order they came: one run of rows each.
   std::vector<std::pair<const batch*, std::vector<event_span>>> runs;
   for (auto& b : batches) {
-    if (b.events.empty())
+    if (b.n == 0)
       continue;
     auto i = std::find_if(runs.begin(), runs.end(), [&](const auto& r) {
       return r.first->run_id == b.run_id;
@@ -404,14 +420,16 @@ void journal::append(const std::vector<batch>& batches) {
       i = runs.insert(runs.end(), {&b, {}});
     else
       i->first = &b; // the latest says how far the run got
-    i->second.emplace_back(b.events.data(), b.events.size());
+    i->second.emplace_back(b.first, b.n);
   }
   in_transaction(db_, st_->begin, st_->commit, "appending events", [&] {
+    for (auto r : new_runs)
+      insert_run(*r);
     for (auto& [last, spans] : runs)
       insert(last->run_id, spans, last->ended);
   });
   for (auto& b : batches)
-    kill_after(kill_after_, b.events.data(), b.events.size());
+    kill_after(kill_after_, b.first, b.n);
 }
 
 void journal::finish_run(const run_report& report, double finished_at) {

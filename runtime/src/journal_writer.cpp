@@ -1,6 +1,9 @@
 // The journal's writer: group commit on a thread of its own.
 
+#include <optional>
 #include <utility>
+
+#include <caf/message.hpp>
 
 #include "troupe/runtime/journal.hpp"
 
@@ -8,11 +11,15 @@ namespace troupe {
 
 struct journal_writer::item {
   uint64_t ticket = 0;
-  journal::batch events;
-  /// Set for a report.
+  std::string run_id;
+  /// A std::vector<event>, or (`is_report`) a run_report; read, never
+  /// written, as others hold it too.
+  caf::message content;
+  int64_t ended = 0;
   bool is_report = false;
-  run_report report;
   double finished_at = 0;
+  /// Set for a new run.
+  std::optional<journal::new_run> begin;
 };
 
 journal_writer::journal_writer(std::shared_ptr<journal> j,
@@ -30,24 +37,35 @@ journal_writer::~journal_writer() {
   thread_.join();
 }
 
-uint64_t journal_writer::append(const std::string& run_id,
-                                std::vector<event> events, int64_t ended) {
+uint64_t journal_writer::begin_run(journal::new_run run) {
   std::lock_guard<std::mutex> lock{mtx_};
   auto& x = queue_.emplace_back();
   x.ticket = ++next_ticket_;
-  x.events.run_id = run_id;
-  x.events.events = std::move(events);
-  x.events.ended = ended;
+  x.run_id = run.run_id;
+  x.begin = std::move(run);
   cv_.notify_all();
   return x.ticket;
 }
 
-uint64_t journal_writer::finish_run(run_report report, double finished_at) {
+uint64_t journal_writer::append(const std::string& run_id,
+                                caf::message events, int64_t ended) {
+  std::lock_guard<std::mutex> lock{mtx_};
+  auto& x = queue_.emplace_back();
+  x.ticket = ++next_ticket_;
+  x.run_id = run_id;
+  x.content = std::move(events);
+  x.ended = ended;
+  cv_.notify_all();
+  return x.ticket;
+}
+
+uint64_t journal_writer::finish_run(caf::message report,
+                                    double finished_at) {
   std::lock_guard<std::mutex> lock{mtx_};
   auto& x = queue_.emplace_back();
   x.ticket = ++next_ticket_;
   x.is_report = true;
-  x.report = std::move(report);
+  x.content = std::move(report);
   x.finished_at = finished_at;
   cv_.notify_all();
   return x.ticket;
@@ -70,15 +88,26 @@ void journal_writer::loop() {
     lock.unlock();
     std::string error;
     std::vector<journal::batch> batches;
+    std::vector<const journal::new_run*> new_runs;
     try {
-      for (auto& x : items)
-        if (!x.is_report)
-          batches.push_back(std::move(x.events));
-      if (!batches.empty())
-        journal_->append(batches);
-      for (auto& x : items)
-        if (x.is_report)
-          journal_->finish_run(x.report, x.finished_at);
+      for (auto& x : items) {
+        if (x.begin) {
+          new_runs.push_back(&*x.begin);
+          continue;
+        }
+        const auto& content = x.content;
+        if (x.is_report || !content.match_elements<std::vector<event>>())
+          continue;
+        auto& events = content.get_as<std::vector<event>>(0);
+        batches.push_back({x.run_id, events.data(), events.size(), x.ended});
+      }
+      if (!batches.empty() || !new_runs.empty())
+        journal_->append(batches, new_runs);
+      for (auto& x : items) {
+        const auto& content = x.content;
+        if (x.is_report && content.match_elements<run_report>())
+          journal_->finish_run(content.get_as<run_report>(0), x.finished_at);
+      }
     } catch (const std::exception& e) {
       error = e.what();
     }

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <caf/fwd.hpp>
+
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/result.hpp"
 
@@ -86,11 +88,33 @@ public:
   /// Takes the lock of run `run_id`, or says which process holds it.
   void claim_run(const std::string& run_id);
 
-  /// Records a new run of `p` (before any of its work is dispatched) and
-  /// claims it.
+  /// What records a new run: its row, and its plan as JSON text.
+  struct new_run {
+    std::string run_id;
+    std::string plan_name;
+    int64_t workstreams = 0;
+    int32_t max_parallel = 1;
+    std::string workdir;
+    double started_at = 0;
+    std::string plan_text;
+  };
+
+  /// What records a new run of `p`.
+  static new_run describe_run(const std::string& run_id, const plan& p,
+                              int32_t max_parallel,
+                              const std::string& workdir, double started_at);
+
+  /// Records a new run (before any of its work is dispatched); the caller
+  /// has claimed it.
+  void begin_run(const new_run& run);
+
+  /// Claims and records a new run of `p`.
   void begin_run(const std::string& run_id, const plan& p,
                  int32_t max_parallel, const std::string& workdir,
-                 double started_at);
+                 double started_at) {
+    claim_run(run_id);
+    begin_run(describe_run(run_id, p, max_parallel, workdir, started_at));
+  }
 
   /// Appends the `n` events from `first` of run `run_id`, all or none, and
   /// records that `ended` of its plan's workstreams have ended.
@@ -106,15 +130,18 @@ public:
     append(run_id, events.data(), events.size(), ended);
   }
 
-  /// One run's events, as `append` takes them.
+  /// One run's events, as `append` takes them (the caller keeps them).
   struct batch {
     std::string run_id;
-    std::vector<event> events;
+    const event* first = nullptr;
+    size_t n = 0;
     int64_t ended = 0;
   };
 
-  /// Appends batches of several runs in one transaction, all or none.
-  void append(const std::vector<batch>& batches);
+  /// Records `new_runs`, then appends batches of events of several runs,
+  /// in one transaction, all or none.
+  void append(const std::vector<batch>& batches,
+              const std::vector<const new_run*>& new_runs = {});
 
   /// Records the run's report: the run is finished, and its lock let go.
   void finish_run(const run_report& report, double finished_at);
@@ -160,6 +187,8 @@ private:
   /// A stretch of a run's events, in order.
   using event_span = std::pair<const event*, size_t>;
 
+  // Records a new run inside a transaction that the caller holds.
+  void insert_run(const new_run& r);
   // Appends one run's events inside a transaction that the caller holds.
   void insert(const std::string& run_id, const std::vector<event_span>& spans,
               int64_t ended);
@@ -199,13 +228,20 @@ public:
   journal_writer(const journal_writer&) = delete;
   journal_writer& operator=(const journal_writer&) = delete;
 
-  /// Queues events of run `run_id` (see `journal::append`); returns the
-  /// ticket `on_commit` names once they, and all queued before, are in.
-  uint64_t append(const std::string& run_id, std::vector<event> events,
+  /// Queues a new run's record (see `journal::begin_run`): it goes in
+  /// before any event queued after it.
+  uint64_t begin_run(journal::new_run run);
+
+  /// Queues events of run `run_id` (see `journal::append`): `events`
+  /// holds a `std::vector<event>`, shared, not copied, with whoever else
+  /// (observers) gets the same message. Returns the ticket `on_commit`
+  /// names once they, and all queued before, are in.
+  uint64_t append(const std::string& run_id, caf::message events,
                   int64_t ended);
 
-  /// Queues a finished run's report (see `journal::finish_run`).
-  uint64_t finish_run(run_report report, double finished_at);
+  /// Queues a finished run's report (see `journal::finish_run`): `report`
+  /// holds a `run_report`, shared as `events` is.
+  uint64_t finish_run(caf::message report, double finished_at);
 
   /// Waits until everything queued so far is committed (or failed).
   void sync();
