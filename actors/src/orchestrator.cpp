@@ -235,7 +235,6 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
                                      : p.settings.max_parallel_agents,
                                    1);
       auto started_at = unix_now();
-      uint64_t begun = 0;
       if (auto& j = st.cfg.journal) {
         // Claimed here, so that a run another process holds is refused;
         // recorded by the writer, before any of the run's events.
@@ -245,15 +244,16 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
           log()->error("run {} refused: {}", id, e.what());
           return caf::make_error(errc::journal_failed, e.what());
         }
-        begun = st.writer->begin_run(journal::describe_run(
-          id, p, max_parallel, opts.workdir, started_at));
       }
+      auto workdir = opts.workdir;
       auto& run = open_run(self, id, std::move(p), std::move(opts),
                            std::move(observer), max_parallel, started_at);
-      run.last_ticket = begun;
+      if (auto& w = st.writer)
+        run.last_ticket = w->begin_run(
+          {id, run.p, max_parallel, std::move(workdir), started_at});
       guarded(self, id, [&] {
         log()->info("run {} started: plan {}, {} workstreams", id,
-                    run.p.name, run.ws.size());
+                    run.p->name, run.ws.size());
         emit(self, run, event_kind::run_started, id, "started", 0, {},
              std::to_string(run.ws.size()) + " workstreams, "
                + std::to_string(run.gates.size()) + " gates");

@@ -77,8 +77,8 @@ nlohmann::json result_summary(const workstream_result& r) {
 std::string make_context(const run_state& run, const ws_run& w) {
   nlohmann::json ctx;
   ctx["run_id"] = run.id;
-  ctx["plan"] = run.p.name;
-  ctx["goal"] = run.p.goal;
+  ctx["plan"] = run.p->name;
+  ctx["goal"] = run.p->goal;
   ctx["workstream"] = {{"id", w.def->id},
                        {"title", w.def->title},
                        {"persona", w.def->persona},
@@ -308,7 +308,7 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   spec.attempt = w.attempts;
   spec.dispatch = w.dispatches;
   spec.timeout_s = w.def->timeout_s > 0 ? w.def->timeout_s
-                                       : run.p.settings.default_timeout_s;
+                                       : run.p->settings.default_timeout_s;
   spec.workdir = run.opts.workdir;
   spec.key = w.key;
   // noop and sleep never read their context, nor do gate checks; a wide

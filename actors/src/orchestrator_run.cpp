@@ -191,7 +191,7 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
       make_ready(self, run, j);
     }
   } else if (state == ws_state::failed || state == ws_state::timed_out) {
-    switch (run.p.settings.on_failure) {
+    switch (run.p->settings.on_failure) {
       case failure_policy::block_dependents:
         block_downstream(self, run, idx);
         break;
@@ -290,8 +290,8 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   waiting.observers = std::move(run.observers);
   run_report report;
   report.run_id = run.id;
-  report.plan = run.p.name;
-  report.goal = run.p.goal;
+  report.plan = run.p->name;
+  report.goal = run.p->goal;
   report.status = status;
   report.wall_s = run.now_s();
   report.rerun = run.rerun;
@@ -311,7 +311,12 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   }
   waiting.last.gates = report.gates;
   auto journaled = !run.journal_failed;
-  auto p = std::move(run.p);
+  // The writer may still hold the plan, to record it: then a copy. (The
+  // plan is const to the run, not in itself.)
+  auto shared = std::move(run.p);
+  auto p = shared.use_count() == 1 ? std::move(const_cast<plan&>(*shared))
+                                   : *shared;
+  shared.reset();
   st.runs.erase(i);
   // The report moves into the request; should synthesis fail, the observer
   // still learns how the run ended.
@@ -361,7 +366,7 @@ void fail_internal(self_ptr self, const std::string& run_id,
     return;
   run_report outline;
   outline.run_id = run_id;
-  outline.plan = i->second.p.name;
+  outline.plan = i->second.p->name;
   outline.status = run_status::failed;
   outline.markdown = "# " + outline.plan + ": failed\n\nInternal error: "
                      + valid_utf8(what) + "\n";
@@ -373,13 +378,13 @@ run_snapshot snapshot(self_ptr self, const run_state& run,
                       bool summary_only) {
   run_snapshot s;
   s.run_id = run.id;
-  s.plan = run.p.name;
-  s.goal = run.p.goal;
+  s.plan = run.p->name;
+  s.goal = run.p->goal;
   s.status = run.cancelling ? "cancelling" : "running";
   s.started_at = run.started_at;
   s.t_s = run.now_s();
   s.seq = run.seq;
-  s.total = static_cast<int64_t>(run.p.workstreams.size());
+  s.total = static_cast<int64_t>(run.p->workstreams.size());
   s.ended = run.plan_ended;
   s.rerun = run.rerun;
   if (summary_only)
@@ -417,7 +422,8 @@ run_state& open_run(self_ptr self, const std::string& id, plan p,
                     int32_t max_parallel, double started_at) {
   auto& run = self->state.runs[id];
   run.id = id;
-  run.p = std::move(p);
+  // Not const itself: once the run is over, the plan moves on.
+  run.p = std::make_shared<plan>(std::move(p));
   run.opts = std::move(opts);
   if (observer)
     run.observers.push_back(std::move(observer));
@@ -434,11 +440,11 @@ run_state& open_run(self_ptr self, const std::string& id, plan p,
 
 // Builds a run's bookkeeping from a validated plan.
 void prepare(run_state& run) {
-  auto n = run.p.workstreams.size();
+  auto n = run.p->workstreams.size();
   run.ws.resize(n);
   run.index.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    run.ws[i].def = &run.p.workstreams[i];
+    run.ws[i].def = &run.p->workstreams[i];
     run.index.emplace(run.ws[i].def->id, i);
   }
   for (size_t i = 0; i < n; ++i) {
@@ -450,10 +456,10 @@ void prepare(run_state& run) {
       run.ws[d->second].dependents.push_back(i);
     }
   }
-  run.gates.resize(run.p.gates.size());
-  for (size_t gi = 0; gi < run.p.gates.size(); ++gi) {
+  run.gates.resize(run.p->gates.size());
+  for (size_t gi = 0; gi < run.p->gates.size(); ++gi) {
     auto& g = run.gates[gi];
-    g.def = run.p.gates[gi];
+    g.def = run.p->gates[gi];
     g.result.id = g.def.id;
     std::unordered_set<size_t> after;
     for (auto& id : g.def.after)

@@ -115,7 +115,8 @@ struct gate_run {
 
 struct run_state {
   std::string id;
-  plan p;
+  /// Never changed once the run is open: the journal's writer reads it too.
+  std::shared_ptr<const plan> p;
   run_options opts;
   /// Who follows the run: the submitter's observer, and any that
   /// subscribed since.

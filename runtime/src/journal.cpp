@@ -307,21 +307,6 @@ void kill_after(const std::string& what, const event* first, size_t n) {
 
 } // namespace
 
-journal::new_run journal::describe_run(const std::string& run_id,
-                                       const plan& p, int32_t max_parallel,
-                                       const std::string& workdir,
-                                       double started_at) {
-  new_run r;
-  r.run_id = run_id;
-  r.plan_name = p.name;
-  r.workstreams = static_cast<int64_t>(p.workstreams.size());
-  r.max_parallel = max_parallel;
-  r.workdir = workdir;
-  r.started_at = started_at;
-  r.plan_text = json_text(p);
-  return r;
-}
-
 void journal::begin_run(const new_run& r) {
   std::lock_guard<std::recursive_mutex> lock{mtx_};
   in_transaction(db_, st_->begin, st_->commit, "recording a new run",
@@ -332,17 +317,17 @@ void journal::insert_run(const new_run& r) {
   auto& s = st_->insert_run;
   reset_on_exit guard{s};
   s.bind(1, r.run_id)
-    .bind(2, r.plan_name)
+    .bind(2, r.p->name)
     .bind(3, int64_t{r.max_parallel})
     .bind(4, r.workdir)
     .bind(5, r.started_at)
-    .bind(6, r.workstreams);
+    .bind(6, static_cast<int64_t>(r.p->workstreams.size()));
   s.run("recording a new run");
   int64_t key = sqlite3_last_insert_rowid(db_);
   keys_[r.run_id] = key;
   auto& pl = st_->insert_plan;
   reset_on_exit guard_plan{pl};
-  pl.bind(1, key).bind(2, r.plan_text);
+  pl.bind(1, key).bind(2, json_text(*r.p));
   pl.run("recording a new run");
 }
 

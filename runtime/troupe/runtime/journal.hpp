@@ -88,21 +88,15 @@ public:
   /// Takes the lock of run `run_id`, or says which process holds it.
   void claim_run(const std::string& run_id);
 
-  /// What records a new run: its row, and its plan as JSON text.
+  /// What records a new run: its row, and its plan (read, never changed,
+  /// while it is recorded).
   struct new_run {
     std::string run_id;
-    std::string plan_name;
-    int64_t workstreams = 0;
+    std::shared_ptr<const plan> p;
     int32_t max_parallel = 1;
     std::string workdir;
     double started_at = 0;
-    std::string plan_text;
   };
-
-  /// What records a new run of `p`.
-  static new_run describe_run(const std::string& run_id, const plan& p,
-                              int32_t max_parallel,
-                              const std::string& workdir, double started_at);
 
   /// Records a new run (before any of its work is dispatched); the caller
   /// has claimed it.
@@ -113,7 +107,8 @@ public:
                  int32_t max_parallel, const std::string& workdir,
                  double started_at) {
     claim_run(run_id);
-    begin_run(describe_run(run_id, p, max_parallel, workdir, started_at));
+    begin_run(new_run{run_id, std::make_shared<const plan>(p), max_parallel,
+                      workdir, started_at});
   }
 
   /// Appends the `n` events from `first` of run `run_id`, all or none, and
