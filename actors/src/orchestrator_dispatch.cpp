@@ -119,13 +119,13 @@ void pump_all(self_ptr self) {
       flush(self, run);
     } catch (const std::exception& e) {
       failed.push_back(id);
-      run.internal_error = e.what();
+      run.internal_error = failure_reason(e);
     }
   }
   for (auto& id : failed) {
     auto i = self->state.runs.find(id);
     if (i != self->state.runs.end())
-      fail_internal(self, id, i->second.internal_error);
+      fail_run(self, id, i->second.internal_error);
   }
 }
 

@@ -342,19 +342,24 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
       });
 }
 
-void fail_internal(self_ptr self, const std::string& run_id,
-                   const std::string& what) {
+std::string failure_reason(const std::exception& e) {
+  if (dynamic_cast<const journal_error*>(&e) != nullptr)
+    return std::string{"the journal failed: "} + e.what();
+  return std::string{"internal error: "} + e.what();
+}
+
+void fail_run(self_ptr self, const std::string& run_id,
+              const std::string& why) {
   auto& st = self->state;
-  log()->error("run {}: internal error: {}; the run fails", run_id, what);
+  log()->error("run {}: {}; the run fails", run_id, why);
   auto i = st.runs.find(run_id);
   if (i == st.runs.end())
     return;
   auto& run = i->second;
-  run.internal_error = what;
+  run.internal_error = why;
   try {
-    emit(self, run, event_kind::run_failing, run_id, "failing", 0, {},
-         "internal error: " + what);
-    start_cancel(self, run, "cancelled: internal error: " + what);
+    emit(self, run, event_kind::run_failing, run_id, "failing", 0, {}, why);
+    start_cancel(self, run, "cancelled: " + why);
     maybe_finish(self, run_id);
     return;
   } catch (const std::exception& e) {
@@ -368,8 +373,8 @@ void fail_internal(self_ptr self, const std::string& run_id,
   outline.run_id = run_id;
   outline.plan = i->second.p->name;
   outline.status = run_status::failed;
-  outline.markdown = "# " + outline.plan + ": failed\n\nInternal error: "
-                     + valid_utf8(what) + "\n";
+  outline.markdown = "# " + outline.plan + ": failed\n\nThe run failed: "
+                     + valid_utf8(why) + "\n";
   tell_observers(self, i->second.observers, std::move(outline));
   st.runs.erase(i);
 }

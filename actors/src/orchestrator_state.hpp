@@ -339,11 +339,14 @@ caf::error resume_run(self_ptr self, const std::string& run_id,
                       run_options opts, observer_actor observer,
                       std::string& id);
 
-/// Fails run `run_id` after one of its steps threw `what`: cancels what
+/// What failing with `e` is called: a journal's failure, or an internal
+/// error.
+std::string failure_reason(const std::exception& e);
+/// Fails run `run_id` for `why` (one of its steps threw): cancels what
 /// runs and reports it failed, or, should even that throw, drops it and
 /// tells its observer.
-void fail_internal(self_ptr self, const std::string& run_id,
-                   const std::string& what);
+void fail_run(self_ptr self, const std::string& run_id,
+              const std::string& why);
 
 /// Calls `f()` for a step of run `run_id`. Code the orchestrator runs does
 /// not throw on bad data; should something throw anyway (a library, memory),
@@ -354,7 +357,7 @@ void guarded(self_ptr self, const std::string& run_id, F&& f) {
   try {
     f();
   } catch (const std::exception& e) {
-    fail_internal(self, run_id, e.what());
+    fail_run(self, run_id, failure_reason(e));
   }
 }
 

@@ -55,10 +55,18 @@ std::string local_time(double unix_s) {
   return buf;
 }
 
-nlohmann::json run_json(const journaled_run& r) {
+// A run's status as the journal tells it: one still `running` there
+// that no process runs is `interrupted` (`troupe resume` continues it).
+std::string shown_status(journal& j, const journaled_run& r) {
+  if (r.status == "running" && !j.run_owner(r.id))
+    return "interrupted";
+  return r.status;
+}
+
+nlohmann::json run_json(journal& j, const journaled_run& r) {
   return {{"id", r.id},
           {"plan", r.plan_name},
-          {"status", r.status},
+          {"status", shown_status(j, r)},
           {"started_at", r.started_at},
           {"finished_at", r.finished_at},
           {"workstreams", r.workstreams},
@@ -78,7 +86,7 @@ int runs_command(const runs_flags& flags) {
     if (flags.json) {
       auto out = nlohmann::json::array();
       for (auto& r : runs)
-        out.push_back(run_json(r));
+        out.push_back(run_json(*j, r));
       std::cout << json_text(out, 2) << '\n';
       return exit_ok;
     }
@@ -86,13 +94,14 @@ int runs_command(const runs_flags& flags) {
       std::cout << "no runs in " << j->path() << '\n';
       return exit_ok;
     }
-    std::printf("%-36s %-10s %-19s %9s  %s\n", "RUN", "STATUS", "STARTED",
+    std::printf("%-36s %-11s %-19s %9s  %s\n", "RUN", "STATUS", "STARTED",
                 "PROGRESS", "PLAN");
     for (auto& r : runs) {
       auto progress = std::to_string(r.ended) + "/"
                       + std::to_string(r.workstreams);
-      std::printf("%-36s %-10s %-19s %9s  %s\n", r.id.c_str(),
-                  r.status.c_str(), local_time(r.started_at).c_str(),
+      std::printf("%-36s %-11s %-19s %9s  %s\n", r.id.c_str(),
+                  shown_status(*j, r).c_str(),
+                  local_time(r.started_at).c_str(),
                   progress.c_str(), terminal_text(r.plan_name).c_str());
     }
     return exit_ok;
@@ -117,9 +126,14 @@ int report_command(const runs_flags& flags) {
     }
     auto report = j->report(run->id);
     if (!report) {
+      auto status = shown_status(*j, *run);
       std::cerr << "troupe: run " << run->id << " has not finished (it is "
-                << run->status << "); `troupe status " << run->id
-                << "` shows where it is\n";
+                << status << "); `troupe "
+                << (status == "interrupted" ? "resume " : "status ")
+                << run->id << "` "
+                << (status == "interrupted" ? "continues it" : "shows where "
+                                                               "it is")
+                << '\n';
       return exit_run_failed;
     }
     if (flags.json)

@@ -297,10 +297,10 @@ int list_remote(remote& r, const runs_flags& flags) {
             std::cout << json_text(runs, 2) << '\n';
             return;
           }
-          std::printf("%-36s %-10s %9s  %s\n", "RUN", "STATUS", "PROGRESS",
+          std::printf("%-36s %-11s %9s  %s\n", "RUN", "STATUS", "PROGRESS",
                       "PLAN");
           for (auto& s : runs)
-            std::printf("%-36s %-10s %9s  %s\n", s.run_id.c_str(),
+            std::printf("%-36s %-11s %9s  %s\n", s.run_id.c_str(),
                         s.status.c_str(),
                         (std::to_string(s.ended) + "/"
                          + std::to_string(s.total))

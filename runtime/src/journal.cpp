@@ -256,7 +256,7 @@ std::unique_ptr<journal> journal::open(const std::string& path,
          "setting the checkpoint interval");
     migrate(db, path);
     std::unique_ptr<journal> j{new journal(path, db, fd)};
-    j->st_ = std::make_unique<statements>(db, path);
+    j->st_ = std::make_unique<statements>(db, j->path_);
     return j;
   } catch (...) {
     sqlite3_close_v2(db);

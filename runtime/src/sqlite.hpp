@@ -3,7 +3,9 @@
 // SQLite for the journal: prepared statements that name the journal and
 // what was being done when they fail, and transactions.
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -13,40 +15,58 @@
 
 namespace troupe::sqlite {
 
-/// Throws the journal_error that `rc` (from `db`, if open) means while
-/// `doing` something to the journal at `path`: corrupt, full, locked...
-[[noreturn]] inline void fail(const std::string& path, sqlite3* db,
-                       const std::string& doing, int rc) {
+/// The journal_error that `rc` (from `db`, if open) means while `doing`
+/// something to the journal at `path`: corrupt, full, locked...
+inline journal_error failure(const std::string& path, sqlite3* db,
+                             const std::string& doing, int rc) {
   std::string why = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  // What the system said, when a system call failed underneath.
+  auto sys = db != nullptr ? sqlite3_system_errno(db) : 0;
+  if ((rc & 0xff) == SQLITE_IOERR && sys != 0)
+    why += std::string{": "} + std::strerror(sys);
+  if ((rc & 0xff) == SQLITE_IOERR
+      && (sys == ENOSPC || sys == EFBIG || sys == EDQUOT))
+    rc = SQLITE_FULL;
+  // SQLite keeps no errno for a failed write: most often the disk is full.
+  if (rc == SQLITE_IOERR_WRITE && sys == 0)
+    return journal_error("cannot write journal " + path + " while " + doing
+                         + ": a write failed (" + why
+                         + "); is the disk full?");
   switch (rc & 0xff) {
     case SQLITE_NOTADB:
     case SQLITE_CORRUPT:
-      throw journal_error("journal " + path + " is corrupt or not a Troupe "
-                          "journal (" + why + ") while " + doing
-                          + "; move it aside to start a new one");
+      return journal_error("journal " + path + " is corrupt or not a Troupe "
+                           "journal (" + why + ") while " + doing
+                           + "; move it aside to start a new one");
     case SQLITE_FULL:
-      throw journal_error("cannot write journal " + path + " while " + doing
-                          + ": the disk is full (" + why + ")");
+      return journal_error("cannot write journal " + path + " while " + doing
+                           + ": it cannot grow (" + why + ")");
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      throw journal_error("journal " + path + " is locked by another process "
-                          "while " + doing + " (" + why + ")");
+      return journal_error("journal " + path + " is locked by another process "
+                           "while " + doing + " (" + why + ")");
     case SQLITE_READONLY:
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
-      throw journal_error("cannot open journal " + path + " while " + doing
-                          + ": " + why);
+      return journal_error("cannot open journal " + path + " while " + doing
+                           + ": " + why);
     default:
-      throw journal_error("journal " + path + ": " + doing + " failed: "
-                          + why);
+      return journal_error("journal " + path + ": " + doing + " failed: "
+                           + why);
   }
+}
+
+/// Throws `failure(path, db, doing, rc)`.
+[[noreturn]] inline void fail(const std::string& path, sqlite3* db,
+                              const std::string& doing, int rc) {
+  throw failure(path, db, doing, rc);
 }
 
 // A prepared statement, reset after each use.
 class statement {
 public:
   statement(sqlite3* db, const std::string& path, const char* sql)
-    : db_(db), path_(&path) {
+    : db_(db), path_(path) {
     auto rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
                                  &stmt_, nullptr);
     if (rc != SQLITE_OK)
@@ -84,9 +104,10 @@ public:
       return true;
     if (rc == SQLITE_DONE)
       return false;
-    auto saved = rc;
+    // Described before the reset, which forgets what the system said.
+    auto err = failure(path_, db_, doing, rc);
     sqlite3_reset(stmt_);
-    fail(*path_, db_, doing, saved);
+    throw err;
   }
 
   /// Runs a statement that returns no rows.
@@ -124,11 +145,13 @@ public:
 private:
   void check(int rc, const char* doing) {
     if (rc != SQLITE_OK)
-      fail(*path_, db_, doing, rc);
+      fail(path_, db_, doing, rc);
   }
 
   sqlite3* db_;
-  const std::string* path_;
+  /// The journal's file, for errors (a copy: the statement may outlive
+  /// the string it was made with).
+  std::string path_;
   sqlite3_stmt* stmt_ = nullptr;
 };
 

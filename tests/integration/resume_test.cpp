@@ -173,8 +173,9 @@ const reference_run& reference() {
 void resume_and_compare(crash_dir& d) {
   std::ofstream{d.dir.str() + "/crashed"};
   auto id = only_run(d.journal);
+  // Running when it was killed, and no process runs it now.
   auto status = run_troupe({"runs", "--journal", d.journal, "--json"});
-  CHECK(json::parse(status.out)[0].at("status") == "running");
+  CHECK(json::parse(status.out)[0].at("status") == "interrupted");
   auto file = d.dir.str() + "/resumed.json";
   auto r = run_troupe({"resume", id.substr(0, 20), "--journal", d.journal,
                        "--report", file, "-q"},
