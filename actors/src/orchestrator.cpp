@@ -54,63 +54,6 @@ std::string describe_sender(self_ptr self) {
 // orchestrator without bound).
 constexpr size_t refused_peers_limit = 1024;
 
-// The entry of `runs` that `run_id` names, in full or by a unique start.
-template <class Map>
-typename Map::mapped_type* find_in(Map& runs, const std::string& run_id) {
-  if (auto i = runs.find(run_id); i != runs.end())
-    return &i->second;
-  typename Map::mapped_type* found = nullptr;
-  for (auto i = runs.lower_bound(run_id);
-       !run_id.empty() && i != runs.end()
-       && i->first.compare(0, run_id.size(), run_id) == 0;
-       ++i) {
-    if (found)
-      return nullptr; // ambiguous
-    found = &i->second;
-  }
-  return found;
-}
-
-// The active run `run_id` names.
-run_state* find_run(self_ptr self, const std::string& run_id) {
-  return find_in(self->state.runs, run_id);
-}
-
-// The run `run_id` names that has ended and waits for its report.
-reporting_run* find_reporting(self_ptr self, const std::string& run_id) {
-  return find_in(self->state.reporting, run_id);
-}
-
-// Why `run_id` has no active run here.
-std::string not_running(self_ptr self, const std::string& run_id) {
-  if (auto ended = find_reporting(self, run_id))
-    return "run " + ended->last.run_id + " finished (" + ended->last.status
-           + ")";
-  auto& j = journal_to_read(self);
-  if (j) {
-    try {
-      if (auto r = j->find_run(run_id); r && r->status != "running")
-        return "run " + r->id + " finished (" + r->status + ")";
-    } catch (const journal_error& e) {
-      return "no run " + run_id + " is running here (" + e.what() + ")";
-    }
-  }
-  return "no run " + run_id + " is running here";
-}
-
-// Cancels `run` at somebody's request; `why` says whose.
-void cancel_run(self_ptr self, run_state& run, const std::string& why) {
-  if (run.cancelling && run.user_cancelled)
-    return;
-  log()->info("run {} {}", run.id, why);
-  run.user_cancelled = true;
-  auto id = run.id;
-  guarded(self, id, [&] {
-    emit(self, run, event_kind::run_cancelling, id, "cancelling", 0, {}, why);
-    start_cancel(self, run, "cancelled");
-    maybe_finish(self, id);
-  });
-}
 
 // Whether `token` is the cluster's; `what` names the request in logs.
 caf::error check_token(self_ptr self, const std::string& token,
@@ -279,130 +222,37 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
         observer_actor& observer) -> caf::result<std::string> {
       if (auto err = check_token(self, token, "a subscription"))
         return err;
-      if (!observer)
-        return caf::make_error(errc::unknown_run, "no observer");
-      auto run = find_run(self, run_id);
-      if (!run) {
-        // An ended run still takes observers for its report.
-        auto ended = find_reporting(self, run_id);
-        if (!ended)
-          return caf::make_error(errc::unknown_run,
-                                 not_running(self, run_id));
-        self->send(observer, ended->last);
-        self->monitor(observer);
-        ended->observers.push_back(std::move(observer));
-        return ended->last.run_id;
-      }
-      // What the run produced so far goes out first, so the snapshot is
-      // the state after the last event any observer saw.
-      flush(self, *run);
-      self->send(observer, snapshot(self, *run));
-      self->monitor(observer);
-      run->observers.push_back(std::move(observer));
-      return run->id;
+      return subscribe(self, run_id, std::move(observer));
     },
     [=](unsubscribe_atom, const std::string& run_id, const std::string& token,
         const observer_actor& observer) -> bool {
       if (check_token(self, token, "an unsubscription"))
         return false;
-      auto run = find_run(self, run_id);
-      if (!run)
-        return false;
-      auto& obs = run->observers;
-      auto n = obs.size();
-      obs.erase(std::remove(obs.begin(), obs.end(), observer), obs.end());
-      return obs.size() < n;
+      return unsubscribe(self, run_id, observer);
     },
     [=](status_atom, const std::string& token)
       -> caf::result<std::vector<run_snapshot>> {
       if (auto err = check_token(self, token, "a status query"))
         return err;
-      std::vector<run_snapshot> out;
-      for (auto& [id, run] : self->state.runs)
-        out.push_back(snapshot(self, run, true));
-      for (auto& [id, ended] : self->state.reporting) {
-        auto s = ended.last;
-        s.workstreams.clear();
-        s.gates.clear();
-        out.push_back(std::move(s));
-      }
-      // Then what the journal holds of runs no longer (or not yet again)
-      // running here.
-      if (auto& j = journal_to_read(self)) {
-        try {
-          for (auto& r : j->runs()) {
-            if (self->state.runs.count(r.id) > 0
-                || self->state.reporting.count(r.id) > 0)
-              continue;
-            run_snapshot s;
-            s.run_id = r.id;
-            s.plan = r.plan_name;
-            s.status = r.status == "running" ? "interrupted" : r.status;
-            s.started_at = r.started_at;
-            s.seq = r.last_seq;
-            s.total = r.workstreams;
-            s.ended = r.ended;
-            out.push_back(std::move(s));
-          }
-        } catch (const journal_error& e) {
-          return caf::make_error(errc::journal_failed, e.what());
-        }
-      }
-      return out;
+      return list_runs(self);
     },
     [=](status_atom, const std::string& run_id,
         const std::string& token) -> caf::result<run_snapshot> {
       if (auto err = check_token(self, token, "a status query"))
         return err;
-      if (auto run = find_run(self, run_id))
-        return snapshot(self, *run);
-      if (auto ended = find_reporting(self, run_id))
-        return ended->last;
-      return caf::make_error(errc::unknown_run, not_running(self, run_id));
+      return status_of(self, run_id);
     },
     [=](abort_atom, const std::string& run_id,
         const std::string& token) -> caf::result<std::string> {
       if (auto err = check_token(self, token, "an abort"))
         return err;
-      auto run = find_run(self, run_id);
-      if (!run)
-        return caf::make_error(errc::unknown_run, not_running(self, run_id));
-      auto id = run->id;
-      cancel_run(self, *run, "aborted");
-      return id;
+      return abort_run(self, run_id);
     },
     [=](report_atom, const std::string& run_id,
         const std::string& token) -> caf::result<run_report> {
       if (auto err = check_token(self, token, "a report query"))
         return err;
-      if (auto run = find_run(self, run_id))
-        return caf::make_error(errc::unknown_run,
-                               "run " + run->id + " has not finished");
-      // An ended run's report comes once it is written.
-      if (auto ended = find_reporting(self, run_id)) {
-        auto rp = self->make_response_promise<run_report>();
-        ended->waiters.push_back(rp);
-        return rp;
-      }
-      auto& j = journal_to_read(self);
-      if (!j)
-        return caf::make_error(errc::unknown_run,
-                               "no run " + run_id
-                                 + " is running here, and nothing is "
-                                   "journaled (--no-journal)");
-      try {
-        auto r = j->find_run(run_id);
-        auto report = r ? j->report(r->id) : std::nullopt;
-        if (!report)
-          return caf::make_error(errc::unknown_run,
-                                 r ? "run " + r->id + " has not finished ("
-                                       + r->status + ")"
-                                   : "no run " + run_id + " in journal "
-                                       + j->path());
-        return std::move(*report);
-      } catch (const journal_error& e) {
-        return caf::make_error(errc::journal_failed, e.what());
-      }
+      return report_of(self, run_id);
     },
     [=](cancel_atom, const std::string& run_id, const std::string& key) {
       auto i = self->state.runs.find(run_id);
@@ -417,66 +267,7 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
     },
     [=](join_atom, join_request& req,
         pool_actor& pool) -> caf::result<std::string> {
-      auto& st = self->state;
-      make_valid_utf8_fields(req);
-      auto& info = req.info;
-      if (st.shutting_down)
-        return caf::make_error(errc::shutting_down, st.cfg.name);
-      if (!st.cfg.token.empty() && req.token != st.cfg.token) {
-        refused(self, "node " + info.name + " joining with a wrong token");
-        return caf::make_error(errc::bad_token,
-                               "node " + info.name
-                                 + " presented a token the coordinator does "
-                                   "not accept");
-      }
-      if (info.protocol_version != protocol_version) {
-        log()->warn("refused node {}: protocol version {}, expected {}",
-                    info.name, info.protocol_version, protocol_version);
-        return caf::make_error(errc::version_mismatch,
-                               "node " + info.name + " speaks protocol "
-                                 + std::to_string(info.protocol_version)
-                                 + ", the coordinator "
-                                 + std::to_string(protocol_version));
-      }
-      for (size_t pi = 0; pi < st.pools.size(); ++pi) {
-        auto& p = st.pools[pi];
-        if (!p.active())
-          continue;
-        if (p.handle == pool) {
-          // The node lost this coordinator and is back before the loss
-          // was noticed here (CAF takes its new connection for another
-          // route to it and may never report the old one down). It has
-          // stopped what it ran: that membership ends as lost, and its
-          // work runs again.
-          if (!req.previous_key.empty() && req.previous_key == p.key) {
-            node_lost(self, pi, "it rejoined after losing the coordinator");
-            continue;
-          }
-          // The same pool asking again (its first answer came too late
-          // for it) is already in: say so again.
-          return st.cfg.name;
-        }
-        if (p.info.name == info.name)
-          return caf::make_error(errc::name_taken,
-                                 "a node named " + info.name
-                                   + " is already joined");
-      }
-      if (!pool)
-        return caf::make_error(errc::unknown_persona, "no pool");
-      self->monitor(pool);
-      log()->info("node {} joined with {} slots", info.name, info.slots);
-      pool_entry entry;
-      entry.handle = std::move(pool);
-      entry.info = std::move(info);
-      entry.key = std::move(req.key);
-      st.pools.push_back(std::move(entry));
-      for (auto& [id, run] : st.runs)
-        emit(self, run, event_kind::node_joined, st.pools.back().info.name,
-             "joined", 0,
-             st.pools.back().info.name,
-             std::to_string(st.pools.back().info.slots) + " slots");
-      nodes_changed(self);
-      return st.cfg.name;
+      return join_node(self, req, std::move(pool));
     },
     [=](nodes_atom,
         const std::string& token) -> caf::result<std::vector<node_status>> {

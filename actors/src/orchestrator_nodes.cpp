@@ -1,4 +1,5 @@
-// Nodes: losing one, and the watchdog for nodes that stop answering.
+// Nodes: joining, losing one, and the watchdog for nodes that stop
+// answering.
 
 #include <algorithm>
 #include <chrono>
@@ -19,9 +20,74 @@
 #include "troupe/protocol/errors.hpp"
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/runtime/executors.hpp"
+#include "troupe/protocol/valid_text.hpp"
 #include "troupe/runtime/log.hpp"
 
 namespace troupe::orch {
+
+caf::result<std::string> join_node(self_ptr self, join_request& req,
+                                   pool_actor pool) {
+  auto& st = self->state;
+  make_valid_utf8_fields(req);
+  auto& info = req.info;
+  if (st.shutting_down)
+    return caf::make_error(errc::shutting_down, st.cfg.name);
+  if (!st.cfg.token.empty() && req.token != st.cfg.token) {
+    refused(self, "node " + info.name + " joining with a wrong token");
+    return caf::make_error(errc::bad_token,
+                           "node " + info.name
+                             + " presented a token the coordinator does "
+                               "not accept");
+  }
+  if (info.protocol_version != protocol_version) {
+    log()->warn("refused node {}: protocol version {}, expected {}",
+                info.name, info.protocol_version, protocol_version);
+    return caf::make_error(errc::version_mismatch,
+                           "node " + info.name + " speaks protocol "
+                             + std::to_string(info.protocol_version)
+                             + ", the coordinator "
+                             + std::to_string(protocol_version));
+  }
+  for (size_t pi = 0; pi < st.pools.size(); ++pi) {
+    auto& p = st.pools[pi];
+    if (!p.active())
+      continue;
+    if (p.handle == pool) {
+      // The node lost this coordinator and is back before the loss
+      // was noticed here (CAF takes its new connection for another
+      // route to it and may never report the old one down). It has
+      // stopped what it ran: that membership ends as lost, and its
+      // work runs again.
+      if (!req.previous_key.empty() && req.previous_key == p.key) {
+        node_lost(self, pi, "it rejoined after losing the coordinator");
+        continue;
+      }
+      // The same pool asking again (its first answer came too late
+      // for it) is already in: say so again.
+      return st.cfg.name;
+    }
+    if (p.info.name == info.name)
+      return caf::make_error(errc::name_taken,
+                             "a node named " + info.name
+                               + " is already joined");
+  }
+  if (!pool)
+    return caf::make_error(errc::unknown_persona, "no pool");
+  self->monitor(pool);
+  log()->info("node {} joined with {} slots", info.name, info.slots);
+  pool_entry entry;
+  entry.handle = std::move(pool);
+  entry.info = std::move(info);
+  entry.key = std::move(req.key);
+  st.pools.push_back(std::move(entry));
+  for (auto& [id, run] : st.runs)
+    emit(self, run, event_kind::node_joined, st.pools.back().info.name,
+         "joined", 0,
+         st.pools.back().info.name,
+         std::to_string(st.pools.back().info.slots) + " slots");
+  nodes_changed(self);
+  return st.cfg.name;
+}
 
 // A node went away: what it was running goes back to ready and runs
 // elsewhere, and the lost attempt is not charged to the retry budget.

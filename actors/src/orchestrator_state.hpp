@@ -361,6 +361,23 @@ void guarded(self_ptr self, const std::string& run_id, F&& f) {
   }
 }
 
+// -- queries: orchestrator_queries.cpp ----------------------------------------
+
+/// Sends `observer` the state of run `run_id` so far, then every event and
+/// the report; an ended run that waits for its report takes observers too.
+caf::result<std::string> subscribe(self_ptr self, const std::string& run_id,
+                                   observer_actor observer);
+bool unsubscribe(self_ptr self, const std::string& run_id,
+                 const observer_actor& observer);
+/// Every run here, then those only the journal holds.
+caf::result<std::vector<run_snapshot>> list_runs(self_ptr self);
+caf::result<run_snapshot> status_of(self_ptr self, const std::string& run_id);
+/// Cancels `run` at somebody's request; `why` says whose.
+void cancel_run(self_ptr self, run_state& run, const std::string& why);
+caf::result<std::string> abort_run(self_ptr self, const std::string& run_id);
+/// A finished run's report: from the journal, or once it is written.
+caf::result<run_report> report_of(self_ptr self, const std::string& run_id);
+
 // -- resuming: orchestrator_resume.cpp ----------------------------------------
 
 /// The journal, once everything queued for it is in: reading it then sees
@@ -384,6 +401,10 @@ void check_ended(self_ptr self, run_state& run, size_t idx);
 
 // -- nodes: orchestrator_nodes.cpp --------------------------------------------
 
+/// Takes in a node that asks to join with `req`, its agents behind `pool`;
+/// returns the coordinator's name.
+caf::result<std::string> join_node(self_ptr self, join_request& req,
+                                   pool_actor pool);
 void node_lost(self_ptr self, size_t pool_idx, const std::string& why);
 void arm_watchdog(self_ptr self);
 void watchdog(self_ptr self);
