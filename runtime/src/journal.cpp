@@ -16,8 +16,6 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include "troupe/protocol/diagnostics.hpp"
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/utf8.hpp"
@@ -36,8 +34,6 @@ using sqlite::reset_on_exit;
 using sqlite::statement;
 
 namespace {
-
-using json = nlohmann::json;
 
 // Schema changes, in order: entry N brings a journal from version N to
 // N + 1. A journal's version is its `PRAGMA user_version`.
