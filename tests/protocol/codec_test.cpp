@@ -290,9 +290,10 @@ TEST_CASE("events written as text directly read back as nlohmann writes "
           "them",
           "[protocol]") {
   // Strings that need escaping or repair, and doubles of every shape.
+  static const char control_chars[] = "nul \0 bell \x07 esc \x1b del \x7f";
   std::vector<std::string> texts{
     "", "plain", "quote \" and backslash \\", "tab\tnew\nline\r",
-    std::string{"nul \0 bell \x07 esc \x1b del \x7f", 31},
+    std::string{control_chars, sizeof(control_chars) - 1},
     "non-ASCII: \u00e9t\u00e9 \u2713 \U0001F600",
     "bad UTF-8: \xff\xfe \xc3 \xe2\x82 \xed\xa0\x80 \xf4\x90\x80\x80"};
   std::vector<double> numbers{0.0,    -0.0,  1.0,     0.1,  1.0 / 3,
