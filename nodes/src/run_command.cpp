@@ -156,10 +156,11 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
     caf::anon_send_exit(observer, caf::exit_reason::user_shutdown);
     return exit_bad_input;
   }
+  // One write: the progress view is printing on another thread.
   if (!flags.quiet && !pr.journal_path.empty())
-    std::cerr << "troupe: run " << run_id << " is journaled in "
-              << pr.journal_path << " (`troupe resume " << run_id
-              << "` continues it should this process die)\n";
+    std::cerr << "troupe: run " + run_id + " is journaled in "
+                   + pr.journal_path + " (`troupe resume " + run_id
+                   + "` continues it should this process die)\n";
   run_report report;
   bool got_report = false;
   bool lost = false;
@@ -198,7 +199,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   // The report will not come: make do with what the progress view saw.
   if (lost && !got_report) {
     std::cerr << "troupe: lost the coordinator before the run ended: "
-              << sys.render(lost_reason) << '\n';
+                   + sys.render(lost_reason) + '\n';
     caf::error no_partial;
     self
       ->request(observer, std::chrono::seconds(10), partial_atom_v,
@@ -210,7 +211,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
       take_waiting_report();
     if (!got_report)
       std::cerr << "troupe: no partial report either: "
-                << sys.render(no_partial) << '\n';
+                     + sys.render(no_partial) + '\n';
   }
   caf::anon_send_exit(observer, caf::exit_reason::user_shutdown);
   if (!got_report)
