@@ -128,22 +128,17 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
     resume_unfinished(self);
   self->set_down_handler([=](const caf::down_msg& dm) {
     auto& st = self->state;
-    for (auto& [id, run] : st.runs) {
-      auto& obs = run.observers;
+    auto drop = [&](std::vector<observer_actor>& obs) {
       obs.erase(std::remove_if(obs.begin(), obs.end(),
                                [&](const observer_actor& o) {
                                  return o.address() == dm.source;
                                }),
                 obs.end());
-    }
-    for (auto& [id, run] : st.reporting) {
-      auto& obs = run.observers;
-      obs.erase(std::remove_if(obs.begin(), obs.end(),
-                               [&](const observer_actor& o) {
-                                 return o.address() == dm.source;
-                               }),
-                obs.end());
-    }
+    };
+    for (auto& [id, run] : st.runs)
+      drop(run.observers);
+    for (auto& [id, ended] : st.reporting)
+      drop(ended.observers);
     for (size_t pi = 0; pi < st.pools.size(); ++pi) {
       auto& p = st.pools[pi];
       if (p.handle.address() != dm.source || !p.active())

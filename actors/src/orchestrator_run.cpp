@@ -56,8 +56,7 @@ event& emit(self_ptr self, run_state& run, event_kind kind,
   return ev;
 }
 
-// Sends `msg` as it is: its content is shared, not copied, with every other
-// receiver of `msg` (typed sends would make a message per receiver).
+// Typed sends would make a message per receiver.
 void send_shared(self_ptr self, const observer_actor& to,
                  const caf::message& msg) {
   if (to)
@@ -375,7 +374,9 @@ void fail_run(self_ptr self, const std::string& run_id,
   outline.status = run_status::failed;
   outline.markdown = "# " + outline.plan + ": failed\n\nThe run failed: "
                      + valid_utf8(why) + "\n";
-  tell_observers(self, i->second.observers, std::move(outline));
+  auto msg = caf::make_message(std::move(outline));
+  for (auto& o : i->second.observers)
+    send_shared(self, o, msg);
   st.runs.erase(i);
 }
 

@@ -317,17 +317,10 @@ void prepare(run_state& run);
 /// The run's state now, with every workstream unless `summary_only`.
 run_snapshot snapshot(self_ptr self, const run_state& run,
                       bool summary_only = false);
-/// Sends `msg` to each of the run's observers.
-template <class T>
-void tell_observers(self_ptr self, const std::vector<observer_actor>& to,
-                    T msg) {
-  for (size_t i = 0; i < to.size(); ++i) {
-    if (i + 1 < to.size())
-      self->send(to[i], msg);
-    else
-      self->send(to[i], std::move(msg));
-  }
-}
+/// Sends `msg` to observer `to` as it is: its content is shared, not
+/// copied, with every other receiver of `msg`.
+void send_shared(self_ptr self, const observer_actor& to,
+                 const caf::message& msg);
 /// Adds a run of validated plan `p`, prepared, that started at `started_at`
 /// (seconds since the Unix epoch).
 run_state& open_run(self_ptr self, const std::string& id, plan p,

@@ -37,38 +37,37 @@ journal_writer::~journal_writer() {
   thread_.join();
 }
 
-uint64_t journal_writer::begin_run(journal::new_run run) {
+uint64_t journal_writer::queue(item x) {
   std::lock_guard<std::mutex> lock{mtx_};
-  auto& x = queue_.emplace_back();
   x.ticket = ++next_ticket_;
+  queue_.push_back(std::move(x));
+  cv_.notify_all();
+  return next_ticket_;
+}
+
+uint64_t journal_writer::begin_run(journal::new_run run) {
+  item x;
   x.run_id = run.run_id;
   x.begin = std::move(run);
-  cv_.notify_all();
-  return x.ticket;
+  return queue(std::move(x));
 }
 
 uint64_t journal_writer::append(const std::string& run_id,
                                 caf::message events, int64_t ended) {
-  std::lock_guard<std::mutex> lock{mtx_};
-  auto& x = queue_.emplace_back();
-  x.ticket = ++next_ticket_;
+  item x;
   x.run_id = run_id;
   x.content = std::move(events);
   x.ended = ended;
-  cv_.notify_all();
-  return x.ticket;
+  return queue(std::move(x));
 }
 
 uint64_t journal_writer::finish_run(caf::message report,
                                     double finished_at) {
-  std::lock_guard<std::mutex> lock{mtx_};
-  auto& x = queue_.emplace_back();
-  x.ticket = ++next_ticket_;
+  item x;
   x.is_report = true;
   x.content = std::move(report);
   x.finished_at = finished_at;
-  cv_.notify_all();
-  return x.ticket;
+  return queue(std::move(x));
 }
 
 void journal_writer::sync() {

@@ -125,18 +125,7 @@ TEST_CASE("a result from a node declared lost is not accepted", "[actors]") {
   caf::anon_send(holder, answer_atom_v, late);
   // A healthy node joins and runs the workstream again.
   auto healthy = join_healthy(self, orch, executors);
-  bool done = false;
-  self->receive_while([&] { return !done; })(
-    [&](std::vector<event>& batch) {
-      for (auto& ev : batch)
-        rec.events.push_back(ev);
-    },
-    [&](run_report& r) {
-      rec.report = std::move(r);
-      rec.finished = true;
-      done = true;
-    },
-    caf::after(std::chrono::seconds(30)) >> [&] { done = true; });
+  test::collect_to_end(self, rec, std::chrono::seconds(30));
   REQUIRE(rec.finished);
   CHECK(rec.report.status == run_status::succeeded);
   REQUIRE(rec.ws("only") != nullptr);
@@ -350,15 +339,9 @@ TEST_CASE("a node that never answers times the attempt out, keeps its slot, "
   CHECK(dispatched == 1);
   // A healthy node takes the retry.
   auto healthy = join_healthy(self, orch, executor_registry::with_builtins());
-  run_report report;
-  bool done = false;
-  self->receive_while([&] { return !done; })(
-    [](std::vector<event>&) {},
-    [&](run_report& r) {
-      report = std::move(r);
-      done = true;
-    },
-    caf::after(std::chrono::seconds(30)) >> [&] { done = true; });
+  test::run_record rec;
+  test::collect_to_end(self, rec, std::chrono::seconds(30));
+  auto& report = rec.report;
   REQUIRE(report.workstreams.size() == 1);
   CHECK(report.status == run_status::succeeded);
   CHECK(report.workstreams[0].node == "healthy");
@@ -411,17 +394,7 @@ TEST_CASE("work one node can take is never held up by work only a busy "
               run_options{}, caf::actor_cast<observer_actor>(self))
     .receive([](const std::string&) {},
              [&](caf::error& err) { FAIL(sys.render(err)); });
-  bool done = false;
-  self->receive_while([&] { return !done; })(
-    [&](std::vector<event>& batch) {
-      for (auto& ev : batch)
-        rec.events.push_back(ev);
-    },
-    [&](run_report& r) {
-      rec.report = std::move(r);
-      done = rec.finished = true;
-    },
-    caf::after(std::chrono::seconds(30)) >> [&] { done = true; });
+  test::collect_to_end(self, rec, std::chrono::seconds(30));
   REQUIRE(rec.finished);
   CHECK(rec.report.status == run_status::succeeded);
   auto qa1_done = rec.index_of("qa1", "succeeded");

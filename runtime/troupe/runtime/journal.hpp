@@ -243,6 +243,8 @@ public:
 
 private:
   struct item;
+  /// Queues `x` under the next ticket, which it returns.
+  uint64_t queue(item x);
   void loop();
 
   std::shared_ptr<journal> journal_;
