@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "orchestrator_state.hpp"
+#include "troupe/protocol/models.hpp"
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/protocol/valid_text.hpp"
@@ -221,6 +222,9 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
                                        : run.p->settings.default_timeout_s;
   spec.workdir = run.opts.workdir;
   spec.key = w.key;
+  spec.model = resolve_model(run.p->settings, *w.def);
+  if (!spec.model.empty())
+    find_price(run.p->settings, spec.model, spec.price);
   // noop and sleep never read their context, nor do gate checks; a wide
   // gather would pay for building it.
   if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep"

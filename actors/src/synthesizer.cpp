@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "troupe/actors/gate.hpp"
+#include "troupe/protocol/models.hpp"
 #include "troupe/protocol/utf8.hpp"
 
 namespace troupe {
@@ -21,6 +22,12 @@ constexpr size_t markdown_ok_rows = 200;
 std::string seconds(double s) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f s", s);
+  return buf;
+}
+
+std::string dollars(double usd) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "$%.4f", usd);
   return buf;
 }
 
@@ -60,20 +67,12 @@ std::string last_lines(const std::string& text, size_t n) {
 
 void fold_report(const plan& p, run_report& r) {
   r.sequential_s = 0;
-  std::map<std::string, troupe::usage> totals;
+  r.usage.clear();
   for (auto& w : r.workstreams) {
     r.sequential_s += w.wall_s;
-    for (auto& u : w.usage) {
-      auto& t = totals[u.model];
-      t.model = u.model;
-      t.input_tokens += u.input_tokens;
-      t.output_tokens += u.output_tokens;
-      t.cost_usd += u.cost_usd;
-    }
+    for (auto& u : w.usage)
+      add_usage(r.usage, u);
   }
-  r.usage.clear();
-  for (auto& [model, u] : totals)
-    r.usage.push_back(u);
   // Longest path by wall time over the plan's dependencies, by position in
   // the plan, in topological order (Kahn), so deep chains need no recursion.
   auto n = p.workstreams.size();
@@ -202,14 +201,34 @@ std::string render_markdown(const plan& p, const run_report& r) {
     }
   }
   if (!r.usage.empty()) {
-    md << "\n## Usage\n\n| model | input tokens | output tokens | cost |\n"
-       << "|---|---|---|---|\n";
+    md << "\n## Usage\n\n| | model | input | output | cache read | "
+          "cache write | cost |\n"
+       << "|---|---|---|---|---|---|---|\n";
+    auto row = [&](const std::string& who, const troupe::usage& u) {
+      md << "| " << cell(who) << " | " << cell(u.model) << " | "
+         << u.input_tokens << " | " << u.output_tokens << " | "
+         << u.cache_read_tokens << " | " << u.cache_write_tokens << " | "
+         << dollars(u.cost_usd) << " |\n";
+    };
+    size_t rows = 0;
+    for (auto& w : r.workstreams)
+      for (auto& u : w.usage)
+        if (++rows <= markdown_ok_rows)
+          row(w.id, u);
+    if (rows > markdown_ok_rows)
+      md << "| " << rows - markdown_ok_rows
+         << " more rows in the JSON report | | | | | | |\n";
+    troupe::usage total{"all models"};
     for (auto& u : r.usage) {
-      char cost[32];
-      std::snprintf(cost, sizeof(cost), "$%.4f", u.cost_usd);
-      md << "| " << cell(u.model) << " | " << u.input_tokens << " | "
-         << u.output_tokens << " | " << cost << " |\n";
+      row("total", u);
+      total.input_tokens += u.input_tokens;
+      total.output_tokens += u.output_tokens;
+      total.cache_read_tokens += u.cache_read_tokens;
+      total.cache_write_tokens += u.cache_write_tokens;
+      total.cost_usd += u.cost_usd;
     }
+    if (r.usage.size() > 1)
+      row("total", total);
   }
   bool heading = false;
   for (auto& w : r.workstreams) {

@@ -22,7 +22,9 @@ namespace {
 
 validation_options cli_validation() {
   validation_options v;
-  v.executor_kinds = executor_registry::with_builtins()->kinds();
+  auto executors = executor_registry::with_builtins();
+  v.executor_kinds = executors->kinds();
+  v.unavailable_executors = executors->unavailable();
   return v;
 }
 

@@ -271,6 +271,7 @@ int run_command(const run_flags& flags) {
   auto executors = executor_registry::with_builtins();
   validation_options vopts;
   vopts.executor_kinds = executors->kinds();
+  vopts.unavailable_executors = executors->unavailable();
   prepared_run pr;
   if (auto rc = prepare(flags, vopts, pr))
     return *rc;
@@ -321,9 +322,11 @@ int submit_command(const run_flags& flags) {
   if (!read_endpoint(flags.coordinator, "--coordinator", flags.token_file, at)
       || !transport_allowed(at.host, "--coordinator", flags.tls))
     return exit_bad_input;
-  // The coordinator checks the plan again against what its nodes offer.
+  // The coordinator checks the plan again against what its nodes offer:
+  // work for the Claude Code CLI runs on workers, which have it or not.
   validation_options vopts;
   vopts.executor_kinds = executor_registry::with_builtins()->kinds();
+  vopts.executor_kinds.insert("claude-code");
   prepared_run pr;
   if (auto rc = prepare(flags, vopts, pr))
     return *rc;

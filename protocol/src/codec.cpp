@@ -178,6 +178,26 @@ void to_json(json& j, const executor_spec& x) {
        {"cwd", x.cwd},
        {"seconds", x.seconds},
        {"env", x.env}};
+  // An agent's options appear only when set, as a plan spells them.
+  if (!x.model.empty())
+    j["model"] = x.model;
+  if (x.max_tokens != 0)
+    j["max_tokens"] = x.max_tokens;
+  if (!x.stream)
+    j["stream"] = false;
+  if (x.max_turns != 0)
+    j["max_turns"] = x.max_turns;
+  if (!x.allowed_tools.empty())
+    j["allowed_tools"] = x.allowed_tools;
+  if (!x.permission_mode.empty())
+    j["permission_mode"] = x.permission_mode;
+}
+
+void to_json(json& j, const model_price& x) {
+  j = {{"input", x.input},
+       {"output", x.output},
+       {"cache_read", x.cache_read},
+       {"cache_write", x.cache_write}};
 }
 
 void to_json(json& j, const workstream& x) {
@@ -236,6 +256,10 @@ void to_json(json& j, const plan_settings& x) {
        {"on_failure", to_string(x.on_failure)},
        {"confirm_before_execute", x.confirm_before_execute},
        {"max_phase_width", x.max_phase_width}};
+  if (!x.models.empty())
+    j["models"] = x.models;
+  if (!x.prices.empty())
+    j["prices"] = x.prices;
 }
 
 void to_json(json& j, const plan& x) {
@@ -253,6 +277,8 @@ void to_json(json& j, const usage& x) {
   j = {{"model", x.model},
        {"input_tokens", x.input_tokens},
        {"output_tokens", x.output_tokens},
+       {"cache_read_tokens", x.cache_read_tokens},
+       {"cache_write_tokens", x.cache_write_tokens},
        {"cost_usd", x.cost_usd}};
 }
 
@@ -260,6 +286,8 @@ void from_json(const json& j, usage& x) {
   read(j, "model", x.model);
   read(j, "input_tokens", x.input_tokens);
   read(j, "output_tokens", x.output_tokens);
+  read(j, "cache_read_tokens", x.cache_read_tokens);
+  read(j, "cache_write_tokens", x.cache_write_tokens);
   read(j, "cost_usd", x.cost_usd);
 }
 

@@ -174,6 +174,10 @@ void write_all(writer& w, const std::vector<T>& xs);
 
 void write(writer& w, const usage& x) {
   w.open('{');
+  w.key("cache_read_tokens");
+  w.integer(x.cache_read_tokens);
+  w.key("cache_write_tokens");
+  w.integer(x.cache_write_tokens);
   w.key("cost_usd");
   w.number(x.cost_usd);
   w.key("input_tokens");
@@ -253,17 +257,55 @@ void write_all(writer& w, const std::vector<T>& xs) {
 // -- plans --------------------------------------------------------------------
 
 void write(writer& w, const executor_spec& x) {
+  // Keys in sorted order; an agent's options only when set.
   w.open('{');
+  if (!x.allowed_tools.empty()) {
+    w.key("allowed_tools");
+    w.strings(x.allowed_tools);
+  }
   w.key("cwd");
   w.string(x.cwd);
   w.key("env");
   w.strings(x.env);
   w.key("kind");
   w.string(x.kind);
+  if (x.max_tokens != 0) {
+    w.key("max_tokens");
+    w.integer(x.max_tokens);
+  }
+  if (x.max_turns != 0) {
+    w.key("max_turns");
+    w.integer(x.max_turns);
+  }
+  if (!x.model.empty()) {
+    w.key("model");
+    w.string(x.model);
+  }
+  if (!x.permission_mode.empty()) {
+    w.key("permission_mode");
+    w.string(x.permission_mode);
+  }
   w.key("run");
   w.string(x.run);
   w.key("seconds");
   w.number(x.seconds);
+  if (!x.stream) {
+    w.key("stream");
+    w.boolean(false);
+  }
+  w.close('}');
+}
+
+void write(writer& w, const model_price& x) {
+  w.open('{');
+  w.key("cache_read");
+  w.number(x.cache_read);
+  w.key("cache_write");
+  w.number(x.cache_write);
+  w.key("input");
+  w.number(x.input);
+  w.key("output");
+  w.number(x.output);
   w.close('}');
 }
 
@@ -371,8 +413,21 @@ std::string json_text(const plan& x) {
   w.integer(x.settings.max_parallel_agents);
   w.key("max_phase_width");
   w.integer(x.settings.max_phase_width);
+  if (!x.settings.models.empty()) {
+    w.key("models");
+    w.strings(x.settings.models);
+  }
   w.key("on_failure");
   w.string(to_string(x.settings.on_failure));
+  if (!x.settings.prices.empty()) {
+    w.key("prices");
+    w.open('{');
+    for (auto& [model, price] : x.settings.prices) {
+      w.key_text(model);
+      write(w, price);
+    }
+    w.close('}');
+  }
   w.close('}');
   w.key("synthesis");
   w.open('{');

@@ -383,7 +383,11 @@ void decode_executor(const json& v, const std::string& path, executor_spec& x,
                      diagnostics& out) {
   if (!expect_object(v, path, out))
     return;
-  reject_unknown_keys(v, path, {"kind", "run", "cwd", "seconds", "env"}, out);
+  reject_unknown_keys(v, path,
+                      {"kind", "run", "cwd", "seconds", "env", "model",
+                       "max_tokens", "stream", "max_turns", "allowed_tools",
+                       "permission_mode"},
+                      out);
   if (read_required(v, path, "kind", x.kind, out) && x.kind.empty())
     out.error(key_path(path, "kind"), "must not be empty");
   bool has_run = read_optional(v, path, "run", x.run, out);
@@ -391,6 +395,15 @@ void decode_executor(const json& v, const std::string& path, executor_spec& x,
   if (read_optional(v, path, "seconds", x.seconds, out))
     check_non_negative(x.seconds, key_path(path, "seconds"), out);
   read_optional(v, path, "env", x.env, out);
+  if (read_optional(v, path, "model", x.model, out) && x.model.empty())
+    out.error(key_path(path, "model"), "must not be empty");
+  if (read_optional(v, path, "max_tokens", x.max_tokens, out))
+    check_at_least(x.max_tokens, 1, key_path(path, "max_tokens"), out);
+  read_optional(v, path, "stream", x.stream, out);
+  if (read_optional(v, path, "max_turns", x.max_turns, out))
+    check_at_least(x.max_turns, 1, key_path(path, "max_turns"), out);
+  read_optional(v, path, "allowed_tools", x.allowed_tools, out);
+  read_optional(v, path, "permission_mode", x.permission_mode, out);
   if (x.kind == "command" && x.run.empty()) {
     if (!has(v, "run"))
       out.error(key_path(path, "run"), "missing (a command executor needs one)");
@@ -423,7 +436,22 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
   ws.agent = ws.owns.empty() ? agent_kind::explore : agent_kind::general;
   read_optional(v, path, "agent", ws.agent, out);
   ws.model = default_model(ws.agent);
-  read_optional(v, path, "model", ws.model, out);
+  // A tier, or an exact model name (kept as the executor's model); a word
+  // close to a tier is taken for a misspelt one.
+  std::string exact_model;
+  if (has(v, "model") && v["model"].is_string()
+      && !from_string(v["model"].get<std::string>(), ws.model)) {
+    exact_model = v["model"].get<std::string>();
+    auto hint = suggestion(exact_model,
+                           std::vector<std::string>{"fast", "balanced", "deep"});
+    if (exact_model.empty())
+      out.error(key_path(path, "model"), "must not be empty");
+    else if (!hint.empty())
+      out.error(key_path(path, "model"),
+                "unknown tier " + quote(exact_model) + hint);
+  } else {
+    read_optional(v, path, "model", ws.model, out);
+  }
   if (!read_optional(v, path, "persona", ws.persona, out))
     ws.persona = derive_persona(ws);
   else if (ws.persona.empty())
@@ -432,6 +460,19 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
     decode_executor(v["executor"], key_path(path, "executor"), ws.executor, out);
   else
     out.warn(key_path(path, "executor"), "none given; runs as noop");
+  if (!exact_model.empty()) {
+    auto& kind = ws.executor.kind;
+    if (kind == "noop" || kind == "sleep" || kind == "command")
+      out.error(key_path(path, "model"),
+                "unknown tier " + quote(exact_model)
+                  + " (expected fast, balanced or deep; an exact model name "
+                    "needs an agent's executor, not " + quote(kind) + ")");
+    else if (!ws.executor.model.empty() && ws.executor.model != exact_model)
+      out.error(key_path(path, "model"),
+                "names model " + quote(exact_model) + " but its executor names "
+                  + quote(ws.executor.model));
+    ws.executor.model = exact_model;
+  }
   if (read_optional(v, path, "timeout_s", ws.timeout_s, out))
     check_positive(ws.timeout_s, key_path(path, "timeout_s"), out);
   if (read_optional(v, path, "retries", ws.retries, out))
@@ -527,14 +568,57 @@ void decode_gate(const json& v, const std::string& path, gate& g,
   }
 }
 
+void decode_prices(const json& v, const std::string& path,
+                   std::map<std::string, model_price>& prices,
+                   diagnostics& out) {
+  if (!expect_object(v, path, out))
+    return;
+  for (auto& [model, price] : v.items()) {
+    auto mpath = key_path(path, model);
+    if (!expect_object(price, mpath, out))
+      continue;
+    reject_unknown_keys(price, mpath,
+                        {"input", "output", "cache_read", "cache_write"}, out);
+    model_price p;
+    read_required(price, mpath, "input", p.input, out);
+    read_required(price, mpath, "output", p.output, out);
+    // Providers that cache bill cached reads and writes apart; without
+    // prices for them, they cost what fresh input costs.
+    p.cache_read = p.input;
+    p.cache_write = p.input;
+    read_optional(price, mpath, "cache_read", p.cache_read, out);
+    read_optional(price, mpath, "cache_write", p.cache_write, out);
+    for (auto [key, x] : {std::pair{"input", p.input},
+                          {"output", p.output},
+                          {"cache_read", p.cache_read},
+                          {"cache_write", p.cache_write}})
+      check_non_negative(x, key_path(mpath, key), out);
+    prices[model] = p;
+  }
+}
+
 void decode_settings(const json& v, const std::string& path, plan_settings& s,
                      diagnostics& out) {
   if (!expect_object(v, path, out))
     return;
   reject_unknown_keys(v, path,
                       {"max_parallel_agents", "default_timeout_s", "on_failure",
-                       "confirm_before_execute", "max_phase_width"},
+                       "confirm_before_execute", "max_phase_width", "models",
+                       "prices"},
                       out);
+  if (read_optional(v, path, "models", s.models, out)) {
+    static const std::vector<std::string> tiers{"fast", "balanced", "deep"};
+    for (auto& [tier, model] : s.models) {
+      auto tpath = key_path(key_path(path, "models"), tier);
+      if (std::find(tiers.begin(), tiers.end(), tier) == tiers.end())
+        out.error(tpath, "unknown tier (expected fast, balanced or deep)"
+                           + suggestion(tier, tiers));
+      else if (model.empty())
+        out.error(tpath, "must not be empty");
+    }
+  }
+  if (has(v, "prices"))
+    decode_prices(v["prices"], key_path(path, "prices"), s.prices, out);
   if (read_optional(v, path, "max_parallel_agents", s.max_parallel_agents, out))
     check_at_least(s.max_parallel_agents, 1, key_path(path, "max_parallel_agents"),
                    out);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "troupe/protocol/diagnostics.hpp"
+#include "troupe/protocol/models.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/plan_io.hpp"
 #include "text.hpp"
@@ -98,6 +99,11 @@ void check_executor(const executor_spec& x, const std::string& path,
                     const validation_options& opts, diagnostics& out) {
   if (x.kind.empty()) {
     out.error(path + ".kind", "must not be empty");
+  } else if (auto u = opts.unavailable_executors.find(x.kind);
+             u != opts.unavailable_executors.end()
+             && opts.executor_kinds.count(x.kind) == 0) {
+    out.error(path + ".kind",
+              "executor " + quote(x.kind) + " cannot run here: " + u->second);
   } else if (opts.executor_kinds.count(x.kind) == 0) {
     std::string available;
     for (auto& k : opts.executor_kinds)
@@ -113,10 +119,6 @@ void check_executor(const executor_spec& x, const std::string& path,
               "must not be negative, got " + format_number(x.seconds));
 }
 
-/// Executors that hand the prompt to a model and do nothing without one.
-bool needs_prompt(const std::string& kind) {
-  return kind == "llm" || kind == "claude-code" || kind == "claude_code";
-}
 
 // -- globs --------------------------------------------------------------------
 
@@ -316,7 +318,8 @@ std::vector<bool> ancestors(size_t v,
 } // namespace
 
 const std::set<std::string>& builtin_executor_kinds() {
-  static const std::set<std::string> kinds{"command", "noop", "sleep"};
+  static const std::set<std::string> kinds{"anthropic", "command", "noop",
+                                           "openai", "sleep"};
   return kinds;
 }
 
@@ -461,10 +464,19 @@ void validate_plan(const plan& p, const validation_options& opts,
       out.error(path + ".estimate_s",
                 "must not be negative, got " + format_number(ws.estimate_s));
     check_executor(ws.executor, path + ".executor", opts, out);
-    if (needs_prompt(ws.executor.kind) && ws.prompt.empty())
-      out.error(path + ".prompt",
-                "must not be empty: executor " + quote(ws.executor.kind)
-                  + " needs a prompt");
+    if (is_agent_executor(ws.executor.kind)) {
+      // Agents hand the prompt to a model, and do nothing without either.
+      if (ws.prompt.empty())
+        out.error(path + ".prompt",
+                  "must not be empty: executor " + quote(ws.executor.kind)
+                    + " needs a prompt");
+      if (resolve_model(p.settings, ws).empty())
+        out.error(path + ".model",
+                  "no model for tier " + quote(to_string(ws.model))
+                    + " with executor " + quote(ws.executor.kind)
+                    + ": name one in settings.models." + to_string(ws.model)
+                    + " or the executor's model");
+    }
     std::unordered_set<std::string_view> seen;
     seen.reserve(ws.depends_on.size());
     for (size_t k = 0; k < ws.depends_on.size(); ++k) {

@@ -17,9 +17,11 @@
 
 #include "troupe/protocol/errors.hpp"
 #include "troupe/protocol/utf8.hpp"
+#include "troupe/runtime/http_client.hpp"
 #include "troupe/runtime/log.hpp"
 #include "troupe/runtime/process.hpp"
 #include "troupe/runtime/result_file.hpp"
+#include "process_executor.hpp"
 
 namespace fs = std::filesystem;
 
@@ -32,6 +34,22 @@ std::shared_ptr<executor_registry> executor_registry::with_builtins() {
   });
   reg->add("sleep",
            [](caf::actor_system& sys) { return spawn_sleep_executor(sys); });
+  for (auto p : {llm_provider::anthropic, llm_provider::openai}) {
+    auto ep = std::make_shared<const llm_endpoint>(llm_endpoint_from_env(p));
+    reg->add(to_string(p), [ep](caf::actor_system& sys) {
+      return spawn_llm_executor(sys, ep, http_client::shared());
+    });
+  }
+  claude_code_config cc;
+  std::string why;
+  if (find_claude_code(cc, why)) {
+    auto cfg = std::make_shared<const claude_code_config>(std::move(cc));
+    reg->add("claude-code", [cfg](caf::actor_system& sys) {
+      return spawn_claude_code_executor(sys, cfg, process_runner::shared());
+    });
+  } else {
+    reg->unavailable("claude-code", why);
+  }
   return reg;
 }
 
@@ -43,6 +61,10 @@ const executor_factory*
 executor_registry::find(const std::string& kind) const {
   auto i = factories_.find(kind);
   return i == factories_.end() ? nullptr : &i->second;
+}
+
+void executor_registry::unavailable(std::string kind, std::string why) {
+  unavailable_[std::move(kind)] = std::move(why);
 }
 
 std::set<std::string> executor_registry::kinds() const {
@@ -80,19 +102,6 @@ const std::string continuation_bytes = [] {
     s += static_cast<char>(b);
   return s;
 }();
-
-using command_executor_actor = executor_actor::extend<
-  caf::reacts_to<done_atom, workstream_result>>;
-
-struct command_state {
-  static inline const char* name = "troupe.command_executor";
-  process_runner* runner = nullptr;
-  uint64_t process_id = 0;
-  bool started = false;
-  bool cancel_requested = false;
-  caf::response_promise rp;
-  fs::path scratch;
-};
 
 // Where an attempt keeps its context and result files: a directory of its
 // own in one per run.
@@ -137,18 +146,6 @@ bool write_scratch_file(const fs::path& file, const std::string& text) {
   out << text;
   out.close();
   return !out.fail();
-}
-
-// `s` quoted for /bin/sh.
-std::string sh_quoted(const std::string& s) {
-  std::string out = "'";
-  for (auto c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
 }
 
 // Reads at most `limit` bytes of a regular file; says why not in `why`.
@@ -252,96 +249,66 @@ workstream_result to_result(const workstream_spec& spec,
   return r;
 }
 
-command_executor_actor::behavior_type
-command_executor(command_executor_actor::stateful_pointer<command_state> self,
-                 process_runner* runner) {
-  self->state.runner = runner;
-  return {
-    [=](run_atom, const workstream_spec& spec)
-      -> caf::result<workstream_result> {
-      auto& st = self->state;
-      st.rp = self->make_response_promise();
-      st.scratch = scratch_dir(spec);
-      auto ec = make_scratch_dir(st.scratch);
-      if (ec) {
-        remove_scratch_dir(st.scratch);
-        self->quit();
-        return caf::make_error(errc::executor_failed,
-                               "cannot create " + st.scratch.string() + ": "
-                                 + ec.message());
-      }
-      auto context_file = st.scratch / "context.json";
-      auto prompt_file = st.scratch / "prompt.txt";
-      auto command_file = st.scratch / "command.sh";
-      auto& run = spec.ws.executor.run;
-      bool long_command = run.size() > command_arg_limit;
-      auto context = spec.context.empty() ? std::string{"{}"} : spec.context;
-      std::vector<std::pair<fs::path, const std::string*>> files{
-        {context_file, &context}, {prompt_file, &spec.ws.prompt}};
-      if (long_command)
-        files.emplace_back(command_file, &run);
-      for (auto& [file, text] : files) {
-        if (!write_scratch_file(file, *text)) {
-          remove_scratch_dir(st.scratch);
-          self->quit();
-          return caf::make_error(errc::executor_failed,
-                                 "cannot write " + file.string());
-        }
-      }
-      fs::remove(st.scratch / "result.json", ec);
-      process_request req;
-      // Linux starts no program with an argument over 128 KiB: a long
-      // command runs from its file.
-      req.command = long_command
-                      ? "exec /bin/sh " + sh_quoted(command_file.string())
-                      : run;
-      fs::path cwd = spec.workdir.empty() ? fs::current_path(ec)
-                                          : fs::path{spec.workdir};
-      if (!spec.ws.executor.cwd.empty())
-        cwd /= spec.ws.executor.cwd;
-      req.cwd = cwd.string();
-      req.env = spec.ws.executor.env;
-      req.env["TROUPE_PROMPT_FILE"] = prompt_file.string();
-      // A big prompt is in its file only. The variable is unset rather than
-      // left out, or one this process inherited would pose as the prompt.
-      if (spec.ws.prompt.size() <= prompt_env_limit)
-        req.env["TROUPE_PROMPT"] = spec.ws.prompt;
-      else
-        req.command = "unset TROUPE_PROMPT; " + req.command;
-      req.env["TROUPE_WORKSTREAM"] = spec.ws.id;
-      req.env["TROUPE_CONTEXT"] = context_file.string();
-      req.env["TROUPE_RESULT"] = (st.scratch / "result.json").string();
-      req.env["TROUPE_ATTEMPT"] = std::to_string(spec.attempt);
-      req.env["TROUPE_RUN_ID"] = spec.run_id;
-      req.env["TROUPE_PERSONA"] = spec.ws.persona;
-      req.env["TROUPE_MODEL"] = to_string(spec.ws.model);
-      if (spec.timeout_s > 0)
-        req.timeout = std::chrono::milliseconds(
-          static_cast<int64_t>(spec.timeout_s * 1000));
-      auto me = caf::actor_cast<command_executor_actor>(self);
-      auto scratch = st.scratch;
-      st.process_id = st.runner->start(
-        std::move(req), [me, spec, scratch](process_outcome o) {
-          caf::anon_send(me, done_atom_v, to_result(spec, o, scratch));
-        });
-      st.started = true;
-      if (st.cancel_requested)
-        st.runner->cancel(st.process_id);
-      return st.rp;
-    },
-    [=](cancel_atom) {
-      auto& st = self->state;
-      st.cancel_requested = true;
-      if (st.started)
-        st.runner->cancel(st.process_id);
-    },
-    [=](done_atom, workstream_result& r) {
-      auto& st = self->state;
-      remove_scratch_dir(st.scratch);
-      st.rp.deliver(std::move(r));
-      self->quit();
-    },
+// Prepares an attempt of a command: its scratch files, its environment.
+bool make_command_job(const workstream_spec& spec, detail::process_job& job,
+                      std::string& why) {
+  auto scratch = scratch_dir(spec);
+  job.cleanup = [scratch] { remove_scratch_dir(scratch); };
+  auto ec = make_scratch_dir(scratch);
+  if (ec) {
+    why = "cannot create " + scratch.string() + ": " + ec.message();
+    return false;
+  }
+  auto context_file = scratch / "context.json";
+  auto prompt_file = scratch / "prompt.txt";
+  auto command_file = scratch / "command.sh";
+  auto& run = spec.ws.executor.run;
+  bool long_command = run.size() > command_arg_limit;
+  auto context = spec.context.empty() ? std::string{"{}"} : spec.context;
+  std::vector<std::pair<fs::path, const std::string*>> files{
+    {context_file, &context}, {prompt_file, &spec.ws.prompt}};
+  if (long_command)
+    files.emplace_back(command_file, &run);
+  for (auto& [file, text] : files) {
+    if (!write_scratch_file(file, *text)) {
+      why = "cannot write " + file.string();
+      return false;
+    }
+  }
+  fs::remove(scratch / "result.json", ec);
+  auto& req = job.req;
+  // Linux starts no program with an argument over 128 KiB: a long command
+  // runs from its file.
+  req.command = long_command ? "exec /bin/sh "
+                                 + detail::sh_quoted(command_file.string())
+                             : run;
+  fs::path cwd = spec.workdir.empty() ? fs::current_path(ec)
+                                      : fs::path{spec.workdir};
+  if (!spec.ws.executor.cwd.empty())
+    cwd /= spec.ws.executor.cwd;
+  req.cwd = cwd.string();
+  req.env = spec.ws.executor.env;
+  req.env["TROUPE_PROMPT_FILE"] = prompt_file.string();
+  // A big prompt is in its file only. The variable is unset rather than
+  // left out, or one this process inherited would pose as the prompt.
+  if (spec.ws.prompt.size() <= prompt_env_limit)
+    req.env["TROUPE_PROMPT"] = spec.ws.prompt;
+  else
+    req.command = "unset TROUPE_PROMPT; " + req.command;
+  req.env["TROUPE_WORKSTREAM"] = spec.ws.id;
+  req.env["TROUPE_CONTEXT"] = context_file.string();
+  req.env["TROUPE_RESULT"] = (scratch / "result.json").string();
+  req.env["TROUPE_ATTEMPT"] = std::to_string(spec.attempt);
+  req.env["TROUPE_RUN_ID"] = spec.run_id;
+  req.env["TROUPE_PERSONA"] = spec.ws.persona;
+  req.env["TROUPE_MODEL"] = to_string(spec.ws.model);
+  if (spec.timeout_s > 0)
+    req.timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(spec.timeout_s * 1000));
+  job.to_result = [spec, scratch](process_outcome& o) {
+    return to_result(spec, o, scratch);
   };
+  return true;
 }
 
 struct sleep_state {
@@ -408,7 +375,7 @@ sleep_executor(sleep_executor_actor::stateful_pointer<sleep_state> self) {
 
 executor_actor spawn_command_executor(caf::actor_system& sys,
                                       process_runner& runner) {
-  return sys.spawn(command_executor, &runner);
+  return detail::spawn_process_executor(sys, runner, make_command_job);
 }
 
 executor_actor spawn_sleep_executor(caf::actor_system& sys) {

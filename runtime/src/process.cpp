@@ -44,9 +44,16 @@ struct child {
   uint64_t id = 0;
   pid_t pid = -1;
   int pidfd = -1;
+  int in_fd = -1;
   int out_fd = -1;
   int err_fd = -1;
   int status_fd = -1;
+  /// Bytes of `req.input` written so far.
+  size_t input_written = 0;
+  /// Stdout not yet handed to `req.on_line`: the line in progress.
+  std::string line;
+  /// Set while the rest of a line cut at `line_limit` is skipped.
+  bool skipping_line = false;
   process_request req;
   process_runner::callback done;
   process_outcome outcome;
@@ -81,7 +88,16 @@ struct process_runner::impl {
 
   impl() {
     wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    worker = std::thread([this] { loop(); });
+    worker = std::thread([this] {
+      // A command that closes its stdin early makes writing to it raise
+      // SIGPIPE, which would end this process: here it only fails the
+      // write (see `feed`).
+      sigset_t pipe_set;
+      sigemptyset(&pipe_set);
+      sigaddset(&pipe_set, SIGPIPE);
+      ::pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+      loop();
+    });
   }
 
   ~impl() {
@@ -99,23 +115,30 @@ struct process_runner::impl {
   // Starts the command under a guard (process_guard.hpp), so that it never
   // outlives this process; on failure fills `spawn_error` and returns false.
   bool spawn(child& c) {
+    int in[2] = {-1, -1};
     int out[2];
     int err[2];
     int status[2];
+    if (c.req.input && ::pipe2(in, O_CLOEXEC) != 0) {
+      c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
+      return false;
+    }
     if (::pipe2(out, O_CLOEXEC) != 0) {
       c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
+      close_fd(in[0]);
+      close_fd(in[1]);
       return false;
     }
     if (::pipe2(err, O_CLOEXEC) != 0) {
       c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
-      ::close(out[0]);
-      ::close(out[1]);
+      for (int* fd : {&in[0], &in[1], &out[0], &out[1]})
+        close_fd(*fd);
       return false;
     }
     if (::pipe2(status, O_CLOEXEC) != 0) {
       c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
-      for (int fd : {out[0], out[1], err[0], err[1]})
-        ::close(fd);
+      for (int* fd : {&in[0], &in[1], &out[0], &out[1], &err[0], &err[1]})
+        close_fd(*fd);
       return false;
     }
     // Environment: the caller's, with the request's entries on top.
@@ -144,13 +167,15 @@ struct process_runner::impl {
     auto owner = ::getpid();
     auto pid = ::fork();
     if (pid == 0)
-      detail::run_guard(owner, out[1], err[1], status[1], cwd, argv.data(),
-                        envp.data());
+      detail::run_guard(owner, in[0], out[1], err[1], status[1], cwd,
+                        argv.data(), envp.data());
     auto fork_errno = errno;
+    close_fd(in[0]);
     ::close(out[1]);
     ::close(err[1]);
     ::close(status[1]);
     if (pid < 0) {
+      close_fd(in[1]);
       for (int fd : {out[0], err[0], status[0]})
         ::close(fd);
       c.outcome.spawn_error = std::string{"cannot start a command (fork: "}
@@ -158,6 +183,9 @@ struct process_runner::impl {
       return false;
     }
     c.pid = pid;
+    c.in_fd = in[1];
+    if (c.in_fd >= 0)
+      ::fcntl(c.in_fd, F_SETFL, O_NONBLOCK);
     c.out_fd = out[0];
     c.err_fd = err[0];
     c.status_fd = status[0];
@@ -174,6 +202,7 @@ struct process_runner::impl {
       ::kill(-pid, SIGKILL);
       int st;
       ::waitpid(pid, &st, 0);
+      close_fd(c.in_fd);
       close_fd(c.out_fd);
       close_fd(c.err_fd);
       close_fd(c.status_fd);
@@ -208,12 +237,69 @@ struct process_runner::impl {
     c.kill_at = std::min(c.kill_at, at);
   }
 
+  // Writes what the pipe takes of the command's input; closes it once all
+  // is written, or once the command stopped reading.
+  void feed(child& c) {
+    auto& input = *c.req.input;
+    while (c.in_fd >= 0 && c.input_written < input.size()) {
+      auto n = ::write(c.in_fd, input.data() + c.input_written,
+                       input.size() - c.input_written);
+      if (n > 0) {
+        c.input_written += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      // EPIPE: the command closed its stdin. This thread blocks SIGPIPE;
+      // take the one the write raised, so none is left pending.
+      if (n < 0 && errno == EPIPE) {
+        sigset_t pipe_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        timespec zero{0, 0};
+        ::sigtimedwait(&pipe_set, nullptr, &zero);
+      }
+      break;
+    }
+    close_fd(c.in_fd);
+  }
+
+  // Hands the complete lines of `data` to `on_line`, keeping the one in
+  // progress, each cut at the line limit.
+  void split_lines(child& c, const char* data, size_t n) {
+    auto limit = std::max<size_t>(c.req.line_limit, 1);
+    for (size_t i = 0; i < n;) {
+      auto nl = static_cast<const char*>(std::memchr(data + i, '\n', n - i));
+      size_t end = nl ? static_cast<size_t>(nl - data) : n;
+      if (!c.skipping_line) {
+        auto room = limit - c.line.size();
+        c.line.append(data + i, std::min(end - i, room));
+        if (end - i > room) {
+          c.req.on_line(c.line);
+          c.line.clear();
+          c.skipping_line = true;
+        }
+      }
+      if (!nl)
+        break;
+      if (!c.skipping_line)
+        c.req.on_line(c.line);
+      c.line.clear();
+      c.skipping_line = false;
+      i = end + 1;
+    }
+  }
+
   // Reads what is available; returns false at end of file or error.
   bool drain(child& c, int& fd, std::string& buf) {
     char chunk[16384];
     for (;;) {
       auto n = ::read(fd, chunk, sizeof(chunk));
       if (n > 0) {
+        if (c.req.on_line && &buf == &c.outcome.out)
+          split_lines(c, chunk, static_cast<size_t>(n));
         append_tail(buf, chunk, static_cast<size_t>(n), c.req.output_limit,
                     c.outcome.dropped);
         continue;
@@ -290,6 +376,9 @@ struct process_runner::impl {
       drain(*c, c->out_fd, c->outcome.out);
     if (c->err_fd >= 0)
       drain(*c, c->err_fd, c->outcome.err);
+    if (c->req.on_line && !c->line.empty() && !c->skipping_line)
+      c->req.on_line(c->line);
+    close_fd(c->in_fd);
     close_fd(c->out_fd);
     close_fd(c->err_fd);
     close_fd(c->status_fd);
@@ -315,6 +404,8 @@ struct process_runner::impl {
         finish(std::move(c));
         continue;
       }
+      if (c->in_fd >= 0)
+        feed(*c);
       auto id = c->id;
       children.emplace(id, std::move(c));
     }
@@ -356,6 +447,10 @@ struct process_runner::impl {
           fds.push_back({c->pidfd, POLLIN, 0});
           owners.emplace_back(id, 0);
         }
+        if (c->in_fd >= 0) {
+          fds.push_back({c->in_fd, POLLOUT, 0});
+          owners.emplace_back(id, 3);
+        }
         if (c->out_fd >= 0) {
           fds.push_back({c->out_fd, POLLIN, 0});
           owners.emplace_back(id, 1);
@@ -393,6 +488,10 @@ struct process_runner::impl {
           case 1:
             if (c.out_fd >= 0)
               drain(c, c.out_fd, c.outcome.out);
+            break;
+          case 3:
+            if (c.in_fd >= 0)
+              feed(c);
             break;
           default:
             if (c.err_fd >= 0)

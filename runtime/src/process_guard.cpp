@@ -114,8 +114,9 @@ void close_from(int first) {
 
 } // namespace
 
-[[noreturn]] void run_guard(pid_t owner, int out, int err, int status,
-                               const char* cwd, char** argv, char** envp) {
+[[noreturn]] void run_guard(pid_t owner, int in, int out, int err,
+                            int status, const char* cwd, char** argv,
+                            char** envp) {
   sigset_t all;
   sigfillset(&all);
   ::sigprocmask(SIG_BLOCK, &all, nullptr);
@@ -133,13 +134,16 @@ void close_from(int first) {
   ::prctl(PR_SET_PDEATHSIG, SIGHUP);
   if (::getppid() != owner)
     ::_exit(1);
-  // stdin from /dev/null, the pipes as stdout, stderr and fd 3; nothing
-  // else of the owner's (sockets, other commands' pipes) stays open here.
+  // stdin from its pipe or /dev/null, the pipes as stdout, stderr and fd
+  // 3; nothing else of the owner's (sockets, other commands' pipes) stays
+  // open here.
+  if (in >= 0)
+    in = ::fcntl(in, F_DUPFD, 10);
   out = ::fcntl(out, F_DUPFD, 10);
   err = ::fcntl(err, F_DUPFD, 10);
   status = ::fcntl(status, F_DUPFD, 10);
   int null = ::open("/dev/null", O_RDONLY);
-  ::dup2(null, 0);
+  ::dup2(in >= 0 ? in : null, 0);
   ::dup2(out, 1);
   ::dup2(err, 2);
   ::dup2(status, 3);
@@ -163,10 +167,13 @@ void close_from(int first) {
     report(3, no_exec, errno);
     ::_exit(127);
   }
-  // The command holds the output pipes now: their ends come when it and
-  // what it started close them.
-  ::dup2(0, 1);
-  ::dup2(0, 2);
+  // The command holds the pipes now: their ends come when it and what it
+  // started close them (and a command that stops reading its stdin makes
+  // its writer fail at once).
+  null = ::open("/dev/null", O_RDONLY);
+  ::dup2(null, 0);
+  ::dup2(null, 1);
+  ::dup2(null, 2);
   if (cmd < 0) {
     report(3, no_exec, errno);
     ::_exit(1);

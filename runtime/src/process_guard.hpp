@@ -22,8 +22,8 @@ enum guard_report : int {
 ///
 /// The guard is a forked copy of its owner that never execs. It runs the
 /// command (`argv`, `envp`, in `cwd` unless null) as its child, in a process
-/// group of the command's own, with `out` and `err` as its stdout and
-/// stderr, and is the reaper of everything the command starts
+/// group of the command's own, with `in` (or /dev/null when negative) as
+/// its stdin and `out` and `err` as its stdout and stderr, and is the reaper of everything the command starts
 /// (PR_SET_CHILD_SUBREAPER), so even a daemon that left the group is still
 /// its descendant. When the command's main process ends, when the owner
 /// asks, or when the owner dies by any signal, SIGKILL included (the kernel
@@ -32,7 +32,8 @@ enum guard_report : int {
 /// signals (SIGTERM: stop the command gently; SIGUSR1: kill it), which it
 /// takes from the owner only, and hears back on `status` (`guard_report`
 /// records). Only async-signal-safe calls are made: the owner has threads.
-[[noreturn]] void run_guard(pid_t owner, int out, int err, int status,
-                            const char* cwd, char** argv, char** envp);
+[[noreturn]] void run_guard(pid_t owner, int in, int out, int err,
+                            int status, const char* cwd, char** argv,
+                            char** envp);
 
 } // namespace troupe::detail

@@ -80,13 +80,13 @@ plan sample_plan() {
 }
 
 usage sample_usage() {
-  return {"claude-sonnet", 1200, 345, 0.0125};
+  return {"claude-sonnet", 1200, 345, 100, 50, 0.0125};
 }
 
 workstream_spec sample_spec() {
   return {"r-1f2e3d4c5b6a7988", sample_workstream("jwt", {"types"}), 2, 3,
           300, "/work/repo", R"({"dependencies": {"types": {}}})",
-          0x0123456789abcdefull};
+          0x0123456789abcdefull, "claude-sonnet-4-5", {3, 15, 0.3, 3.75}};
 }
 
 workstream_result sample_result() {

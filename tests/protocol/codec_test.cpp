@@ -69,7 +69,7 @@ troupe::workstream_result sample_result() {
   r.output = "line 1\nline 2";
   r.files_changed = {"auth/jwt.ts"};
   r.outputs = {{"token_type", "JWT"}};
-  r.usage = {{"claude", 100, 20, 0.01}, {"local", 5, 6, 0}};
+  r.usage = {{"claude", 100, 20, 7, 9, 0.01}, {"local", 5, 6, 0, 0, 0}};
   return r;
 }
 
@@ -88,7 +88,7 @@ troupe::run_report sample_report() {
               troupe::gate_state::failed,
               2,
               {{"completion", true, ""}, {"ctest", false, "1 test failed"}}}};
-  r.usage = {{"claude", 100, 20, 0.01}};
+  r.usage = {{"claude", 100, 20, 3, 4, 0.01}};
   r.synthesized_by = "docs";
   r.markdown = "# Report\n";
   return r;
@@ -313,7 +313,7 @@ TEST_CASE("events written as text directly read back as nlohmann writes "
       x.result.output = t;
       x.result.outputs = {{t, t}, {"k", t}};
       x.result.files_changed = {t, "b"};
-      x.result.usage = {{t, INT64_MAX, INT64_MIN, numbers[n % numbers.size()]}};
+      x.result.usage = {{t, INT64_MAX, INT64_MIN, INT64_MAX, 0, numbers[n % numbers.size()]}};
       x.result.wall_s = numbers[(n + 2) % numbers.size()];
       for (auto& c : x.checks)
         c.detail = t;

@@ -378,7 +378,7 @@ workstreams:
   CHECK_THAT(at(r.d, "workstreams[0] (\"a b\").agent"),
              Catch::Contains("unknown value \"writer\""));
   CHECK_THAT(at(r.d, "workstreams[0] (\"a b\").model"),
-             Catch::Contains("unknown value \"huge\""));
+             Catch::Contains("unknown tier \"huge\""));
   CHECK(at(r.d, "workstreams[0] (\"a b\").executor.seconds")
         == "must not be negative, got -3");
 }

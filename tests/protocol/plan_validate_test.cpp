@@ -166,26 +166,25 @@ gates:
 )");
   INFO(all(r.d));
   CHECK(at(r.d, "workstreams[0] (a).executor.kind")
-        == "unknown executor \"foo\" (available: command, noop, sleep)");
+        == "unknown executor \"foo\" (available: anthropic, command, noop, openai, sleep)");
   CHECK(at(r.d, "gates[0] (g).remediate.executor.kind")
-        == "unknown executor \"bar\" (available: command, noop, sleep)");
+        == "unknown executor \"bar\" (available: anthropic, command, noop, openai, sleep)");
   CHECK(r.d.error_count() == 2);
 }
 
 TEST_CASE("an LLM executor without a prompt is refused", "[protocol]") {
   troupe::validation_options opts;
-  opts.executor_kinds.insert("llm");
   opts.executor_kinds.insert("claude-code");
   auto r = load(R"(
 workstreams:
-  - {id: a, executor: {kind: llm}}
-  - {id: b, prompt: Write it., executor: {kind: llm}}
+  - {id: a, executor: {kind: anthropic}}
+  - {id: b, prompt: Write it., executor: {kind: openai, model: llama3}}
   - {id: c, executor: {kind: claude-code}}
 )",
                 opts);
   INFO(all(r.d));
   CHECK_THAT(at(r.d, "workstreams[0] (a).prompt"),
-             Catch::Contains("\"llm\" needs a prompt"));
+             Catch::Contains("\"anthropic\" needs a prompt"));
   CHECK_THAT(at(r.d, "workstreams[2] (c).prompt"),
              Catch::Contains("\"claude-code\" needs a prompt"));
   CHECK(r.d.error_count() == 2);
@@ -417,10 +416,11 @@ TEST_CASE("globs overlap exactly when some path matches both", "[protocol]") {
   CHECK(troupe::globs_overlap(table.b, table.a) == table.overlap);
 }
 
-TEST_CASE("the built-in executor kinds are command, noop and sleep",
+TEST_CASE("the built-in executor kinds are the commands' and the LLM APIs'",
           "[protocol]") {
   CHECK(troupe::builtin_executor_kinds()
-        == std::set<std::string>{"command", "noop", "sleep"});
+        == std::set<std::string>{"anthropic", "command", "noop", "openai",
+                                 "sleep"});
 }
 
 TEST_CASE("a plan that did not come from a file meets the same size bounds",

@@ -198,3 +198,77 @@ TEST_CASE("a command's guard obeys only its owner", "[runtime]") {
   CHECK(o.exit_code == 0);
   CHECK(o.out == "still here\n");
 }
+
+TEST_CASE("a command reads its input on stdin, however big, then end of file",
+          "[runtime]") {
+  process_runner runner;
+  process_request req;
+  // 3 MiB: far more than a pipe holds, so it is written as it is read.
+  std::string input;
+  for (int i = 0; input.size() < (3u << 20); ++i)
+    input += "line " + std::to_string(i) + " caf\xC3\xA9\n";
+  req.input = input;
+  req.command = "wc -c; md5sum";
+  auto o = run(runner, req);
+  CHECK(o.exit_code == 0);
+  // wc read everything up to end of file; md5sum found nothing left.
+  CHECK(o.out.rfind(std::to_string(input.size()) + "\n", 0) == 0);
+  CHECK(o.out.find("d41d8cd98f00b204e9800998ecf8427e") != std::string::npos);
+}
+
+TEST_CASE("a command that never reads its stdin, or stops early, does not "
+          "hold anything up",
+          "[runtime]") {
+  process_runner runner;
+  process_request req;
+  req.input = std::string(4 << 20, 'x');
+  req.command = "head -c 10 >/dev/null; echo done";
+  auto o = run(runner, req);
+  CHECK(o.exit_code == 0);
+  CHECK(o.out == "done\n");
+  req.command = "exec 0<&-; echo closed";
+  o = run(runner, req);
+  CHECK(o.out == "closed\n");
+  // And the runner goes on taking commands (no SIGPIPE ended it).
+  process_request next;
+  next.command = "echo still here";
+  CHECK(run(runner, next).out == "still here\n");
+}
+
+TEST_CASE("without input, stdin is empty", "[runtime]") {
+  process_runner runner;
+  process_request req;
+  req.command = "cat; echo end";
+  CHECK(run(runner, req).out == "end\n");
+}
+
+TEST_CASE("stdout comes line by line as it is printed, long lines cut",
+          "[runtime]") {
+  process_runner runner;
+  process_request req;
+  std::vector<std::string> lines;
+  std::promise<void> first;
+  bool first_set = false;
+  req.line_limit = 10;
+  // The second line waits until the first was seen: lines arrive as they
+  // are printed, not at the end.
+  test::temp_dir dir;
+  auto flag = (dir.path() / "seen").string();
+  req.on_line = [&](std::string_view l) {
+    lines.emplace_back(l);
+    if (!first_set) {
+      first_set = true;
+      std::ofstream{flag} << "x";
+    }
+  };
+  req.command = "echo one; while [ ! -e '" + flag
+                + "' ]; do sleep 0.01; done; printf '%s\\n' "
+                  "0123456789abcdef short; printf 'no newline'";
+  req.timeout = 30s;
+  auto o = run(runner, req);
+  CHECK_FALSE(o.timed_out);
+  CHECK(lines == std::vector<std::string>{"one", "0123456789", "short",
+                                          "no newline"});
+  // The tail is kept as before.
+  CHECK(o.out == "one\n0123456789abcdef\nshort\nno newline");
+}

@@ -29,20 +29,52 @@ bool from_string(const std::string& s, model_tier& x);
 bool from_string(const std::string& s, failure_policy& x);
 
 /// How a workstream's work is done. `kind` names an executor: `noop`,
-/// `sleep` (for `seconds`), `command` (`run` in `cwd` with extra `env`), or
-/// one an embedding program registers.
+/// `sleep` (for `seconds`), `command` (`run` in `cwd` with extra `env`),
+/// an LLM API (`anthropic`, `openai`), the Claude Code CLI (`claude-code`),
+/// or one an embedding program registers.
 struct executor_spec {
   std::string kind = "noop";
   std::string run;
   std::string cwd;
   double seconds = 0;
   std::map<std::string, std::string> env;
+  /// For agents: an exact model name, in place of the workstream's tier.
+  std::string model;
+  /// For LLM APIs: the longest reply, in tokens; 0 takes the default.
+  int32_t max_tokens = 0;
+  /// For LLM APIs: ask for a streamed reply (server-sent events).
+  bool stream = true;
+  /// For the Claude Code CLI: turns at most (0: its own default), the
+  /// tools it may use without asking, and its permission mode.
+  int32_t max_turns = 0;
+  std::vector<std::string> allowed_tools;
+  std::string permission_mode;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, executor_spec& x) {
   return f(caf::meta::type_name("troupe::executor_spec"), x.kind, x.run, x.cwd,
-           x.seconds, x.env);
+           x.seconds, x.env, x.model, x.max_tokens, x.stream, x.max_turns,
+           x.allowed_tools, x.permission_mode);
+}
+
+/// What a model costs, in US dollars per million tokens.
+struct model_price {
+  double input = 0;
+  double output = 0;
+  double cache_read = 0;
+  double cache_write = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_price& x) {
+  return f(caf::meta::type_name("troupe::model_price"), x.input, x.output,
+           x.cache_read, x.cache_write);
+}
+
+inline bool operator==(const model_price& a, const model_price& b) {
+  return a.input == b.input && a.output == b.output
+         && a.cache_read == b.cache_read && a.cache_write == b.cache_write;
 }
 
 /// One unit of work in a plan, handled by one agent.
@@ -122,13 +154,18 @@ struct plan_settings {
   bool confirm_before_execute = false;
   /// Widest phase before validation warns.
   int32_t max_phase_width = 7;
+  /// Model names by tier (`fast`, `balanced`, `deep`), for the agents that
+  /// name a tier rather than a model.
+  std::map<std::string, std::string> models;
+  /// Prices by model name, beside the built-in ones.
+  std::map<std::string, model_price> prices;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, plan_settings& x) {
   return f(caf::meta::type_name("troupe::plan_settings"),
            x.max_parallel_agents, x.default_timeout_s, x.on_failure,
-           x.confirm_before_execute, x.max_phase_width);
+           x.confirm_before_execute, x.max_phase_width, x.models, x.prices);
 }
 
 /// Who writes the report.
@@ -158,6 +195,7 @@ typename Inspector::result_type inspect(Inspector& f, plan& x) {
 }
 
 void to_json(nlohmann::json& j, const executor_spec& x);
+void to_json(nlohmann::json& j, const model_price& x);
 void to_json(nlohmann::json& j, const workstream& x);
 void to_json(nlohmann::json& j, const gate_check& x);
 void to_json(nlohmann::json& j, const remediation& x);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -23,6 +24,9 @@ const std::set<std::string>& builtin_executor_kinds();
 struct validation_options {
   /// Executor kinds that can run; defaults to the built-in ones.
   std::set<std::string> executor_kinds = builtin_executor_kinds();
+  /// Kinds that cannot run here, with why (a program is missing): a plan
+  /// that asks for one is refused saying so.
+  std::map<std::string, std::string> unavailable_executors;
 };
 
 /// Parses plan text, YAML or JSON (`format` is "yaml", "json", or "" to tell

@@ -13,7 +13,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 4;
+constexpr int32_t protocol_version = 5;
 
 /// Workstream states:
 ///
@@ -55,19 +55,27 @@ bool from_string(const std::string& s, gate_state& x);
 /// True for the states a workstream never leaves.
 bool is_terminal(ws_state x);
 
-/// Tokens and money one model spent.
+/// Tokens and money one model spent. `input_tokens` counts the prompt's
+/// tokens read afresh; those read from or written to the provider's prompt
+/// cache are counted apart, as providers bill them.
 struct usage {
   std::string model;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
+  int64_t cache_read_tokens = 0;
+  int64_t cache_write_tokens = 0;
   double cost_usd = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, usage& x) {
   return f(caf::meta::type_name("troupe::usage"), x.model, x.input_tokens,
-           x.output_tokens, x.cost_usd);
+           x.output_tokens, x.cache_read_tokens, x.cache_write_tokens,
+           x.cost_usd);
 }
+
+/// Adds `x` to `totals`, keeping one entry per model in order of names.
+void add_usage(std::vector<usage>& totals, const usage& x);
 
 /// What an agent is asked to do: one attempt at one workstream.
 struct workstream_spec {
@@ -86,12 +94,17 @@ struct workstream_spec {
   /// A secret of this dispatch: its start notice and its result must carry
   /// it back, so nobody else can pass theirs off as the node's.
   uint64_t key = 0;
+  /// For agents: the model the workstream's tier (or its executor) names,
+  /// and its price, from the run's settings.
+  std::string model;
+  model_price price;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workstream_spec& x) {
   return f(caf::meta::type_name("troupe::workstream_spec"), x.run_id, x.ws,
-           x.attempt, x.dispatch, x.timeout_s, x.workdir, x.context, x.key);
+           x.attempt, x.dispatch, x.timeout_s, x.workdir, x.context, x.key,
+           x.model, x.price);
 }
 
 /// The outcome of one attempt, or of a whole workstream in a report.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -9,9 +10,11 @@
 #include <caf/fwd.hpp>
 
 #include "troupe/protocol/interfaces.hpp"
+#include "troupe/runtime/llm.hpp"
 
 namespace troupe {
 
+class http_client;
 class process_runner;
 
 /// Makes the executor actor for one attempt of a workstream.
@@ -32,8 +35,18 @@ public:
   /// Every kind this registry can run, `noop` included.
   std::set<std::string> kinds() const;
 
+  /// Records why `kind` cannot run here (a program is missing), so that a
+  /// plan asking for it is refused saying so.
+  void unavailable(std::string kind, std::string why);
+
+  /// Kinds that cannot run here, with why.
+  const std::map<std::string, std::string>& unavailable() const {
+    return unavailable_;
+  }
+
 private:
   std::map<std::string, executor_factory> factories_;
+  std::map<std::string, std::string> unavailable_;
 };
 
 /// Runs `ws.executor.run` with `/bin/sh -c` (over 64 KiB, from a file) in its
@@ -48,6 +61,63 @@ executor_actor spawn_command_executor(caf::actor_system& sys,
 
 /// Waits `executor.seconds`, then succeeds (or times out first).
 executor_actor spawn_sleep_executor(caf::actor_system& sys);
+
+/// Where and how this node reaches an LLM provider. Node-local: the key
+/// never leaves the process, and appears in no log, event or result.
+struct llm_endpoint {
+  llm_provider provider = llm_provider::anthropic;
+  /// Anthropic's without a path (`https://api.anthropic.com`); an
+  /// OpenAI-compatible server's with its `/v1`.
+  std::string base_url;
+  std::string api_key;
+  /// Certificates to trust beside the system's (a private server).
+  std::string ca_file;
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// The longest silence while a reply comes.
+  std::chrono::milliseconds read_timeout{300'000};
+  /// Tries after the first when the provider is busy or failing (429,
+  /// 5xx, 529, a lost connection), within the attempt's timeout.
+  int32_t max_retries = 4;
+  /// Waits between tries: random up to base * 2^try, at most `backoff_cap`,
+  /// unless the provider says how long (`retry-after`).
+  std::chrono::milliseconds backoff_base{500};
+  std::chrono::milliseconds backoff_cap{30'000};
+};
+
+/// The endpoint the environment describes: ANTHROPIC_BASE_URL and
+/// ANTHROPIC_API_KEY, or OPENAI_BASE_URL and OPENAI_API_KEY, each
+/// provider's own URL by default.
+llm_endpoint llm_endpoint_from_env(llm_provider p);
+
+/// Asks the model `spec.model` the workstream's prompt (with its persona's
+/// system prompt and the handoff) through `ep`, without waiting on the
+/// network: `client` does. Streams the reply when `executor.stream`, retries
+/// what is worth retrying, and answers with the reply as output, its
+/// usage and its cost at `spec.price`.
+executor_actor spawn_llm_executor(caf::actor_system& sys,
+                                  std::shared_ptr<const llm_endpoint> ep,
+                                  http_client& client);
+
+/// Where this node finds the Claude Code CLI and how it runs it.
+struct claude_code_config {
+  /// The CLI's absolute path.
+  std::string program;
+};
+
+/// Looks for the Claude Code CLI: TROUPE_CLAUDE_CLI (a path, or a name
+/// looked up on PATH), else `claude` on PATH. False, saying why, when
+/// there is none.
+bool find_claude_code(claude_code_config& out, std::string& why);
+
+/// Runs the Claude Code CLI headless (`-p --output-format stream-json
+/// --verbose`) in the workstream's directory, the prompt on stdin, with
+/// the model, turns, tools and permission mode the workstream names and
+/// its persona's system prompt appended to the CLI's own. Its result,
+/// usage per model and cost are the CLI's own, read from its last line;
+/// the files its edits touched are `files_changed`.
+executor_actor spawn_claude_code_executor(
+  caf::actor_system& sys, std::shared_ptr<const claude_code_config> cfg,
+  process_runner& runner);
 
 /// The last non-empty line of `text`, at most `max` characters.
 std::string last_line(const std::string& text, size_t max = 200);

@@ -5,7 +5,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace troupe {
 
@@ -23,6 +25,15 @@ struct process_request {
   std::chrono::milliseconds kill_grace{2000};
   /// Bytes kept of each of stdout and stderr (the tail).
   size_t output_limit = 64 * 1024;
+  /// What the command reads on stdin, written as it reads and then closed;
+  /// without it, stdin is /dev/null.
+  std::optional<std::string> input;
+  /// Called with each line of stdout (without its newline) as it arrives,
+  /// from the runner's thread; a last line without a newline comes when
+  /// the command ends. Lines are cut at `line_limit` bytes (the rest of a
+  /// cut line is skipped), so memory stays bounded whatever is printed.
+  std::function<void(std::string_view line)> on_line;
+  size_t line_limit = 1 << 20;
 };
 
 /// How a command ended.

@@ -1,0 +1,126 @@
+#include "troupe/protocol/models.hpp"
+
+#include <array>
+#include <string_view>
+#include <utility>
+
+namespace troupe {
+
+namespace {
+
+struct builtin_price {
+  std::string_view family;
+  model_price price;
+};
+
+// Anthropic's list prices, in US dollars per million tokens: input, output,
+// cache reads, cache writes (five-minute).
+constexpr std::array<builtin_price, 9> builtin_prices{{
+  {"claude-opus-4-5", {5, 25, 0.5, 6.25}},
+  {"claude-opus-4-1", {15, 75, 1.5, 18.75}},
+  {"claude-opus-4", {15, 75, 1.5, 18.75}},
+  {"claude-sonnet-4-5", {3, 15, 0.3, 3.75}},
+  {"claude-sonnet-4", {3, 15, 0.3, 3.75}},
+  {"claude-3-7-sonnet", {3, 15, 0.3, 3.75}},
+  {"claude-haiku-4-5", {1, 5, 0.1, 1.25}},
+  {"claude-3-5-haiku", {0.8, 4, 0.08, 1}},
+  {"claude-3-haiku", {0.25, 1.25, 0.03, 0.3}},
+}};
+
+// Default models by tier for the executors that have them.
+std::string default_model(const std::string& kind, model_tier tier) {
+  if (kind == "anthropic") {
+    switch (tier) {
+      case model_tier::fast:
+        return "claude-haiku-4-5";
+      case model_tier::balanced:
+        return "claude-sonnet-4-5";
+      default:
+        return "claude-opus-4-5";
+    }
+  }
+  if (kind == "claude-code") {
+    // The CLI's own aliases: it picks the current model of each family.
+    switch (tier) {
+      case model_tier::fast:
+        return "haiku";
+      case model_tier::balanced:
+        return "sonnet";
+      default:
+        return "opus";
+    }
+  }
+  return {};
+}
+
+bool starts_family(const std::string& model, std::string_view family) {
+  if (model.compare(0, family.size(), family) != 0)
+    return false;
+  // The family itself, or a dated or suffixed version of it
+  // (claude-opus-4 must not take claude-opus-4-5's price).
+  if (model.size() == family.size())
+    return true;
+  if (model[family.size()] != '-' && model[family.size()] != '@')
+    return false;
+  auto next = family.size() + 1;
+  // "-2025..." is a date and "-latest" an alias; "-5" would be another
+  // family.
+  return model.compare(next, std::string::npos, "latest") == 0
+         || (model.size() - next >= 8
+             && model.find_first_not_of("0123456789", next) >= next + 8);
+}
+
+} // namespace
+
+bool is_agent_executor(const std::string& kind) {
+  return kind == "anthropic" || kind == "openai" || kind == "claude-code";
+}
+
+std::string resolve_model(const plan_settings& settings, const workstream& ws) {
+  if (!is_agent_executor(ws.executor.kind))
+    return {};
+  if (!ws.executor.model.empty())
+    return ws.executor.model;
+  auto i = settings.models.find(to_string(ws.model));
+  if (i != settings.models.end())
+    return i->second;
+  return default_model(ws.executor.kind, ws.model);
+}
+
+bool find_price(const plan_settings& settings, const std::string& model,
+                model_price& out) {
+  if (auto i = settings.prices.find(model); i != settings.prices.end()) {
+    out = i->second;
+    return true;
+  }
+  for (auto& p : builtin_prices) {
+    if (starts_family(model, p.family)) {
+      out = p.price;
+      return true;
+    }
+  }
+  return false;
+}
+
+double cost_usd(const usage& u, const model_price& price) {
+  return (static_cast<double>(u.input_tokens) * price.input
+          + static_cast<double>(u.output_tokens) * price.output
+          + static_cast<double>(u.cache_read_tokens) * price.cache_read
+          + static_cast<double>(u.cache_write_tokens) * price.cache_write)
+         / 1e6;
+}
+
+void add_usage(std::vector<usage>& totals, const usage& x) {
+  auto i = totals.begin();
+  while (i != totals.end() && i->model < x.model)
+    ++i;
+  if (i == totals.end() || i->model != x.model)
+    i = totals.insert(i, usage{x.model});
+  i->input_tokens += x.input_tokens;
+  i->output_tokens += x.output_tokens;
+  i->cache_read_tokens += x.cache_read_tokens;
+  i->cache_write_tokens += x.cache_write_tokens;
+  i->cost_usd += x.cost_usd;
+}
+
+} // namespace troupe

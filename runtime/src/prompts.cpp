@@ -1,0 +1,108 @@
+#include "troupe/runtime/prompts.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "troupe/protocol/utf8.hpp"
+
+namespace troupe {
+
+using nlohmann::json;
+
+namespace {
+
+// Bytes of a failed attempt's output, or of a dependency's reply, passed on.
+constexpr size_t output_excerpt = 8000;
+
+std::string text_at(const json& j, const char* key) {
+  auto i = j.find(key);
+  return i != j.end() && i->is_string() ? i->get<std::string>() : "";
+}
+
+const json& array_at(const json& j, const char* key) {
+  static const json empty = json::array();
+  auto i = j.find(key);
+  return i != j.end() && i->is_array() ? *i : empty;
+}
+
+} // namespace
+
+std::string persona_prompt(const std::string& persona) {
+  auto who = persona.empty() ? std::string{"general"} : persona;
+  return "You are the " + who
+         + " agent of a team of software agents working on one goal. Do "
+           "the task you are given and nothing else; other agents do the "
+           "rest. End with a short summary of what you did and found.";
+}
+
+std::string agent_prompt(const std::string& prompt, const std::string& context) {
+  std::string out = prompt;
+  auto ctx = json::parse(context, nullptr, false);
+  if (ctx.is_discarded() || !ctx.is_object())
+    return out;
+  auto section = [&](const std::string& title) {
+    if (!out.empty() && out.back() != '\n')
+      out += '\n';
+    out += "\n## " + title + "\n";
+  };
+  auto& deps = array_at(ctx, "dependencies");
+  if (!deps.empty()) {
+    section("Results of the work this task depends on");
+    for (auto& d : deps) {
+      if (!d.is_object())
+        continue;
+      out += "\n### " + text_at(d, "id") + " (" + text_at(d, "status") + ")\n";
+      auto summary = text_at(d, "summary");
+      if (!summary.empty())
+        out += summary + "\n";
+      auto files = array_at(d, "files_changed");
+      if (!files.empty()) {
+        out += "Files changed:";
+        for (auto& f : files)
+          if (f.is_string())
+            out += " " + f.get<std::string>();
+        out += "\n";
+      }
+      auto outputs = d.find("outputs");
+      if (outputs != d.end() && outputs->is_object())
+        for (auto& [key, value] : outputs->items())
+          if (value.is_string())
+            out += "Output " + key + ":\n"
+                   + utf8_head(value.get<std::string>(), output_excerpt)
+                   + "\n";
+    }
+  }
+  auto& failures = array_at(ctx, "previous_attempts");
+  if (!failures.empty()) {
+    section("Earlier attempts at this task that failed");
+    for (auto& f : failures) {
+      if (!f.is_object())
+        continue;
+      auto attempt = f.find("attempt");
+      out += "\n### Attempt "
+             + (attempt != f.end() && attempt->is_number_integer()
+                  ? std::to_string(attempt->get<int64_t>())
+                  : std::string{"?"})
+             + " (" + text_at(f, "status") + "): " + text_at(f, "summary")
+             + "\n";
+      auto output = text_at(f, "output");
+      if (!output.empty())
+        out += "```\n" + utf8_tail(output, output_excerpt) + "\n```\n";
+    }
+  }
+  auto gate = ctx.find("gate");
+  if (gate != ctx.end() && gate->is_object()) {
+    section("Checks of gate " + text_at(*gate, "id") + " that failed");
+    for (auto& c : array_at(*gate, "checks")) {
+      if (!c.is_object())
+        continue;
+      auto passed = c.find("passed");
+      if (passed != c.end() && passed->is_boolean() && passed->get<bool>())
+        continue;
+      out += "\n### " + text_at(c, "name") + "\n```\n"
+             + utf8_tail(text_at(c, "detail"), output_excerpt) + "\n```\n";
+    }
+  }
+  return valid_utf8(out);
+}
+
+} // namespace troupe

@@ -1,0 +1,367 @@
+// `anthropic` and `openai` workstreams run by the real `troupe` against the
+// stand-in LLM server: what they ask, what they report, how they retry,
+// and that the key goes nowhere but to the provider.
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "support/cli.hpp"
+#include "support/mock_llm.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace troupe;
+using nlohmann::json;
+using troupe::test::run_troupe;
+using troupe::test::sh_quote;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr auto secret_key = "sk-ant-test-5ecr3t-k3y-never-printed";
+
+json read_json(const fs::path& file) {
+  std::ifstream in{file};
+  return json::parse(in);
+}
+
+// Environment for a `troupe` that asks `mock` with the secret key.
+std::string anthropic_env(const test::mock_llm& mock) {
+  return "export ANTHROPIC_BASE_URL=" + sh_quote(mock.url())
+         + " ANTHROPIC_API_KEY=" + secret_key + "; ";
+}
+
+const json& ws_of(const json& report, const std::string& id) {
+  for (auto& w : report["workstreams"])
+    if (w["id"] == id)
+      return w;
+  throw std::runtime_error("no workstream " + id);
+}
+
+// Every file under `dir`, read whole.
+std::string all_files(const fs::path& dir) {
+  std::string text;
+  for (auto& e : fs::recursive_directory_iterator{dir})
+    if (e.is_regular_file() && e.path().filename() != "mock-requests.jsonl") {
+      std::ifstream in{e.path(), std::ios::binary};
+      text.append(std::istreambuf_iterator<char>(in),
+                  std::istreambuf_iterator<char>());
+    }
+  return text;
+}
+
+} // namespace
+
+TEST_CASE("anthropic workstreams ask their model and report its tokens and "
+          "cost",
+          "[integration][llm]") {
+  test::temp_dir dir;
+  json script = {
+    {"rules",
+     {{{"match", "Find the entry points."},
+       {"text", "The entry point is main.cpp.\nentry: main.cpp"},
+       {"usage",
+        {{"input_tokens", 1000},
+         {"output_tokens", 200},
+         {"cache_read_input_tokens", 300},
+         {"cache_creation_input_tokens", 100}}}},
+      {{"match", "Build it."},
+       {"text", "Built h\xC3\xA9llo."},
+       {"usage", {{"input_tokens", 2000}, {"output_tokens", 500}}}}}}};
+  test::mock_llm mock{dir.path(), script};
+  auto plan = dir.write("plan.yaml", R"(name: llm
+settings: {max_parallel_agents: 2}
+workstreams:
+  - {id: scout, agent: explore, prompt: "Find the entry points.",
+     executor: {kind: anthropic}}
+  - {id: build, prompt: "Build it.", depends_on: [scout], owns: [src/**],
+     executor: {kind: anthropic, stream: false, max_tokens: 1000}}
+)");
+  auto r = run_troupe({"run", plan, "--workdir", dir.str(), "--report",
+                       (dir.path() / "report.json").string(), "--events",
+                       (dir.path() / "events.jsonl").string(), "--journal",
+                       (dir.path() / "journal.db").string()},
+                      dir.str(), anthropic_env(mock));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto report = read_json(dir.path() / "report.json");
+
+  // Explore work goes to the fast tier, writing work to the balanced one.
+  auto& scout = ws_of(report, "scout");
+  CHECK(scout["status"] == "succeeded");
+  CHECK(scout["summary"] == "entry: main.cpp");
+  CHECK(scout["outputs"]["reply"]
+        == "The entry point is main.cpp.\nentry: main.cpp");
+  REQUIRE(scout["usage"].size() == 1);
+  auto& su = scout["usage"][0];
+  CHECK(su["model"] == "claude-haiku-4-5");
+  CHECK(su["input_tokens"] == 1000);
+  CHECK(su["output_tokens"] == 200);
+  CHECK(su["cache_read_tokens"] == 300);
+  CHECK(su["cache_write_tokens"] == 100);
+  // claude-haiku-4-5: $1, $5, $0.10 and $1.25 per million tokens.
+  CHECK(su["cost_usd"].get<double>()
+        == Approx((1000 * 1 + 200 * 5 + 300 * 0.1 + 100 * 1.25) / 1e6));
+  auto& build = ws_of(report, "build");
+  CHECK(build["summary"] == "Built h\xC3\xA9llo.");
+  auto& bu = build["usage"][0];
+  CHECK(bu["model"] == "claude-sonnet-4-5");
+  CHECK(bu["cost_usd"].get<double>() == Approx((2000 * 3 + 500 * 15) / 1e6));
+  // The run's totals: one entry per model.
+  REQUIRE(report["usage"].size() == 2);
+  CHECK(report["usage"][0]["model"] == "claude-haiku-4-5");
+  CHECK(report["usage"][1]["model"] == "claude-sonnet-4-5");
+  CHECK(report["usage"][1]["input_tokens"] == 2000);
+  CHECK(r.out.find("| total | claude-sonnet-4-5 | 2000 | 500 | 0 | 0 | $0.0135 |")
+        != std::string::npos);
+
+  // What went over the wire.
+  auto reqs = mock.requests();
+  REQUIRE(reqs.size() == 2);
+  for (auto& q : reqs) {
+    CHECK(q["method"] == "POST");
+    CHECK(q["target"] == "/v1/messages");
+    CHECK(q["headers"]["x-api-key"] == secret_key);
+    CHECK(q["headers"]["anthropic-version"] == "2023-06-01");
+    CHECK(q["headers"]["content-type"] == "application/json");
+    CHECK(q["body"]["messages"][0]["role"] == "user");
+  }
+  auto& first = reqs[0]["body"];
+  CHECK(first["model"] == "claude-haiku-4-5");
+  CHECK(first["stream"] == true);
+  CHECK(first["max_tokens"] == 8192);
+  CHECK(first["system"].get<std::string>().find("analyzer")
+        != std::string::npos);
+  auto& second = reqs[1]["body"];
+  CHECK(second["model"] == "claude-sonnet-4-5");
+  CHECK_FALSE(second.contains("stream"));
+  CHECK(second["max_tokens"] == 1000);
+  CHECK(second["system"].get<std::string>().find("backend")
+        != std::string::npos);
+  // The handoff: what scout found is in build's prompt.
+  auto prompt = second["messages"][0]["content"].get<std::string>();
+  CHECK(prompt.rfind("Build it.", 0) == 0);
+  CHECK(prompt.find("### scout (succeeded)") != std::string::npos);
+  CHECK(prompt.find("The entry point is main.cpp.") != std::string::npos);
+
+  // The key reached the provider and nothing else: not the output, the
+  // report, the events, the journal.
+  CHECK(r.out.find(secret_key) == std::string::npos);
+  CHECK(r.err.find(secret_key) == std::string::npos);
+  CHECK(all_files(dir.path()).find(secret_key) == std::string::npos);
+}
+
+TEST_CASE("a busy provider is asked again; its own wait is honoured",
+          "[integration][llm]") {
+  test::temp_dir dir;
+  json script = {
+    {"rules",
+     {{{"status", 429},
+       {"headers", {{"retry-after", "0"}}},
+       {"error", {{"type", "rate_limit_error"}, {"message", "slow down"}}}},
+      {{"status", 529},
+       {"headers", {{"retry-after", "0"}}},
+       {"error", {{"type", "overloaded_error"}, {"message", "Overloaded"}}}},
+      {{"status", 500},
+       {"headers", {{"retry-after-ms", "10"}}},
+       {"body", "<html>oops</html>"}},
+      {{"cut_after_events", 3},
+       {"headers", {{"retry-after-ms", "10"}}},
+       {"usage", {{"input_tokens", 40}, {"output_tokens", 1}}}},
+      {{"text", "finally"},
+       {"usage", {{"input_tokens", 50}, {"output_tokens", 2}}}}}}};
+  test::mock_llm mock{dir.path(), script};
+  auto plan = dir.write("plan.yaml", R"(name: busy
+workstreams:
+  - {id: ask, prompt: "Hello?", executor: {kind: anthropic}}
+)");
+  auto report_file = (dir.path() / "report.json").string();
+  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
+                       report_file},
+                      dir.str(), anthropic_env(mock));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(mock.requests().size() == 5);
+  auto report = read_json(report_file);
+  auto& w = ws_of(report, "ask");
+  CHECK(w["attempts"] == 1);
+  CHECK(w["summary"] == "finally");
+  auto out = w["output"].get<std::string>();
+  CHECK(out.find("try 1: HTTP 429 rate_limit_error: slow down") != std::string::npos);
+  CHECK(out.find("try 2: HTTP 529 overloaded_error: Overloaded") != std::string::npos);
+  CHECK(out.find("try 3: HTTP 500: <html>oops</html>") != std::string::npos);
+  CHECK(out.find("try 4: ") != std::string::npos);
+  // The stream cut short was billed too: its tokens count.
+  CHECK(w["usage"][0]["input_tokens"] == 90);
+}
+
+TEST_CASE("a provider that stays busy fails the attempt after the last try, "
+          "and a refusal fails it at once",
+          "[integration][llm]") {
+  test::temp_dir dir;
+  json script = {
+    {"rules",
+     {{{"match", "refuse me"},
+       {"status", 401},
+       {"error",
+        {{"type", "authentication_error"},
+         {"message", "invalid x-api-key"}}}},
+      {{"match", "busy"},
+       {"times", -1},
+       {"status", 529},
+       {"headers", {{"retry-after", "0"}}},
+       {"error", {{"type", "overloaded_error"}, {"message", "Overloaded"}}}},
+      {{"match", "garbled"}, {"stream", false}, {"body", "{\"content\": [tru"}},
+      {{"match", "patience"},
+       {"status", 429},
+       {"headers", {{"retry-after", "3600"}}},
+       {"error", {{"type", "rate_limit_error"}, {"message", "later"}}}}}}};
+  test::mock_llm mock{dir.path(), script};
+  auto plan = dir.write("plan.yaml", R"(name: refused
+settings: {on_failure: continue}
+workstreams:
+  - {id: denied, prompt: "refuse me", executor: {kind: anthropic}}
+  - {id: busy, prompt: "busy", executor: {kind: anthropic}}
+  - {id: garbled, prompt: "garbled", executor: {kind: anthropic}}
+  - {id: patient, prompt: "patience", timeout_s: 60, executor: {kind: anthropic}}
+)");
+  auto report_file = (dir.path() / "report.json").string();
+  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
+                       report_file},
+                      dir.str(), anthropic_env(mock));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 1);
+  auto report = read_json(report_file);
+  auto& denied = ws_of(report, "denied");
+  CHECK(denied["status"] == "failed");
+  CHECK(denied["summary"]
+        == "anthropic: HTTP 401 authentication_error: invalid x-api-key");
+  auto& busy = ws_of(report, "busy");
+  CHECK(busy["status"] == "failed");
+  CHECK(busy["summary"]
+        == "anthropic: HTTP 529 overloaded_error: Overloaded (after 5 tries)");
+  auto& garbled = ws_of(report, "garbled");
+  CHECK(garbled["status"] == "failed");
+  CHECK(garbled["summary"].get<std::string>().find("not a JSON object")
+        != std::string::npos);
+  // Waiting an hour would pass the attempt's timeout: no use waiting.
+  auto& patient = ws_of(report, "patient");
+  CHECK(patient["status"] == "failed");
+  CHECK(patient["summary"].get<std::string>().find("would pass the attempt's "
+                                                   "timeout")
+        != std::string::npos);
+  size_t denied_asks = 0;
+  size_t busy_asks = 0;
+  for (auto& q : mock.requests()) {
+    auto body = q["body"].dump();
+    denied_asks += body.find("refuse me") != std::string::npos ? 1 : 0;
+    busy_asks += body.find("busy") != std::string::npos ? 1 : 0;
+  }
+  CHECK(denied_asks == 1);
+  CHECK(busy_asks == 5);
+}
+
+TEST_CASE("a reply slower than the attempt's timeout times the attempt out",
+          "[integration][llm]") {
+  test::temp_dir dir;
+  json script = {{"rules", {{{"delay_ms", 20000}, {"text", "too late"}}}}};
+  test::mock_llm mock{dir.path(), script};
+  auto plan = dir.write("plan.yaml", R"(name: slow
+workstreams:
+  - {id: slow, prompt: "take your time", timeout_s: 1, executor: {kind: anthropic}}
+)");
+  auto report_file = (dir.path() / "report.json").string();
+  auto started = std::chrono::steady_clock::now();
+  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
+                       report_file},
+                      dir.str(), anthropic_env(mock));
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(15));
+  auto report = read_json(report_file);
+  auto& w = ws_of(report, "slow");
+  CHECK(w["status"] == "timed_out");
+  CHECK(mock.requests().size() == 1);
+}
+
+TEST_CASE("openai workstreams talk to any OpenAI-compatible server",
+          "[integration][llm]") {
+  test::temp_dir dir;
+  json script = {
+    {"rules",
+     {{{"match", "streamed"},
+       {"text", "streamed answer"},
+       {"usage",
+        {{"input_tokens", 300},
+         {"output_tokens", 20},
+         {"cache_read_input_tokens", 100}}}},
+      {{"match", "whole"},
+       {"text", "whole answer"},
+       {"usage", {{"input_tokens", 10}, {"output_tokens", 3}}}}}}};
+  test::mock_llm mock{dir.path(), script};
+  auto plan = dir.write("plan.yaml", R"(name: local
+settings:
+  models: {fast: llama3}
+  prices: {llama3: {input: 0.5, output: 1, cache_read: 0.25}}
+workstreams:
+  - {id: a, agent: explore, prompt: "streamed", executor: {kind: openai}}
+  - {id: b, agent: explore, prompt: "whole", executor: {kind: openai, stream: false}}
+)");
+  auto report_file = (dir.path() / "report.json").string();
+  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
+                       report_file},
+                      dir.str(),
+                      "export OPENAI_BASE_URL=" + sh_quote(mock.url() + "/v1/")
+                        + " OPENAI_API_KEY=" + secret_key + "; ");
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto report = read_json(report_file);
+  auto& a = ws_of(report, "a");
+  CHECK(a["summary"] == "streamed answer");
+  auto& au = a["usage"][0];
+  CHECK(au["model"] == "llama3");
+  // The server counts cached prompt tokens among the prompt's: they are
+  // taken out of fresh input and billed at their own price.
+  CHECK(au["input_tokens"] == 200);
+  CHECK(au["cache_read_tokens"] == 100);
+  CHECK(au["output_tokens"] == 20);
+  CHECK(au["cost_usd"].get<double>()
+        == Approx((200 * 0.5 + 100 * 0.25 + 20 * 1) / 1e6));
+  CHECK(ws_of(report, "b")["summary"] == "whole answer");
+  auto reqs = mock.requests();
+  REQUIRE(reqs.size() == 2);
+  for (auto& q : reqs) {
+    CHECK(q["target"] == "/v1/chat/completions");
+    CHECK(q["headers"]["authorization"] == std::string{"Bearer "} + secret_key);
+    CHECK(q["body"]["model"] == "llama3");
+    CHECK(q["body"]["messages"][0]["role"] == "system");
+    CHECK(q["body"]["messages"][1]["role"] == "user");
+  }
+  CHECK(r.out.find(secret_key) == std::string::npos);
+  CHECK(read_json(report_file).dump().find(secret_key) == std::string::npos);
+}
+
+TEST_CASE("an unreachable provider fails the attempt, naming where",
+          "[integration][llm]") {
+  test::temp_dir dir;
+  auto plan = dir.write("plan.yaml", R"(name: nowhere
+workstreams:
+  - {id: a, prompt: "anyone?", timeout_s: 20, executor: {kind: anthropic}}
+)");
+  auto report_file = (dir.path() / "report.json").string();
+  // Port 1 on loopback: nothing listens, every try is refused at once.
+  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
+                       report_file},
+                      dir.str(),
+                      "export ANTHROPIC_BASE_URL=http://127.0.0.1:1; ");
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  auto report = read_json(report_file);
+  auto& w = ws_of(report, "a");
+  CHECK(w["status"] == "failed");
+  CHECK(w["summary"].get<std::string>().find("cannot connect to 127.0.0.1:1")
+        != std::string::npos);
+}

@@ -1,0 +1,200 @@
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "troupe/protocol/models.hpp"
+#include "troupe/protocol/plan_io.hpp"
+
+using namespace troupe;
+
+namespace {
+
+workstream agent_ws(std::string kind, model_tier tier) {
+  workstream ws;
+  ws.id = "w";
+  ws.model = tier;
+  ws.executor.kind = std::move(kind);
+  return ws;
+}
+
+std::string all(const diagnostics& d) {
+  std::string out;
+  for (auto& x : d.items())
+    out += to_string(x) + "\n";
+  return out;
+}
+
+plan decoded(const std::string& yaml, diagnostics& d) {
+  nlohmann::json j;
+  REQUIRE(parse_plan_text(yaml, "yaml", j, d));
+  return decode_plan(j, d);
+}
+
+} // namespace
+
+TEST_CASE("a workstream's model comes from its executor, then the run's "
+          "tiers, then the executor's defaults",
+          "[protocol]") {
+  plan_settings s;
+  auto ws = agent_ws("anthropic", model_tier::fast);
+  CHECK(resolve_model(s, ws) == "claude-haiku-4-5");
+  ws.model = model_tier::deep;
+  CHECK(resolve_model(s, ws) == "claude-opus-4-5");
+  s.models["deep"] = "claude-opus-4-1";
+  CHECK(resolve_model(s, ws) == "claude-opus-4-1");
+  ws.executor.model = "my-model";
+  CHECK(resolve_model(s, ws) == "my-model");
+  // OpenAI-compatible servers have no default: the tier must be named.
+  auto local = agent_ws("openai", model_tier::balanced);
+  CHECK(resolve_model(plan_settings{}, local).empty());
+  CHECK(resolve_model(plan_settings{}, agent_ws("claude-code",
+                                                model_tier::balanced))
+        == "sonnet");
+  // Commands ask no model.
+  CHECK(resolve_model(s, agent_ws("command", model_tier::deep)).empty());
+}
+
+TEST_CASE("prices come from the settings, else from a model's family",
+          "[protocol]") {
+  plan_settings s;
+  model_price p;
+  REQUIRE(find_price(s, "claude-sonnet-4-5", p));
+  CHECK(p == model_price{3, 15, 0.3, 3.75});
+  // A dated name costs what its family does; a newer family is not an
+  // older one's dated name.
+  REQUIRE(find_price(s, "claude-sonnet-4-5-20250929", p));
+  CHECK(p.input == 3);
+  REQUIRE(find_price(s, "claude-opus-4-5", p));
+  CHECK(p.input == 5);
+  REQUIRE(find_price(s, "claude-opus-4-20250514", p));
+  CHECK(p.input == 15);
+  CHECK_FALSE(find_price(s, "llama-3.1-8b", p));
+  CHECK_FALSE(find_price(s, "claude-opus-4-9", p));
+  s.prices["llama-3.1-8b"] = {0.1, 0.2, 0, 0};
+  REQUIRE(find_price(s, "llama-3.1-8b", p));
+  CHECK(p.output == 0.2);
+  s.prices["claude-sonnet-4-5"] = {1, 1, 1, 1};
+  REQUIRE(find_price(s, "claude-sonnet-4-5", p));
+  CHECK(p.input == 1);
+}
+
+TEST_CASE("cost is tokens times price per million, each kind of token apart",
+          "[protocol]") {
+  usage u{"claude-sonnet-4-5", 1'000'000, 200'000, 3'000'000, 400'000, 0};
+  // 3 + 0.2 * 15 + 3 * 0.3 + 0.4 * 3.75
+  CHECK(cost_usd(u, {3, 15, 0.3, 3.75}) == Approx(3 + 3 + 0.9 + 1.5));
+  CHECK(cost_usd(usage{"m", 7, 0, 0, 0, 0}, {1, 0, 0, 0})
+        == Approx(7e-6));
+  CHECK(cost_usd(u, model_price{}) == 0);
+}
+
+TEST_CASE("usage adds up per model, once each, in order of names",
+          "[protocol]") {
+  std::vector<usage> totals;
+  add_usage(totals, {"b", 1, 2, 3, 4, 0.5});
+  add_usage(totals, {"a", 10, 0, 0, 0, 1});
+  add_usage(totals, {"b", 1, 1, 1, 1, 0.25});
+  REQUIRE(totals.size() == 2);
+  CHECK(totals[0].model == "a");
+  CHECK(totals[1].model == "b");
+  CHECK(totals[1].input_tokens == 2);
+  CHECK(totals[1].output_tokens == 3);
+  CHECK(totals[1].cache_read_tokens == 4);
+  CHECK(totals[1].cache_write_tokens == 5);
+  CHECK(totals[1].cost_usd == Approx(0.75));
+}
+
+TEST_CASE("plans name tiers, exact models, prices and agent options",
+          "[protocol]") {
+  diagnostics d;
+  auto p = decoded(R"(name: agents
+settings:
+  models: {fast: claude-haiku-4-5, deep: my-deep}
+  prices:
+    my-deep: {input: 2, output: 8, cache_read: 0.2}
+workstreams:
+  - id: a
+    prompt: look
+    model: claude-sonnet-4-5-20250929
+    executor: {kind: anthropic, max_tokens: 512, stream: false}
+  - id: b
+    prompt: plan
+    agent: plan
+    executor: {kind: claude-code, max_turns: 3, allowed_tools: [Read, Write],
+               permission_mode: acceptEdits}
+)",
+                   d);
+  INFO(all(d));
+  REQUIRE(d.ok());
+  CHECK(p.settings.models.at("fast") == "claude-haiku-4-5");
+  auto& price = p.settings.prices.at("my-deep");
+  CHECK(price.output == 8);
+  CHECK(price.cache_read == 0.2);
+  // Unnamed cache writes cost what fresh input does.
+  CHECK(price.cache_write == 2);
+  auto& a = p.workstreams[0];
+  CHECK(a.executor.model == "claude-sonnet-4-5-20250929");
+  CHECK(a.executor.max_tokens == 512);
+  CHECK_FALSE(a.executor.stream);
+  CHECK(resolve_model(p.settings, a) == "claude-sonnet-4-5-20250929");
+  auto& b = p.workstreams[1];
+  CHECK(b.model == model_tier::deep);
+  CHECK(resolve_model(p.settings, b) == "my-deep");
+  CHECK(b.executor.max_turns == 3);
+  CHECK(b.executor.allowed_tools == std::vector<std::string>{"Read", "Write"});
+  CHECK(b.executor.permission_mode == "acceptEdits");
+
+  // What the journal keeps reads back the same.
+  diagnostics again;
+  auto back = decode_plan(nlohmann::json::parse(json_text(p)), again);
+  INFO(all(again));
+  REQUIRE(again.ok());
+  CHECK(json_text(back) == json_text(p));
+}
+
+TEST_CASE("bad agent settings are refused with their paths", "[protocol]") {
+  diagnostics d;
+  auto p = decoded(R"(name: bad
+settings:
+  models: {fastest: x, deep: ""}
+  prices:
+    m: {input: -1, output: 1, per_call: 3}
+    n: {output: 2}
+workstreams:
+  - {id: a, prompt: x, model: fsat, executor: {kind: anthropic}}
+  - {id: b, prompt: x, executor: {kind: anthropic, max_tokens: 0}}
+  - {id: c, prompt: x, model: m1, executor: {kind: anthropic, model: m2}}
+)",
+                   d);
+  auto text = all(d);
+  INFO(text);
+  CHECK(text.find("settings.models.fastest: unknown tier") != std::string::npos);
+  CHECK(text.find("settings.models.deep: must not be empty") != std::string::npos);
+  CHECK(text.find("settings.prices.m.input: must not be negative") != std::string::npos);
+  CHECK(text.find("settings.prices.m.per_call: unknown field") != std::string::npos);
+  CHECK(text.find("settings.prices.n.input: missing") != std::string::npos);
+  CHECK(text.find("workstreams[0] (a).model: unknown tier \"fsat\" (did you mean \"fast\"?)")
+        != std::string::npos);
+  CHECK(text.find("workstreams[1] (b).executor.max_tokens") != std::string::npos);
+  CHECK(text.find("workstreams[2] (c).model: names model \"m1\" but its executor "
+                  "names \"m2\"")
+        != std::string::npos);
+}
+
+TEST_CASE("an agent without a prompt or a model is refused by validation",
+          "[protocol]") {
+  diagnostics d;
+  load_plan_text(R"(name: bad
+workstreams:
+  - {id: a, executor: {kind: anthropic}}
+  - {id: b, prompt: x, executor: {kind: openai}}
+  - {id: c, prompt: x, model: llama3, executor: {kind: openai}}
+)",
+                 "yaml", {}, d);
+  auto text = all(d);
+  INFO(text);
+  CHECK(text.find("workstreams[0] (a).prompt: must not be empty") != std::string::npos);
+  CHECK(text.find("workstreams[1] (b).model: no model for tier \"fast\" with "
+                  "executor \"openai\"")
+        != std::string::npos);
+  CHECK(text.find("workstreams[2]") == std::string::npos);
+}

@@ -1,0 +1,77 @@
+#pragma once
+
+// Starts tests/support/mock_llm.cpp, the stand-in for LLM APIs, on a free
+// loopback port, and reads back the requests it took.
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/background.hpp"
+
+namespace troupe::test {
+
+class mock_llm {
+public:
+  /// Serves the replies `script` describes (its `rules`; none: every
+  /// request gets the automatic reply), logging requests in `dir`.
+  explicit mock_llm(const std::filesystem::path& dir,
+                    const nlohmann::json& script = {{"rules",
+                                                     nlohmann::json::array()}})
+    : log_((dir / "mock-requests.jsonl").string()),
+      proc_(start(dir, script, log_)) {
+    auto l = proc_.line();
+    auto at = l.rfind(':');
+    if (l.rfind("listening on ", 0) != 0 || at == std::string::npos)
+      throw std::runtime_error("the mock LLM did not start: " + l + " "
+                               + proc_.err_text());
+    url_ = "http://" + l.substr(13);
+  }
+
+  /// `http://127.0.0.1:PORT`.
+  const std::string& url() const {
+    return url_;
+  }
+
+  pid_t pid() const {
+    return proc_.pid();
+  }
+
+  /// The requests so far, in order: `method`, `target`, `headers`, `body`,
+  /// `reply` (the rule used, -1 for the automatic reply).
+  std::vector<nlohmann::json> requests() const {
+    std::vector<nlohmann::json> out;
+    std::ifstream in{log_};
+    std::string line;
+    while (std::getline(in, line))
+      if (!line.empty())
+        out.push_back(nlohmann::json::parse(line));
+    return out;
+  }
+
+  /// The log as it is, for looking for what must not be there.
+  std::string log_text() const {
+    std::ifstream in{log_};
+    return {std::istreambuf_iterator<char>(in),
+            std::istreambuf_iterator<char>()};
+  }
+
+private:
+  static std::vector<std::string> start(const std::filesystem::path& dir,
+                                        const nlohmann::json& script,
+                                        const std::string& log) {
+    auto file = (dir / "mock-script.json").string();
+    std::ofstream{file} << script.dump();
+    return {TROUPE_MOCK_LLM, "--port", "0", "--script", file, "--log", log};
+  }
+
+  std::string log_;
+  background proc_;
+  std::string url_;
+};
+
+} // namespace troupe::test
