@@ -365,6 +365,25 @@ TEST_CASE("the benchmark prints a measurement per shape as JSON",
 }
 #endif
 
+#ifdef TROUPE_LLM_BENCH
+TEST_CASE("the LLM benchmark measures Troupe's overhead per call",
+          "[integration][llm]") {
+  auto r = test::run_shell(test::sh_quote(TROUPE_LLM_BENCH) + " --quick");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto j = json::parse(r.out);
+  CHECK(j.at("calls") == 100);
+  auto& results = j.at("results");
+  REQUIRE(results.size() == 2);
+  for (auto& x : results) {
+    CHECK(x.at("succeeded") == true);
+    CHECK(x.at("troupe_s").get<double>() > 0);
+    CHECK(x.at("bare_client_s").get<double>() > 0);
+    CHECK(x.contains("overhead_us_per_call"));
+  }
+}
+#endif
+
 #ifdef TROUPE_CLUSTER_BENCH
 TEST_CASE("the cluster benchmark measures throughput, scaling and latency",
           "[integration][cluster]") {
