@@ -29,8 +29,13 @@ bool executor_offered(const pool_entry& p, const std::string& kind) {
   return std::find(ex.begin(), ex.end(), kind) != ex.end();
 }
 
-bool fits(const pool_entry& p, const workstream& w) {
+bool fits(const pool_entry& p, const workstream& w, const std::string& model) {
   if (p.state != "joined" || p.info.slots <= 0)
+    return false;
+  // A node that names its models serves those only.
+  auto& models = p.info.models;
+  if (!models.empty() && !model.empty()
+      && std::find(models.begin(), models.end(), model) == models.end())
     return false;
   // Work without a persona (a gate's check) fits any node.
   auto& personas = p.info.personas;
@@ -44,13 +49,13 @@ bool fits(const pool_entry& p, const workstream& w) {
 // The least-loaded pool that fits `w` and has a free slot; `npos` if none.
 // `any_fits` tells whether some pool would fit once it had room.
 size_t pick_pool(orchestrator_state& st, const workstream& w,
-                 bool& any_fits) {
+                 const std::string& model, bool& any_fits) {
   any_fits = false;
   size_t best = npos;
   double best_load = 2;
   for (size_t i = 0; i < st.pools.size(); ++i) {
     auto& p = st.pools[i];
-    if (!fits(p, w))
+    if (!fits(p, w, model))
       continue;
     any_fits = true;
     if (p.busy >= p.info.slots)
@@ -154,6 +159,9 @@ void report_waiting(self_ptr self, run_state& run, size_t idx) {
                    + "\""
                : "waiting: no node offers persona \"" + w.def->persona
                    + "\" with executor \"" + w.def->executor.kind + "\"";
+  auto& model = run.shapes[w.shape].model;
+  if (!model.empty())
+    why += " and model \"" + model + "\"";
   log()->warn("workstream {} is {}", w.def->id, why);
   emit(self, run, event_kind::ws_waiting, w.def->id, "ready", 0, {}, why);
 }
@@ -163,12 +171,21 @@ void report_waiting(self_ptr self, run_state& run, size_t idx) {
 void enqueue(self_ptr self, run_state& run, size_t idx) {
   auto& w = run.ws[idx];
   if (w.shape == npos) {
-    auto key = w.def->persona + '\0' + w.def->executor.kind;
+    // Every workstream has a tier; agents name a model, and any other
+    // work may name one for its limits and nodes.
+    auto model = is_agent_executor(w.def->executor.kind)
+                   ? resolve_model(run.p->settings, *w.def)
+                   : w.def->executor.model;
+    auto tier = to_string(w.def->model);
+    auto key = w.def->persona + '\0' + w.def->executor.kind + '\0' + tier
+               + '\0' + model;
     auto [i, added] = run.shape_index.emplace(key, run.shapes.size());
     if (added) {
       shape_queue q;
       q.persona = w.def->persona;
       q.executor = w.def->executor.kind;
+      q.tier = std::move(tier);
+      q.model = std::move(model);
       run.shapes.push_back(std::move(q));
     }
     w.shape = i->second;
@@ -189,8 +206,46 @@ void nodes_changed(self_ptr self) {
   pump_all(self);
 }
 
+namespace {
+
+// Calls `f(counter, limit)` for each of the plan's limits that work of
+// shape `q` falls under.
+template <class F>
+void for_each_limit(run_state& run, const shape_queue& q, F f) {
+  auto& limits = run.p->settings.limits;
+  if (limits.empty())
+    return;
+  if (auto i = limits.persona.find(q.persona); i != limits.persona.end())
+    f(run.limited["p" + q.persona], i->second);
+  if (auto i = limits.model.find(q.tier); i != limits.model.end())
+    f(run.limited["m" + q.tier], i->second);
+  if (!q.model.empty() && q.model != q.tier)
+    if (auto i = limits.model.find(q.model); i != limits.model.end())
+      f(run.limited["m" + q.model], i->second);
+}
+
+// True when a limit that work of shape `q` falls under has no room.
+bool limits_full(run_state& run, const shape_queue& q) {
+  bool full = false;
+  for_each_limit(run, q, [&](int32_t& running, int32_t limit) {
+    full = full || running >= limit;
+  });
+  return full;
+}
+
+} // namespace
+
+void count_limits(run_state& run, size_t idx, bool release) {
+  auto shape = run.ws[idx].shape;
+  if (shape == npos)
+    return;
+  for_each_limit(run, run.shapes[shape],
+                 [&](int32_t& running, int32_t) { running += release ? -1 : 1; });
+}
+
 void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   auto& w = run.ws[idx];
+  count_limits(run, idx, false);
   if (run.replaying) {
     // Where the work went then, its result (if any) says; nothing goes out.
     w.state = ws_state::dispatched;
@@ -222,7 +277,7 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
                                        : run.p->settings.default_timeout_s;
   spec.workdir = run.opts.workdir;
   spec.key = w.key;
-  spec.model = resolve_model(run.p->settings, *w.def);
+  spec.model = run.shapes[w.shape].model;
   if (!spec.model.empty())
     find_price(run.p->settings, spec.model, spec.price);
   // noop and sleep never read their context, nor do gate checks; a wide
@@ -244,6 +299,7 @@ bool requeue(self_ptr self, run_state& run, size_t idx,
   w.attempts -= 1;
   w.pool = npos;
   run.in_flight -= 1;
+  count_limits(run, idx, true);
   if (run.cancelling) {
     end_unrun(self, run, idx, ws_state::cancelled, cancel_why);
     return false;
@@ -288,13 +344,13 @@ static void fill(self_ptr self, run_state& run) {
       while (!q.ready.empty()
              && run.ws[q.ready.front().second].state != ws_state::ready)
         q.ready.pop_front();
-      if (q.ready.empty() || q.waiting)
+      if (q.ready.empty() || q.waiting || limits_full(run, q))
         continue;
       if (best != npos
           && run.shapes[best].ready.front().first < q.ready.front().first)
         continue;
       bool any_fits = false;
-      auto pool = pick_pool(st, *run.ws[q.ready.front().second].def,
+      auto pool = pick_pool(st, *run.ws[q.ready.front().second].def, q.model,
                             any_fits);
       if (pool != npos) {
         best = s;

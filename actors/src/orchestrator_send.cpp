@@ -61,6 +61,7 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
   if (pool_idx != npos)
     st.pools[pool_idx].completed += 1;
   run.in_flight -= 1;
+  count_limits(run, idx, true);
   if (is_terminal(w.state)) {
     pump_all(self);
     maybe_finish(self, run_id);

@@ -78,12 +78,16 @@ struct ws_run {
   std::vector<workstream_result> failures;
 };
 
-/// Ready workstreams that need the same kind of node (persona and
-/// executor), oldest first: a workstream no node can take now waits in its
-/// own queue without holding up the others.
+/// Ready workstreams that need the same kind of node (persona, executor
+/// and model) and fall under the same limits, oldest first: a workstream no
+/// node can take now, or that a full limit holds, waits in its own queue
+/// without holding up the others.
 struct shape_queue {
   std::string persona;
   std::string executor;
+  /// Its tier, and the model it names (empty when it names none).
+  std::string tier;
+  std::string model;
   /// (when it became ready, workstream), in that order.
   std::deque<std::pair<uint64_t, size_t>> ready;
   /// Set while no node offers this shape at all; cleared when nodes change.
@@ -130,6 +134,9 @@ struct run_state {
   std::deque<workstream> fixers;
   std::vector<shape_queue> shapes;
   std::unordered_map<std::string, size_t> shape_index;
+  /// Workstreams in flight under each of the plan's limits, by persona
+  /// ("p" + name) and by model or tier ("m" + name).
+  std::unordered_map<std::string, int32_t> limited;
   /// Counts workstreams becoming ready, to dispatch the oldest first.
   uint64_t ready_seq = 0;
   int32_t in_flight = 0;
@@ -280,6 +287,9 @@ void journaled(self_ptr self, uint64_t ticket, const std::string& error);
 
 /// Dispatches what the run's limits and the pools allow.
 void pump(self_ptr self, run_state& run);
+/// Counts a dispatch of workstream `idx` against the limits it falls under,
+/// or (`release`) its end.
+void count_limits(run_state& run, size_t idx, bool release);
 /// `pump` and `flush` every run.
 void pump_all(self_ptr self);
 void make_ready(self_ptr self, run_state& run, size_t idx);

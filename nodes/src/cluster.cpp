@@ -297,6 +297,12 @@ int worker_command(const worker_flags& flags) {
     offered.assign(available.begin(), available.end());
   } else {
     for (auto& k : flags.executors) {
+      if (auto u = executors->unavailable().find(k);
+          u != executors->unavailable().end()) {
+        std::cerr << "--executors: \"" << k << "\" cannot run here: "
+                  << u->second << '\n';
+        return exit_bad_input;
+      }
       if (available.count(k) == 0) {
         std::string names;
         for (auto& a : available)
@@ -326,6 +332,7 @@ int worker_command(const worker_flags& flags) {
   pcfg.info.slots = flags.slots;
   pcfg.info.personas = flags.personas;
   pcfg.info.executors = offered;
+  pcfg.info.models = flags.models;
   if (flags.protocol_version != 0)
     pcfg.info.protocol_version = flags.protocol_version;
   pcfg.executors = executors;

@@ -99,6 +99,7 @@ struct worker_flags {
   int32_t slots = 1;
   std::vector<std::string> personas;
   std::vector<std::string> executors;
+  std::vector<std::string> models;
   std::string name;
   std::string token_file;
   std::string workdir;

@@ -216,6 +216,10 @@ int main(int argc, char** argv) {
                      "executors offered, comma-separated (default: all "
                      "available)")
     ->delimiter(',');
+  worker->add_option("--models", wf.models,
+                     "models its agents may ask for, comma-separated "
+                     "(default: any)")
+    ->delimiter(',');
   worker->add_option("--name", wf.name,
                      "node name (default: HOSTNAME-PID)");
   worker->add_option("--token-file", wf.token_file,

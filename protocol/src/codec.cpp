@@ -260,6 +260,14 @@ void to_json(json& j, const plan_settings& x) {
     j["models"] = x.models;
   if (!x.prices.empty())
     j["prices"] = x.prices;
+  if (!x.limits.empty()) {
+    auto& l = j["limits"];
+    l = json::object();
+    if (!x.limits.persona.empty())
+      l["persona"] = x.limits.persona;
+    if (!x.limits.model.empty())
+      l["model"] = x.limits.model;
+  }
 }
 
 void to_json(json& j, const plan& x) {
@@ -452,6 +460,7 @@ void to_json(json& j, const node_info& x) {
        {"slots", x.slots},
        {"personas", x.personas},
        {"executors", x.executors},
+       {"models", x.models},
        {"protocol_version", x.protocol_version}};
 }
 

@@ -409,6 +409,24 @@ std::string json_text(const plan& x) {
   w.boolean(x.settings.confirm_before_execute);
   w.key("default_timeout_s");
   w.number(x.settings.default_timeout_s);
+  if (!x.settings.limits.empty()) {
+    w.key("limits");
+    w.open('{');
+    auto counts = [&](const char* key, const std::map<std::string, int32_t>& m) {
+      if (m.empty())
+        return;
+      w.key(key);
+      w.open('{');
+      for (auto& [name, n] : m) {
+        w.key_text(name);
+        w.integer(n);
+      }
+      w.close('}');
+    };
+    counts("model", x.settings.limits.model);
+    counts("persona", x.settings.limits.persona);
+    w.close('}');
+  }
   w.key("max_parallel_agents");
   w.integer(x.settings.max_parallel_agents);
   w.key("max_phase_width");

@@ -43,6 +43,7 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<remediation>("troupe::remediation")
     .add_message_type<gate>("troupe::gate")
     .add_message_type<model_price>("troupe::model_price")
+    .add_message_type<run_limits>("troupe::run_limits")
     .add_message_type<plan_settings>("troupe::plan_settings")
     .add_message_type<synthesis_spec>("troupe::synthesis_spec")
     .add_message_type<plan>("troupe::plan")

@@ -597,6 +597,32 @@ void decode_prices(const json& v, const std::string& path,
   }
 }
 
+void decode_limits(const json& v, const std::string& path, run_limits& limits,
+                   diagnostics& out) {
+  if (!expect_object(v, path, out))
+    return;
+  reject_unknown_keys(v, path, {"persona", "model"}, out);
+  for (auto [key, target] : {std::pair{"persona", &limits.persona},
+                             std::pair{"model", &limits.model}}) {
+    if (!has(v, key))
+      continue;
+    auto kpath = key_path(path, key);
+    auto& m = v[key];
+    if (!expect_object(m, kpath, out))
+      continue;
+    for (auto& [name, n] : m.items()) {
+      int32_t x = 0;
+      auto npath = key_path(kpath, name);
+      if (name.empty())
+        out.error(npath, "must name a " + std::string{key});
+      else if (read(n, npath, x, out) && x >= 1)
+        (*target)[name] = x;
+      else if (n.is_number())
+        check_at_least(x, 1, npath, out);
+    }
+  }
+}
+
 void decode_settings(const json& v, const std::string& path, plan_settings& s,
                      diagnostics& out) {
   if (!expect_object(v, path, out))
@@ -604,8 +630,10 @@ void decode_settings(const json& v, const std::string& path, plan_settings& s,
   reject_unknown_keys(v, path,
                       {"max_parallel_agents", "default_timeout_s", "on_failure",
                        "confirm_before_execute", "max_phase_width", "models",
-                       "prices"},
+                       "prices", "limits"},
                       out);
+  if (has(v, "limits"))
+    decode_limits(v["limits"], key_path(path, "limits"), s.limits, out);
   if (read_optional(v, path, "models", s.models, out)) {
     static const std::vector<std::string> tiers{"fast", "balanced", "deep"};
     for (auto& [tier, model] : s.models) {

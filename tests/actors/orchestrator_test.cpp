@@ -381,3 +381,78 @@ TEST_CASE("cancelling a run stops a gate check in progress", "[actors]") {
   CHECK(rec.ws("ship")->status == ws_state::cancelled);
   CHECK(test::process_gone(pid));
 }
+
+namespace {
+
+// The most workstreams of the run that ran at once among those `which`
+// picks (by id), from the dispatch and end events.
+template <class Pred>
+int most_at_once(const test::run_record& rec, Pred which) {
+  int now = 0;
+  int most = 0;
+  for (auto& ev : rec.events) {
+    if (ev.kind < event_kind::ws_ready || ev.kind > event_kind::ws_ended
+        || !which(ev.subject))
+      continue;
+    if (ev.state == "dispatched")
+      most = std::max(most, ++now);
+    else if (ev.state == "retrying" || ev.state == "succeeded"
+             || ev.state == "failed" || ev.state == "timed_out"
+             || (ev.state == "cancelled" && ev.attempt > 0))
+      --now;
+  }
+  return most;
+}
+
+bool starts_with(const std::string& s, const char* prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+} // namespace
+
+TEST_CASE("limits per persona and per model hold exactly, and what one "
+          "holds back never holds back the rest",
+          "[actors]") {
+  test::run_fixture fx{16};
+  std::vector<workstream> ws;
+  // 6 qa workstreams (at most 2 at once), 6 on the deep tier (at most 1),
+  // 6 on an exact model (at most 2), 6 unlimited; all ready at once, the
+  // limited ones first.
+  for (int i = 0; i < 6; ++i) {
+    auto qa = sleep_ws("qa" + std::to_string(i), 0.05);
+    qa.persona = "qa";
+    ws.push_back(qa);
+  }
+  for (int i = 0; i < 6; ++i) {
+    auto deep = sleep_ws("deep" + std::to_string(i), 0.05);
+    deep.model = model_tier::deep;
+    deep.executor.model = "claude-opus-4-5";
+    ws.push_back(deep);
+  }
+  for (int i = 0; i < 6; ++i) {
+    auto exact = sleep_ws("exact" + std::to_string(i), 0.05);
+    exact.executor.model = "llama3";
+    ws.push_back(exact);
+  }
+  for (int i = 0; i < 6; ++i)
+    ws.push_back(sleep_ws("free" + std::to_string(i), 0.05));
+  auto p = make_plan(ws, 8);
+  p.settings.limits.persona["qa"] = 2;
+  p.settings.limits.model["deep"] = 1;
+  p.settings.limits.model["llama3"] = 2;
+  auto rec = fx.run(p);
+  REQUIRE(rec.finished);
+  CHECK(rec.report.status == run_status::succeeded);
+  CHECK(rec.max_in_flight() == 8);
+  CHECK(most_at_once(rec, [](auto& id) { return starts_with(id, "qa"); }) == 2);
+  CHECK(most_at_once(rec, [](auto& id) { return starts_with(id, "deep"); })
+        == 1);
+  CHECK(most_at_once(rec, [](auto& id) { return starts_with(id, "exact"); })
+        == 2);
+  // The free ones went out at once, beside the limited ones that could.
+  CHECK(most_at_once(rec, [](auto& id) { return starts_with(id, "free"); })
+        >= 3);
+  auto first_free = rec.index_of("free0", "dispatched");
+  CHECK(first_free < rec.index_of("qa2", "dispatched"));
+  CHECK(first_free < rec.index_of("deep1", "dispatched"));
+}

@@ -1,5 +1,6 @@
 #include <fstream>
 #include <map>
+#include <set>
 #include <memory>
 #include <thread>
 
@@ -477,4 +478,64 @@ gates:
   // It ran in the worker's directory, not where the submitter is.
   CHECK(worker_dir.read("where") == worker_dir.str() + "\n");
   CHECK_FALSE(std::filesystem::exists(dir.path() / "where"));
+}
+
+TEST_CASE("limits per persona and model hold across workers, and work "
+          "that names a model goes to workers that serve it",
+          "[integration][cluster]") {
+  test::temp_dir dir;
+  coordinator c{{"--slots", "0"}};
+  auto w1 = start_worker(c, "w1", 3, {"--models", "claude-sonnet-4-5"});
+  auto w2 = start_worker(c, "w2", 3, {"--models", "claude-sonnet-4-5"});
+  auto local = start_worker(c, "local", 2, {"--models", "llama3"});
+  std::string plan = "name: limited\nsettings:\n  max_parallel_agents: 8\n"
+                     "  max_phase_width: 20\n"
+                     "  limits: {persona: {qa: 2}, model: {deep: 1}}\n"
+                     "workstreams:\n";
+  for (int i = 0; i < 5; ++i)
+    plan += "  - {id: qa" + std::to_string(i)
+            + ", persona: qa, executor: {kind: sleep, seconds: 0.2}}\n";
+  for (int i = 0; i < 3; ++i)
+    plan += "  - {id: deep" + std::to_string(i)
+            + ", model: deep, agent: explore, executor: {kind: sleep, "
+              "seconds: 0.2}}\n";
+  for (int i = 0; i < 3; ++i)
+    plan += "  - {id: llama" + std::to_string(i)
+            + ", agent: explore, executor: {kind: sleep, seconds: 0.1, "
+              "model: llama3}}\n";
+  auto file = dir.write("plan.yaml", plan);
+  auto report = dir.str() + "/report.json";
+  auto events = dir.str() + "/events.jsonl";
+  auto r = run_troupe({"submit", file, "--coordinator", c.address(),
+                       "--report", report, "--events", events, "-q",
+                       "--workdir", dir.str()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // How many of each kind ran at once, and where.
+  std::map<std::string, int> now;
+  std::map<std::string, int> most;
+  for (auto& e : read_events(events)) {
+    auto id = e.at("subject").get<std::string>();
+    auto kind = id.substr(0, id.find_first_of("0123456789"));
+    if (e.at("kind") == "ws_dispatched")
+      most[kind] = std::max(most[kind], ++now[kind]);
+    else if (e.at("kind") == "ws_ended")
+      --now[kind];
+  }
+  CHECK(most["qa"] == 2);
+  CHECK(most["deep"] == 1);
+  auto j = read_json(report);
+  std::set<std::string> qa_nodes;
+  for (auto& w : j.at("workstreams")) {
+    auto id = w.at("id").get<std::string>();
+    auto node = w.at("node").get<std::string>();
+    // Work that names a model goes only to nodes that serve it (a node's
+    // models do not keep other work away).
+    if (id.rfind("llama", 0) == 0)
+      CHECK(node == "local");
+    if (id.rfind("qa", 0) == 0)
+      qa_nodes.insert(node);
+  }
+  // The limit is the run's, not a node's: qa work ran on several nodes.
+  CHECK(qa_nodes.size() >= 2);
 }

@@ -198,3 +198,40 @@ workstreams:
         != std::string::npos);
   CHECK(text.find("workstreams[2]") == std::string::npos);
 }
+
+TEST_CASE("limits per persona and model are read, checked and kept",
+          "[protocol]") {
+  diagnostics d;
+  auto p = decoded(R"(name: limits
+settings:
+  limits: {persona: {qa: 2}, model: {deep: 1, claude-opus-4-5: 3}}
+workstreams: [{id: a}]
+)",
+                   d);
+  INFO(all(d));
+  REQUIRE(d.ok());
+  CHECK(p.settings.limits.persona.at("qa") == 2);
+  CHECK(p.settings.limits.model.at("deep") == 1);
+  CHECK(p.settings.limits.model.at("claude-opus-4-5") == 3);
+  diagnostics again;
+  auto back = decode_plan(nlohmann::json::parse(json_text(p)), again);
+  REQUIRE(again.ok());
+  CHECK(back.settings.limits.model == p.settings.limits.model);
+  CHECK(json_text(back) == json_text(p));
+
+  diagnostics bad;
+  decoded(R"(name: limits
+settings:
+  limits: {persona: {qa: 0, "": 1}, model: {deep: two}, tier: {}}
+workstreams: [{id: a}]
+)",
+          bad);
+  auto text = all(bad);
+  INFO(text);
+  CHECK(text.find("settings.limits.persona.qa: must be at least 1, got 0")
+        != std::string::npos);
+  CHECK(text.find("settings.limits.persona.\"\": must name a persona")
+        != std::string::npos);
+  CHECK(text.find("settings.limits.model.deep: expected") != std::string::npos);
+  CHECK(text.find("settings.limits.tier: unknown field") != std::string::npos);
+}

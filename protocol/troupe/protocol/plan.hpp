@@ -146,6 +146,23 @@ typename Inspector::result_type inspect(Inspector& f, gate& x) {
            x.remediate);
 }
 
+/// Caps on how many workstreams run at once, beside the run's
+/// `max_parallel_agents`: per persona, and per model (a tier such as `deep`,
+/// or an exact model name), since providers rate-limit per model.
+struct run_limits {
+  std::map<std::string, int32_t> persona;
+  std::map<std::string, int32_t> model;
+
+  bool empty() const {
+    return persona.empty() && model.empty();
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, run_limits& x) {
+  return f(caf::meta::type_name("troupe::run_limits"), x.persona, x.model);
+}
+
 /// Run-wide settings of a plan.
 struct plan_settings {
   int32_t max_parallel_agents = 4;
@@ -159,13 +176,15 @@ struct plan_settings {
   std::map<std::string, std::string> models;
   /// Prices by model name, beside the built-in ones.
   std::map<std::string, model_price> prices;
+  run_limits limits;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, plan_settings& x) {
   return f(caf::meta::type_name("troupe::plan_settings"),
            x.max_parallel_agents, x.default_timeout_s, x.on_failure,
-           x.confirm_before_execute, x.max_phase_width, x.models, x.prices);
+           x.confirm_before_execute, x.max_phase_width, x.models, x.prices,
+           x.limits);
 }
 
 /// Who writes the report.

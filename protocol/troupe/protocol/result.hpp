@@ -13,7 +13,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 5;
+constexpr int32_t protocol_version = 6;
 
 /// Workstream states:
 ///
@@ -322,12 +322,14 @@ struct node_info {
   /// Executor kinds available; empty means the built-in ones.
   std::vector<std::string> executors;
   int32_t protocol_version = troupe::protocol_version;
+  /// Models its agents may ask for; empty means any.
+  std::vector<std::string> models;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_info& x) {
   return f(caf::meta::type_name("troupe::node_info"), x.name, x.slots,
-           x.personas, x.executors, x.protocol_version);
+           x.personas, x.executors, x.protocol_version, x.models);
 }
 
 /// How to run a plan, beside the plan itself.
