@@ -316,6 +316,13 @@ llm_executor(self_ptr self, std::shared_ptr<const llm_endpoint> ep,
         fail(self, ws_state::failed, "no model to ask");
         return st.rp;
       }
+      // A base URL that can never work is no reason to try again.
+      url_parts url;
+      std::string why;
+      if (!parse_url(st.ep->base_url + llm_path(st.ep->provider), url, why)) {
+        fail(self, ws_state::failed, "bad base URL: " + why);
+        return st.rp;
+      }
       llm_question q;
       q.model = st.spec.model;
       q.system = persona_prompt(st.spec.ws.persona);

@@ -364,4 +364,16 @@ workstreams:
   CHECK(w["status"] == "failed");
   CHECK(w["summary"].get<std::string>().find("cannot connect to 127.0.0.1:1")
         != std::string::npos);
+
+  // A base URL that can never work fails at once, saying so.
+  auto bad = run_troupe({"run", plan, "-q", "--no-journal", "--report",
+                         report_file},
+                        dir.str(), "export ANTHROPIC_BASE_URL=ftp://example; ");
+  CHECK(bad.exit_code == 1);
+  auto again = read_json(report_file);
+  auto& b = ws_of(again, "a");
+  CHECK(b["summary"]
+        == "anthropic: bad base URL: not an http:// or https:// URL: "
+           "\"ftp://example/v1/messages\"");
+  CHECK(b["output"].get<std::string>().find("try 1") == std::string::npos);
 }
