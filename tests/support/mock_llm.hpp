@@ -1,6 +1,6 @@
 #pragma once
 
-// Starts tests/support/mock_llm.cpp, the stand-in for LLM APIs, on a free
+// Starts tests/support/mock_llm/, the stand-in for LLM APIs, on a free
 // loopback port, and reads back the requests it took.
 
 #include <filesystem>
