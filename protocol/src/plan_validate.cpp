@@ -20,6 +20,8 @@
 #include "troupe/protocol/models.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/plan_io.hpp"
+#include "decode_fields.hpp"
+#include "graph.hpp"
 #include "text.hpp"
 #include "troupe/protocol/planning.hpp"
 
@@ -27,15 +29,14 @@ namespace troupe {
 
 namespace {
 
+using detail::ancestors;
+using detail::components;
+using detail::shortest_cycle;
+
 // -- messages -----------------------------------------------------------------
 
+using detail::format_number;
 using detail::quote;
-
-std::string format_number(double x) {
-  std::ostringstream os;
-  os << x;
-  return os.str();
-}
 
 /// Where diagnostics about workstream `i` go: its index and id, as decoding
 /// names it.
@@ -120,255 +121,12 @@ void check_executor(const executor_spec& x, const std::string& path,
 }
 
 
-// -- globs --------------------------------------------------------------------
-
-/// A glob as a nondeterministic automaton: state i means "tokens before i
-/// matched"; `accepting[i]` marks the states where a whole path matched.
-struct glob_automaton {
-  enum kind_t : uint8_t {
-    literal, // the character `c`
-    one,     // `?`: one character but '/'
-    star,    // `*`: any run without '/'
-    any,     // `**`: any run
-    dirs,    // `**/`: empty, or any run ending in '/'
-  };
-  struct token {
-    kind_t kind;
-    char c;
-  };
-  std::vector<token> tokens;
-  std::vector<bool> accepting;
-
-  explicit glob_automaton(std::string p) {
-    while (p.compare(0, 2, "./") == 0)
-      p.erase(0, 2);
-    // A plain path, or one ending in '/', owns everything below it too.
-    bool subtree = !p.empty()
-      && (p.back() == '/' || p.find_first_of("*?") == std::string::npos);
-    while (!p.empty() && p.back() == '/')
-      p.pop_back();
-    for (size_t i = 0; i < p.size();) {
-      if (p[i] == '?') {
-        tokens.push_back({one, 0});
-        ++i;
-      } else if (p[i] != '*') {
-        tokens.push_back({literal, p[i]});
-        ++i;
-      } else {
-        auto j = p.find_first_not_of('*', i);
-        if (j == std::string::npos)
-          j = p.size();
-        if (j - i == 1) {
-          tokens.push_back({star, 0});
-        } else if ((i == 0 || p[i - 1] == '/') && j < p.size() && p[j] == '/') {
-          // `a/**/z` matches `a/z`: the slash after `**` is part of it.
-          tokens.push_back({dirs, 0});
-          ++j;
-        } else {
-          tokens.push_back({any, 0});
-        }
-        i = j;
-      }
-    }
-    auto end = tokens.size();
-    if (subtree) {
-      tokens.push_back({literal, '/'});
-      tokens.push_back({any, 0});
-    }
-    accepting.assign(tokens.size() + 1, false);
-    accepting[end] = true;
-    accepting[tokens.size()] = true;
-  }
-
-  size_t size() const {
-    return tokens.size() + 1;
-  }
-
-  /// Where state `i` goes without reading, if anywhere.
-  bool skips(size_t i) const {
-    return i < tokens.size() && tokens[i].kind >= star;
-  }
-
-  /// The states reading `c` in state `i` leads to.
-  void step(size_t i, char c, std::vector<size_t>& next) const {
-    next.clear();
-    if (i >= tokens.size())
-      return;
-    auto& t = tokens[i];
-    switch (t.kind) {
-      case literal:
-        if (c == t.c)
-          next.push_back(i + 1);
-        break;
-      case one:
-        if (c != '/')
-          next.push_back(i + 1);
-        break;
-      case star:
-        if (c != '/')
-          next.push_back(i);
-        break;
-      case any:
-        next.push_back(i);
-        break;
-      case dirs:
-        next.push_back(i);
-        if (c == '/')
-          next.push_back(i + 1);
-        break;
-    }
-  }
-};
-
-// -- the dependency graph -----------------------------------------------------
-
-/// Strongly connected components (Tarjan's, iterative so deep plans cannot
-/// overflow the stack); `comp[v]` numbers v's component.
-std::vector<size_t> components(const std::vector<std::vector<size_t>>& succ) {
-  auto n = succ.size();
-  const auto none = SIZE_MAX;
-  std::vector<size_t> idx(n, none), low(n, 0), comp(n, none), stack;
-  std::vector<bool> on_stack(n, false);
-  size_t counter = 0, comps = 0;
-  std::vector<std::pair<size_t, size_t>> work; // vertex, next edge
-  for (size_t root = 0; root < n; ++root) {
-    if (idx[root] != none)
-      continue;
-    work.push_back({root, 0});
-    while (!work.empty()) {
-      auto& [v, e] = work.back();
-      if (e == 0 && idx[v] == none) {
-        idx[v] = low[v] = counter++;
-        stack.push_back(v);
-        on_stack[v] = true;
-      }
-      if (e < succ[v].size()) {
-        auto w = succ[v][e++];
-        if (idx[w] == none)
-          work.push_back({w, 0});
-        else if (on_stack[w])
-          low[v] = std::min(low[v], idx[w]);
-        continue;
-      }
-      auto done = v;
-      work.pop_back();
-      if (!work.empty())
-        low[work.back().first] = std::min(low[work.back().first], low[done]);
-      if (low[done] == idx[done]) {
-        size_t w;
-        do {
-          w = stack.back();
-          stack.pop_back();
-          on_stack[w] = false;
-          comp[w] = comps;
-        } while (w != done);
-        ++comps;
-      }
-    }
-  }
-  return comp;
-}
-
-/// The shortest cycle through `v` inside its component, as v, ..., v.
-std::vector<size_t> shortest_cycle(size_t v,
-                                   const std::vector<std::vector<size_t>>& succ,
-                                   const std::vector<size_t>& comp) {
-  std::vector<size_t> parent(succ.size(), SIZE_MAX);
-  std::deque<size_t> queue{v};
-  while (!queue.empty()) {
-    auto u = queue.front();
-    queue.pop_front();
-    for (auto w : succ[u]) {
-      if (comp[w] != comp[v])
-        continue;
-      if (w == v) {
-        std::vector<size_t> cycle{v};
-        for (auto x = u; x != v; x = parent[x])
-          cycle.push_back(x);
-        cycle.push_back(v);
-        std::reverse(cycle.begin() + 1, cycle.end() - 1);
-        return cycle;
-      }
-      if (parent[w] == SIZE_MAX) {
-        parent[w] = u;
-        queue.push_back(w);
-      }
-    }
-  }
-  return {};
-}
-
-/// Everything `v` depends on, directly or not.
-std::vector<bool> ancestors(size_t v,
-                            const std::vector<std::vector<size_t>>& succ) {
-  std::vector<bool> seen(succ.size(), false);
-  std::vector<size_t> todo{v};
-  while (!todo.empty()) {
-    auto u = todo.back();
-    todo.pop_back();
-    for (auto w : succ[u])
-      if (!seen[w]) {
-        seen[w] = true;
-        todo.push_back(w);
-      }
-  }
-  return seen;
-}
-
 } // namespace
 
 const std::set<std::string>& builtin_executor_kinds() {
   static const std::set<std::string> kinds{"anthropic", "command", "noop",
                                            "openai", "sleep"};
   return kinds;
-}
-
-bool globs_overlap(const std::string& a, const std::string& b) {
-  glob_automaton x{a}, y{b};
-  // Only whether a character equals some literal, or is '/', matters; one
-  // character no pattern names stands for all the others.
-  std::set<char> alphabet{'/'};
-  for (auto* g : {&x, &y})
-    for (auto& t : g->tokens)
-      if (t.kind == glob_automaton::literal)
-        alphabet.insert(t.c);
-  for (int c = 1; c < 256; ++c)
-    if (alphabet.count(static_cast<char>(c)) == 0) {
-      alphabet.insert(static_cast<char>(c));
-      break;
-    }
-  // Breadth-first search of the product automaton: some path matches both
-  // patterns iff a pair of accepting states is reachable.
-  std::vector<bool> seen(x.size() * y.size(), false);
-  std::vector<std::pair<size_t, size_t>> todo{{0, 0}};
-  seen[0] = true;
-  auto visit = [&](size_t i, size_t j) {
-    if (!seen[i * y.size() + j]) {
-      seen[i * y.size() + j] = true;
-      todo.push_back({i, j});
-    }
-  };
-  std::vector<size_t> next_x, next_y;
-  while (!todo.empty()) {
-    auto [i, j] = todo.back();
-    todo.pop_back();
-    if (x.accepting[i] && y.accepting[j])
-      return true;
-    if (x.skips(i))
-      visit(i + 1, j);
-    if (y.skips(j))
-      visit(i, j + 1);
-    for (auto c : alphabet) {
-      x.step(i, c, next_x);
-      if (next_x.empty())
-        continue;
-      y.step(j, c, next_y);
-      for (auto i2 : next_x)
-        for (auto j2 : next_y)
-          visit(i2, j2);
-    }
-  }
-  return false;
 }
 
 void validate_plan(const plan& p, const validation_options& opts,
