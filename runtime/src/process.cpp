@@ -21,8 +21,6 @@
 
 #include "process_guard.hpp"
 
-extern char** environ;
-
 namespace troupe {
 
 namespace {
@@ -115,109 +113,26 @@ struct process_runner::impl {
   // Starts the command under a guard (process_guard.hpp), so that it never
   // outlives this process; on failure fills `spawn_error` and returns false.
   bool spawn(child& c) {
-    int in[2] = {-1, -1};
-    int out[2];
-    int err[2];
-    int status[2];
-    if (c.req.input && ::pipe2(in, O_CLOEXEC) != 0) {
-      c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
+    detail::guarded_process g;
+    if (!detail::start_guarded(c.req.command, c.req.cwd, c.req.env,
+                               c.req.input.has_value(), g,
+                               c.outcome.spawn_error))
       return false;
-    }
-    if (::pipe2(out, O_CLOEXEC) != 0) {
-      c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
-      close_fd(in[0]);
-      close_fd(in[1]);
-      return false;
-    }
-    if (::pipe2(err, O_CLOEXEC) != 0) {
-      c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
-      for (int* fd : {&in[0], &in[1], &out[0], &out[1]})
-        close_fd(*fd);
-      return false;
-    }
-    if (::pipe2(status, O_CLOEXEC) != 0) {
-      c.outcome.spawn_error = std::string{"pipe: "} + std::strerror(errno);
-      for (int* fd : {&in[0], &in[1], &out[0], &out[1], &err[0], &err[1]})
-        close_fd(*fd);
-      return false;
-    }
-    // Environment: the caller's, with the request's entries on top.
-    std::map<std::string, std::string> env_map;
-    for (char** e = environ; e && *e; ++e) {
-      std::string kv{*e};
-      auto eq = kv.find('=');
-      if (eq != std::string::npos)
-        env_map.emplace(kv.substr(0, eq), kv.substr(eq + 1));
-    }
-    for (auto& [k, v] : c.req.env)
-      env_map[k] = v;
-    std::vector<std::string> env_strs;
-    env_strs.reserve(env_map.size());
-    for (auto& [k, v] : env_map)
-      env_strs.push_back(k + "=" + v);
-    std::vector<char*> envp;
-    for (auto& s : env_strs)
-      envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::string sh = "/bin/sh";
-    std::string dash_c = "-c";
-    std::vector<char*> argv{sh.data(), dash_c.data(), c.req.command.data(),
-                            nullptr};
-    const char* cwd = c.req.cwd.empty() ? nullptr : c.req.cwd.c_str();
-    auto owner = ::getpid();
-    auto pid = ::fork();
-    if (pid == 0)
-      detail::run_guard(owner, in[0], out[1], err[1], status[1], cwd,
-                        argv.data(), envp.data());
-    auto fork_errno = errno;
-    close_fd(in[0]);
-    ::close(out[1]);
-    ::close(err[1]);
-    ::close(status[1]);
-    if (pid < 0) {
-      close_fd(in[1]);
-      for (int fd : {out[0], err[0], status[0]})
-        ::close(fd);
-      c.outcome.spawn_error = std::string{"cannot start a command (fork: "}
-                              + std::strerror(fork_errno) + ")";
-      return false;
-    }
-    c.pid = pid;
-    c.in_fd = in[1];
-    if (c.in_fd >= 0)
-      ::fcntl(c.in_fd, F_SETFL, O_NONBLOCK);
-    c.out_fd = out[0];
-    c.err_fd = err[0];
-    c.status_fd = status[0];
-    ::fcntl(c.out_fd, F_SETFL, O_NONBLOCK);
-    ::fcntl(c.err_fd, F_SETFL, O_NONBLOCK);
-    ::fcntl(c.status_fd, F_SETFL, O_NONBLOCK);
-    // glibc 2.36's <sys/pidfd.h> lacks C linkage; call the kernel directly.
-    c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (c.pidfd < 0) {
-      // Without a pidfd its end would go unnoticed: stop it now instead.
-      c.outcome.spawn_error = std::string{"cannot watch the command "
-                                          "(pidfd_open: "}
-                              + std::strerror(errno) + ")";
-      ::kill(-pid, SIGKILL);
-      int st;
-      ::waitpid(pid, &st, 0);
-      close_fd(c.in_fd);
-      close_fd(c.out_fd);
-      close_fd(c.err_fd);
-      close_fd(c.status_fd);
-      return false;
-    }
+    c.pid = g.pid;
+    c.pidfd = g.pidfd;
+    c.in_fd = g.in;
+    c.out_fd = g.out;
+    c.err_fd = g.err;
+    c.status_fd = g.status;
     {
       std::lock_guard<std::mutex> lock{guards_mtx};
-      guards.insert(pid);
+      guards.insert(c.pid);
     }
     c.started = clock_type::now();
     if (c.req.timeout.count() > 0)
       c.deadline = c.started + c.req.timeout;
     return true;
   }
-
 
   // Asks the guard to stop the command gently (SIGTERM to its group).
   void terminate(child& c) {

@@ -1,6 +1,10 @@
 #pragma once
 
-// The guard a command runs under; for process.cpp.
+// The guard a command runs under, and starting a command under one; for
+// process.cpp.
+
+#include <map>
+#include <string>
 
 #include <sys/types.h>
 
@@ -35,5 +39,25 @@ enum guard_report : int {
 [[noreturn]] void run_guard(pid_t owner, int in, int out, int err,
                             int status, const char* cwd, char** argv,
                             char** envp);
+
+/// A command started under its guard: the guard's pid, a pidfd on it, and
+/// this process's ends of the pipes, non-blocking (`in` is -1 without
+/// input).
+struct guarded_process {
+  pid_t pid = -1;
+  int pidfd = -1;
+  int in = -1;
+  int out = -1;
+  int err = -1;
+  int status = -1;
+};
+
+/// Starts `command` with `/bin/sh -c` under a guard (`run_guard`), in `cwd`
+/// (empty: this process's), with this process's environment and `env` on
+/// top, its stdin a pipe when `with_input` and /dev/null otherwise. False,
+/// saying why in `error` and leaving nothing open, when it cannot.
+bool start_guarded(const std::string& command, const std::string& cwd,
+                   const std::map<std::string, std::string>& env,
+                   bool with_input, guarded_process& out, std::string& error);
 
 } // namespace troupe::detail
