@@ -16,6 +16,7 @@
 #include "support/cli.hpp"
 #include "support/cluster.hpp"
 #include "support/mock_llm.hpp"
+#include "support/report.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace troupe;
@@ -82,27 +83,6 @@ std::string cli_env(const test::mock_llm& mock, const fs::path& home) {
            " CLAUDE_CODE_MAX_RETRIES=1; unset ANTHROPIC_AUTH_TOKEN; ";
 }
 
-const json& ws_of(const json& report, const std::string& id) {
-  for (auto& w : report["workstreams"])
-    if (w["id"] == id)
-      return w;
-  throw std::runtime_error("no workstream " + id);
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in{p, std::ios::binary};
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::string all_files(const fs::path& dir) {
-  std::string text;
-  for (auto& e : fs::recursive_directory_iterator{dir})
-    if (e.is_regular_file() && e.path().filename() != "mock-requests.jsonl"
-        && e.path().string().find("/home/") == std::string::npos)
-      text += read_file(e.path());
-  return text;
-}
-
 const char* plan_text = R"(name: cli-team
 settings: {max_parallel_agents: 2}
 workstreams:
@@ -140,11 +120,10 @@ TEST_CASE("claude-code agents edit files in parallel, and their tokens and "
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   // The CLI really wrote the files the tool calls asked for.
-  CHECK(read_file(work / "alpha.txt") == "alpha \xCE\xB1\n");
-  CHECK(read_file(work / "beta.txt") == "beta \xCE\xB2\n");
-  std::ifstream in{report_file};
-  auto report = json::parse(in);
-  auto& alpha = ws_of(report, "alpha");
+  CHECK(test::read_text(work / "alpha.txt") == "alpha \xCE\xB1\n");
+  CHECK(test::read_text(work / "beta.txt") == "beta \xCE\xB2\n");
+  auto report = test::read_json_file(report_file);
+  auto& alpha = test::workstream_of(report, "alpha");
   CHECK(alpha["status"] == "succeeded");
   CHECK(alpha["summary"] == "Done with TASK-ALPHA");
   CHECK(alpha["files_changed"] == json::array({"alpha.txt"}));
@@ -160,7 +139,7 @@ TEST_CASE("claude-code agents edit files in parallel, and their tokens and "
   // $3, $15, $3.75 and $0.30 per million tokens.
   CHECK(au["cost_usd"].get<double>()
         == Approx((107 * 3 + 23 * 15 + 30 * 3.75 + 90 * 0.3) / 1e6));
-  auto& bu = ws_of(report, "beta")["usage"][0];
+  auto& bu = test::workstream_of(report, "beta")["usage"][0];
   CHECK(bu["input_tokens"] == 214);
   CHECK(report["usage"][0]["input_tokens"] == 321);
 
@@ -201,7 +180,7 @@ TEST_CASE("claude-code agents edit files in parallel, and their tokens and "
   // The key went to the provider only.
   CHECK(r.out.find(secret_key) == std::string::npos);
   CHECK(r.err.find(secret_key) == std::string::npos);
-  CHECK(all_files(dir.path()).find(secret_key) == std::string::npos);
+  CHECK(test::text_under(dir.path(), "home").find(secret_key) == std::string::npos);
 }
 
 TEST_CASE("a claude-code agent that runs out of turns fails saying so",
@@ -227,9 +206,8 @@ workstreams:
                         + "export TROUPE_CLAUDE_CLI=" + sh_quote(cli) + "; ");
   INFO(r.out << r.err);
   CHECK(r.exit_code == 1);
-  std::ifstream in{report_file};
-  auto report = json::parse(in);
-  auto& w = ws_of(report, "alpha");
+  auto report = test::read_json_file(report_file);
+  auto& w = test::workstream_of(report, "alpha");
   CHECK(w["status"] == "failed");
   CHECK(w["summary"].get<std::string>().rfind("claude-code: error_max_turns", 0)
         == 0);
@@ -335,18 +313,17 @@ TEST_CASE("agents run on a cluster's workers, each worker with its own key",
                       dir.str());
   INFO(r.out << r.err << w1->err_text() << w2->err_text());
   REQUIRE(r.exit_code == 0);
-  CHECK(read_file(work / "alpha.txt") == "alpha \xCE\xB1\n");
-  CHECK(read_file(work / "beta.txt") == "beta \xCE\xB2\n");
-  std::ifstream in{report_file};
-  auto report = json::parse(in);
+  CHECK(test::read_text(work / "alpha.txt") == "alpha \xCE\xB1\n");
+  CHECK(test::read_text(work / "beta.txt") == "beta \xCE\xB2\n");
+  auto report = test::read_json_file(report_file);
   std::set<std::string> nodes;
   for (auto& w : report["workstreams"]) {
     CHECK(w["status"] == "succeeded");
     nodes.insert(w["node"].get<std::string>());
   }
   CHECK(nodes.size() == 2);
-  CHECK(ws_of(report, "alpha")["usage"][0]["input_tokens"] == 107);
-  CHECK(ws_of(report, "gamma")["usage"][0]["model"] == "claude-haiku-4-5");
+  CHECK(test::workstream_of(report, "alpha")["usage"][0]["input_tokens"] == 107);
+  CHECK(test::workstream_of(report, "gamma")["usage"][0]["model"] == "claude-haiku-4-5");
   // Every request carried the key of the worker that made it, and the
   // keys stayed on the workers.
   auto reqs = mock.requests();
@@ -355,9 +332,9 @@ TEST_CASE("agents run on a cluster's workers, each worker with its own key",
     auto key = q["headers"]["x-api-key"].get<std::string>();
     CHECK((key == "sk-worker-one-key-0001" || key == "sk-worker-two-key-0002"));
   }
-  auto everything = r.out + r.err + read_file(report_file)
-                    + read_file(coord.journal())
-                    + read_file(coord.journal() + "-wal")
+  auto everything = r.out + r.err + test::read_text(report_file)
+                    + test::read_text(coord.journal())
+                    + test::read_text(coord.journal() + "-wal")
                     + coord.proc->err_text();
   CHECK(everything.find("sk-worker-") == std::string::npos);
 }

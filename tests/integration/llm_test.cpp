@@ -6,11 +6,17 @@
 #include <fstream>
 #include <string>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "support/cli.hpp"
 #include "support/mock_llm.hpp"
+#include "support/report.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace troupe;
@@ -23,34 +29,45 @@ namespace {
 
 constexpr auto secret_key = "sk-ant-test-5ecr3t-k3y-never-printed";
 
-json read_json(const fs::path& file) {
-  std::ifstream in{file};
-  return json::parse(in);
-}
-
 // Environment for a `troupe` that asks `mock` with the secret key.
 std::string anthropic_env(const test::mock_llm& mock) {
   return "export ANTHROPIC_BASE_URL=" + sh_quote(mock.url())
          + " ANTHROPIC_API_KEY=" + secret_key + "; ";
 }
 
-const json& ws_of(const json& report, const std::string& id) {
-  for (auto& w : report["workstreams"])
-    if (w["id"] == id)
-      return w;
-  throw std::runtime_error("no workstream " + id);
+// `troupe run -q --no-journal` of `plan` in `dir`, its environment set by
+// `env`: how it ended, and its JSON report.
+struct quiet_run {
+  test::cli_result cli;
+  json report;
+};
+
+quiet_run run_quietly(const test::temp_dir& dir, const std::string& plan,
+                      const std::string& env) {
+  auto report_file = dir.path() / "report.json";
+  std::error_code ignored;
+  fs::remove(report_file, ignored);
+  quiet_run r;
+  r.cli = run_troupe({"run", plan, "-q", "--no-journal", "--report",
+                      report_file.string()},
+                     dir.str(), env);
+  if (fs::exists(report_file))
+    r.report = test::read_json_file(report_file);
+  return r;
 }
 
-// Every file under `dir`, read whole.
-std::string all_files(const fs::path& dir) {
-  std::string text;
-  for (auto& e : fs::recursive_directory_iterator{dir})
-    if (e.is_regular_file() && e.path().filename() != "mock-requests.jsonl") {
-      std::ifstream in{e.path(), std::ios::binary};
-      text.append(std::istreambuf_iterator<char>(in),
-                  std::istreambuf_iterator<char>());
-    }
-  return text;
+// A loopback port nothing listens on: one the system just handed out and
+// took back.
+std::string closed_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return std::to_string(ntohs(addr.sin_port));
 }
 
 } // namespace
@@ -87,10 +104,10 @@ workstreams:
                       dir.str(), anthropic_env(mock));
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  auto report = read_json(dir.path() / "report.json");
+  auto report = test::read_json_file(dir.path() / "report.json");
 
   // Explore work goes to the fast tier, writing work to the balanced one.
-  auto& scout = ws_of(report, "scout");
+  auto& scout = test::workstream_of(report, "scout");
   CHECK(scout["status"] == "succeeded");
   CHECK(scout["summary"] == "entry: main.cpp");
   CHECK(scout["outputs"]["reply"]
@@ -105,7 +122,7 @@ workstreams:
   // claude-haiku-4-5: $1, $5, $0.10 and $1.25 per million tokens.
   CHECK(su["cost_usd"].get<double>()
         == Approx((1000 * 1 + 200 * 5 + 300 * 0.1 + 100 * 1.25) / 1e6));
-  auto& build = ws_of(report, "build");
+  auto& build = test::workstream_of(report, "build");
   CHECK(build["summary"] == "Built h\xC3\xA9llo.");
   auto& bu = build["usage"][0];
   CHECK(bu["model"] == "claude-sonnet-4-5");
@@ -151,7 +168,7 @@ workstreams:
   // report, the events, the journal.
   CHECK(r.out.find(secret_key) == std::string::npos);
   CHECK(r.err.find(secret_key) == std::string::npos);
-  CHECK(all_files(dir.path()).find(secret_key) == std::string::npos);
+  CHECK(test::text_under(dir.path()).find(secret_key) == std::string::npos);
 }
 
 TEST_CASE("a busy provider is asked again; its own wait is honoured",
@@ -178,15 +195,12 @@ TEST_CASE("a busy provider is asked again; its own wait is honoured",
 workstreams:
   - {id: ask, prompt: "Hello?", executor: {kind: anthropic}}
 )");
-  auto report_file = (dir.path() / "report.json").string();
-  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
-                       report_file},
-                      dir.str(), anthropic_env(mock));
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
+  auto r = run_quietly(dir, plan, anthropic_env(mock));
+  INFO(r.cli.out << r.cli.err);
+  REQUIRE(r.cli.exit_code == 0);
   CHECK(mock.requests().size() == 5);
-  auto report = read_json(report_file);
-  auto& w = ws_of(report, "ask");
+  auto& report = r.report;
+  auto& w = test::workstream_of(report, "ask");
   CHECK(w["attempts"] == 1);
   CHECK(w["summary"] == "finally");
   auto out = w["output"].get<std::string>();
@@ -228,27 +242,24 @@ workstreams:
   - {id: garbled, prompt: "garbled", executor: {kind: anthropic}}
   - {id: patient, prompt: "patience", timeout_s: 60, executor: {kind: anthropic}}
 )");
-  auto report_file = (dir.path() / "report.json").string();
-  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
-                       report_file},
-                      dir.str(), anthropic_env(mock));
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 1);
-  auto report = read_json(report_file);
-  auto& denied = ws_of(report, "denied");
+  auto r = run_quietly(dir, plan, anthropic_env(mock));
+  INFO(r.cli.out << r.cli.err);
+  REQUIRE(r.cli.exit_code == 1);
+  auto& report = r.report;
+  auto& denied = test::workstream_of(report, "denied");
   CHECK(denied["status"] == "failed");
   CHECK(denied["summary"]
         == "anthropic: HTTP 401 authentication_error: invalid x-api-key");
-  auto& busy = ws_of(report, "busy");
+  auto& busy = test::workstream_of(report, "busy");
   CHECK(busy["status"] == "failed");
   CHECK(busy["summary"]
         == "anthropic: HTTP 529 overloaded_error: Overloaded (after 5 tries)");
-  auto& garbled = ws_of(report, "garbled");
+  auto& garbled = test::workstream_of(report, "garbled");
   CHECK(garbled["status"] == "failed");
   CHECK(garbled["summary"].get<std::string>().find("not a JSON object")
         != std::string::npos);
   // Waiting an hour would pass the attempt's timeout: no use waiting.
-  auto& patient = ws_of(report, "patient");
+  auto& patient = test::workstream_of(report, "patient");
   CHECK(patient["status"] == "failed");
   CHECK(patient["summary"].get<std::string>().find("would pass the attempt's "
                                                    "timeout")
@@ -273,16 +284,13 @@ TEST_CASE("a reply slower than the attempt's timeout times the attempt out",
 workstreams:
   - {id: slow, prompt: "take your time", timeout_s: 1, executor: {kind: anthropic}}
 )");
-  auto report_file = (dir.path() / "report.json").string();
   auto started = std::chrono::steady_clock::now();
-  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
-                       report_file},
-                      dir.str(), anthropic_env(mock));
-  INFO(r.out << r.err);
-  CHECK(r.exit_code == 1);
+  auto r = run_quietly(dir, plan, anthropic_env(mock));
+  INFO(r.cli.out << r.cli.err);
+  CHECK(r.cli.exit_code == 1);
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(15));
-  auto report = read_json(report_file);
-  auto& w = ws_of(report, "slow");
+  auto& report = r.report;
+  auto& w = test::workstream_of(report, "slow");
   CHECK(w["status"] == "timed_out");
   CHECK(mock.requests().size() == 1);
 }
@@ -310,16 +318,12 @@ workstreams:
   - {id: a, agent: explore, prompt: "streamed", executor: {kind: openai}}
   - {id: b, agent: explore, prompt: "whole", executor: {kind: openai, stream: false}}
 )");
-  auto report_file = (dir.path() / "report.json").string();
-  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
-                       report_file},
-                      dir.str(),
-                      "export OPENAI_BASE_URL=" + sh_quote(mock.url() + "/v1/")
+  auto r = run_quietly(dir, plan, "export OPENAI_BASE_URL=" + sh_quote(mock.url() + "/v1/")
                         + " OPENAI_API_KEY=" + secret_key + "; ");
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  auto report = read_json(report_file);
-  auto& a = ws_of(report, "a");
+  INFO(r.cli.out << r.cli.err);
+  REQUIRE(r.cli.exit_code == 0);
+  auto& report = r.report;
+  auto& a = test::workstream_of(report, "a");
   CHECK(a["summary"] == "streamed answer");
   auto& au = a["usage"][0];
   CHECK(au["model"] == "llama3");
@@ -330,7 +334,7 @@ workstreams:
   CHECK(au["output_tokens"] == 20);
   CHECK(au["cost_usd"].get<double>()
         == Approx((200 * 0.5 + 100 * 0.25 + 20 * 1) / 1e6));
-  CHECK(ws_of(report, "b")["summary"] == "whole answer");
+  CHECK(test::workstream_of(report, "b")["summary"] == "whole answer");
   auto reqs = mock.requests();
   REQUIRE(reqs.size() == 2);
   for (auto& q : reqs) {
@@ -340,8 +344,8 @@ workstreams:
     CHECK(q["body"]["messages"][0]["role"] == "system");
     CHECK(q["body"]["messages"][1]["role"] == "user");
   }
-  CHECK(r.out.find(secret_key) == std::string::npos);
-  CHECK(read_json(report_file).dump().find(secret_key) == std::string::npos);
+  CHECK(r.cli.out.find(secret_key) == std::string::npos);
+  CHECK(r.report.dump().find(secret_key) == std::string::npos);
 }
 
 TEST_CASE("an unreachable provider fails the attempt, naming where",
@@ -351,27 +355,23 @@ TEST_CASE("an unreachable provider fails the attempt, naming where",
 workstreams:
   - {id: a, prompt: "anyone?", timeout_s: 20, executor: {kind: anthropic}}
 )");
-  auto report_file = (dir.path() / "report.json").string();
-  // Port 1 on loopback: nothing listens, every try is refused at once.
-  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
-                       report_file},
-                      dir.str(),
-                      "export ANTHROPIC_BASE_URL=http://127.0.0.1:1; ");
-  INFO(r.out << r.err);
-  CHECK(r.exit_code == 1);
-  auto report = read_json(report_file);
-  auto& w = ws_of(report, "a");
+  // Nothing listens there: every try is refused at once.
+  auto port = closed_port();
+  auto r = run_quietly(dir, plan,
+                       "export ANTHROPIC_BASE_URL=http://127.0.0.1:" + port
+                         + "; ");
+  INFO(r.cli.out << r.cli.err);
+  CHECK(r.cli.exit_code == 1);
+  auto& w = test::workstream_of(r.report, "a");
   CHECK(w["status"] == "failed");
-  CHECK(w["summary"].get<std::string>().find("cannot connect to 127.0.0.1:1")
+  CHECK(w["summary"].get<std::string>().find("cannot connect to 127.0.0.1:"
+                                             + port)
         != std::string::npos);
 
   // A base URL that can never work fails at once, saying so.
-  auto bad = run_troupe({"run", plan, "-q", "--no-journal", "--report",
-                         report_file},
-                        dir.str(), "export ANTHROPIC_BASE_URL=ftp://example; ");
-  CHECK(bad.exit_code == 1);
-  auto again = read_json(report_file);
-  auto& b = ws_of(again, "a");
+  auto bad = run_quietly(dir, plan, "export ANTHROPIC_BASE_URL=ftp://example; ");
+  CHECK(bad.cli.exit_code == 1);
+  auto& b = test::workstream_of(bad.report, "a");
   CHECK(b["summary"]
         == "anthropic: bad base URL: not an http:// or https:// URL: "
            "\"ftp://example/v1/messages\"");
