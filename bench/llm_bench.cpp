@@ -112,44 +112,6 @@ plan llm_plan(size_t n, bool stream) {
   return p;
 }
 
-struct troupe_run {
-  double wall_s = 0;
-  bool ok = false;
-};
-
-troupe_run run_troupe(caf::actor_system& sys, const plan& p) {
-  auto executors = executor_registry::with_builtins();
-  auto orch = spawn_orchestrator(sys, orchestrator_config{});
-  pool_config pcfg;
-  pcfg.info.name = "bench";
-  pcfg.info.slots = in_flight;
-  pcfg.executors = executors;
-  for (auto& k : executors->kinds())
-    pcfg.info.executors.push_back(k);
-  auto pool = spawn_agent_pool(sys, pcfg);
-  caf::scoped_actor self{sys};
-  self
-    ->request(orch, std::chrono::seconds(10), join_atom_v,
-              join_request{{}, pcfg.info}, pool)
-    .receive([](const std::string&) {}, [](caf::error&) {});
-  auto observer = sys.spawn(troupe::bench::sink, caf::actor{self});
-  troupe_run r;
-  auto start = clock_type::now();
-  self->request(orch, std::chrono::minutes(5), run_atom_v, p, run_options{},
-                observer)
-    .receive([](const std::string&) {},
-             [&](caf::error& err) {
-               std::cerr << "run refused: " << sys.render(err) << "\n";
-             });
-  self->receive([&](bool succeeded) { r.ok = succeeded; },
-                caf::after(std::chrono::minutes(5)) >> [] {});
-  r.wall_s = std::chrono::duration<double>(clock_type::now() - start).count();
-  stop_orchestrator(sys, orch);
-  caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
-  self->wait_for(orch);
-  return r;
-}
-
 // The floor: the same requests through the same client, `in_flight` at a
 // time, each reply read as the executor reads it.
 double run_bare(const std::string& url, size_t n, bool stream) {
@@ -226,12 +188,12 @@ int main(int argc, char** argv) {
   for (bool stream : {true, false}) {
     // Warm both paths up once, then measure.
     run_bare(mock.url(), std::min<size_t>(calls, 64), stream);
-    auto t = run_troupe(sys, llm_plan(calls, stream));
+    auto t = bench::run_plan(sys, llm_plan(calls, stream), in_flight);
     auto bare = run_bare(mock.url(), calls, stream);
     results.push_back(
       {{"reply", stream ? "streamed" : "whole"},
        {"troupe_s", t.wall_s},
-       {"succeeded", t.ok},
+       {"succeeded", t.succeeded},
        {"bare_client_s", bare},
        {"troupe_calls_per_s", calls / t.wall_s},
        {"bare_calls_per_s", calls / bare},

@@ -84,38 +84,7 @@ plan chain(size_t n) {
 // Seconds for Troupe to run `p` to its report.
 double run_troupe(caf::actor_system& sys, const plan& p,
                   orchestrator_config ocfg = {}) {
-  auto executors = executor_registry::with_builtins();
-  auto orch = spawn_orchestrator(sys, std::move(ocfg));
-  pool_config pcfg;
-  pcfg.info.name = "bench";
-  pcfg.info.slots = window;
-  pcfg.executors = executors;
-  auto pool = spawn_agent_pool(sys, pcfg);
-  caf::scoped_actor self{sys};
-  self
-    ->request(orch, std::chrono::seconds(10), join_atom_v,
-              join_request{{}, pcfg.info}, pool)
-    .receive([](const std::string&) {}, [](caf::error&) {});
-  auto observer = sys.spawn(troupe::bench::sink, caf::actor{self});
-  auto start = clock_type::now();
-  bool ok = false;
-  self->request(orch, std::chrono::minutes(5), run_atom_v, p, run_options{},
-                observer)
-      .receive([](const std::string&) {},
-               [&](caf::error& err) {
-                 std::cerr << "run refused: " << sys.render(err) << "\n";
-               });
-  self->receive([&](bool succeeded) { ok = succeeded; },
-                caf::after(std::chrono::minutes(5)) >> [] {});
-  auto elapsed = std::chrono::duration<double>(clock_type::now() - start);
-  if (!ok)
-    std::cerr << p.name << ": run did not succeed\n";
-  stop_orchestrator(sys, orch);
-  caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
-  // Gone before the next measurement starts: its journal is closed and
-  // takes no more time of its own.
-  self->wait_for(orch);
-  return elapsed.count();
+  return bench::run_plan(sys, p, window, std::move(ocfg)).wall_s;
 }
 
 // The floor: the same spawn-per-task request pattern on bare CAF.
