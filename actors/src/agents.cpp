@@ -28,12 +28,8 @@ std::chrono::milliseconds request_timeout(const workstream_spec& spec) {
 
 workstream_result noop_result(const workstream_spec& spec,
                               const std::string& node) {
-  workstream_result r;
-  r.id = spec.ws.id;
-  r.persona = spec.ws.persona;
-  r.title = spec.ws.title;
+  auto r = attempt_result(spec);
   r.status = ws_state::succeeded;
-  r.attempts = spec.attempt;
   r.node = node;
   r.exit_code = 0;
   r.summary = "noop";
@@ -91,11 +87,7 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
             self->quit();
           },
           [=](caf::error& err) mutable {
-            workstream_result r;
-            r.id = spec.ws.id;
-            r.persona = spec.ws.persona;
-            r.title = spec.ws.title;
-            r.attempts = spec.attempt;
+            auto r = attempt_result(spec);
             r.node = self->state.node;
             r.wall_s = std::chrono::duration<double>(
                          std::chrono::steady_clock::now() - started)

@@ -173,9 +173,7 @@ void enqueue(self_ptr self, run_state& run, size_t idx) {
   if (w.shape == npos) {
     // Every workstream has a tier; agents name a model, and any other
     // work may name one for its limits and nodes.
-    auto model = is_agent_executor(w.def->executor.kind)
-                   ? resolve_model(run.p->settings, *w.def)
-                   : w.def->executor.model;
+    auto model = resolve_model(run.p->settings, *w.def);
     auto tier = to_string(w.def->model);
     auto key = w.def->persona + '\0' + w.def->executor.kind + '\0' + tier
                + '\0' + model;

@@ -221,11 +221,7 @@ std::string render_markdown(const plan& p, const run_report& r) {
     troupe::usage total{"all models"};
     for (auto& u : r.usage) {
       row("total", u);
-      total.input_tokens += u.input_tokens;
-      total.output_tokens += u.output_tokens;
-      total.cache_read_tokens += u.cache_read_tokens;
-      total.cache_write_tokens += u.cache_write_tokens;
-      total.cost_usd += u.cost_usd;
+      total += u;
     }
     if (r.usage.size() > 1)
       row("total", total);

@@ -21,11 +21,7 @@ using namespace troupe;
 namespace {
 
 validation_options cli_validation() {
-  validation_options v;
-  auto executors = executor_registry::with_builtins();
-  v.executor_kinds = executors->kinds();
-  v.unavailable_executors = executors->unavailable();
-  return v;
+  return executor_registry::with_builtins()->validation();
 }
 
 int validate_command(const std::string& file) {

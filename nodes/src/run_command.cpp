@@ -269,9 +269,7 @@ int run_locally(const run_flags& flags, prepared_run& pr,
 
 int run_command(const run_flags& flags) {
   auto executors = executor_registry::with_builtins();
-  validation_options vopts;
-  vopts.executor_kinds = executors->kinds();
-  vopts.unavailable_executors = executors->unavailable();
+  auto vopts = executors->validation();
   prepared_run pr;
   if (auto rc = prepare(flags, vopts, pr))
     return *rc;

@@ -77,9 +77,7 @@ bool is_agent_executor(const std::string& kind) {
 }
 
 std::string resolve_model(const plan_settings& settings, const workstream& ws) {
-  if (!is_agent_executor(ws.executor.kind))
-    return {};
-  if (!ws.executor.model.empty())
+  if (!ws.executor.model.empty() || !is_agent_executor(ws.executor.kind))
     return ws.executor.model;
   auto i = settings.models.find(to_string(ws.model));
   if (i != settings.models.end())
@@ -110,17 +108,22 @@ double cost_usd(const usage& u, const model_price& price) {
          / 1e6;
 }
 
+usage& operator+=(usage& total, const usage& x) {
+  total.input_tokens += x.input_tokens;
+  total.output_tokens += x.output_tokens;
+  total.cache_read_tokens += x.cache_read_tokens;
+  total.cache_write_tokens += x.cache_write_tokens;
+  total.cost_usd += x.cost_usd;
+  return total;
+}
+
 void add_usage(std::vector<usage>& totals, const usage& x) {
   auto i = totals.begin();
   while (i != totals.end() && i->model < x.model)
     ++i;
   if (i == totals.end() || i->model != x.model)
     i = totals.insert(i, usage{x.model});
-  i->input_tokens += x.input_tokens;
-  i->output_tokens += x.output_tokens;
-  i->cache_read_tokens += x.cache_read_tokens;
-  i->cache_write_tokens += x.cache_write_tokens;
-  i->cost_usd += x.cost_usd;
+  *i += x;
 }
 
 } // namespace troupe

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/models.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/process.hpp"
@@ -140,11 +141,7 @@ std::vector<usage> usage_of(const json& result, const std::string& model) {
 
 workstream_result to_result(const workstream_spec& spec, process_outcome& o,
                             stream_state& st) {
-  workstream_result r;
-  r.id = spec.ws.id;
-  r.persona = spec.ws.persona;
-  r.title = spec.ws.title;
-  r.attempts = spec.attempt;
+  auto r = attempt_result(spec);
   r.wall_s = std::chrono::duration<double>(o.wall).count();
   r.exit_code = o.exit_code;
   make_valid_utf8(o.err);

@@ -67,11 +67,27 @@ void executor_registry::unavailable(std::string kind, std::string why) {
   unavailable_[std::move(kind)] = std::move(why);
 }
 
+validation_options executor_registry::validation() const {
+  validation_options v;
+  v.executor_kinds = kinds();
+  v.unavailable_executors = unavailable_;
+  return v;
+}
+
 std::set<std::string> executor_registry::kinds() const {
   std::set<std::string> result{"noop"};
   for (auto& [k, f] : factories_)
     result.insert(k);
   return result;
+}
+
+workstream_result attempt_result(const workstream_spec& spec) {
+  workstream_result r;
+  r.id = spec.ws.id;
+  r.persona = spec.ws.persona;
+  r.title = spec.ws.title;
+  r.attempts = spec.attempt;
+  return r;
 }
 
 std::string last_line(const std::string& text, size_t max) {
@@ -203,11 +219,7 @@ void read_result_file(const fs::path& file, workstream_result& r) {
 
 workstream_result to_result(const workstream_spec& spec,
                             process_outcome& o, const fs::path& scratch) {
-  workstream_result r;
-  r.id = spec.ws.id;
-  r.persona = spec.ws.persona;
-  r.title = spec.ws.title;
-  r.attempts = spec.attempt;
+  auto r = attempt_result(spec);
   r.wall_s = std::chrono::duration<double>(o.wall).count();
   r.exit_code = o.exit_code;
   if (!o.spawn_error.empty()) {
@@ -327,11 +339,8 @@ sleep_executor(sleep_executor_actor::stateful_pointer<sleep_state> self) {
       -> caf::result<workstream_result> {
       auto& st = self->state;
       st.rp = self->make_response_promise();
+      st.result = attempt_result(spec);
       auto& r = st.result;
-      r.id = spec.ws.id;
-      r.persona = spec.ws.persona;
-      r.title = spec.ws.title;
-      r.attempts = spec.attempt;
       auto want = spec.ws.executor.seconds;
       if (spec.timeout_s > 0 && spec.timeout_s < want) {
         want = spec.timeout_s;

@@ -170,12 +170,10 @@ class session : public session_base,
 public:
   static constexpr bool tls = !std::is_same_v<Stream, beast::tcp_stream>;
 
-  session(http_client::impl& owner, uint64_t id, net::any_io_executor ex,
-          std::shared_ptr<ssl::context> ctx, http_request req, url_parts url,
-          http_client::data_fn on_data, http_client::done_fn done)
-    : owner_(owner),
-      id_(id),
-      ctx_(std::move(ctx)),
+  session(net::any_io_executor ex, std::shared_ptr<ssl::context> ctx,
+          http_request req, url_parts url, http_client::data_fn on_data,
+          http_client::done_fn done)
+    : ctx_(std::move(ctx)),
       stream_(make_stream(ex, ctx_.get())),
       resolver_(ex),
       total_timer_(ex),
@@ -380,15 +378,12 @@ private:
     lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
     lowest().socket().close(ec);
     result_.wall = clock_type::now() - started_;
-    owner_.forget(id_);
     auto done = std::move(done_);
     on_data_ = nullptr;
     if (done)
       done(std::move(result_));
   }
 
-  http_client::impl& owner_;
-  uint64_t id_;
   std::shared_ptr<ssl::context> ctx_;
   Stream stream_;
   tcp::resolver resolver_;
@@ -440,25 +435,28 @@ uint64_t http_client::start(http_request req, data_fn on_data,
     });
     return id;
   }
+  // The client forgets the exchange as it ends.
+  auto finish = [impl = impl_.get(), id, done = std::move(done)](
+                  http_response r) {
+    impl->forget(id);
+    done(std::move(r));
+  };
   auto ex = net::make_strand(impl_->ioc);
-  std::shared_ptr<session_base> s;
-  if (url.tls) {
-    auto p = std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(
-      *impl_, id, ex, std::move(ctx), std::move(req), std::move(url),
-      std::move(on_data), std::move(done));
-    s = p;
-    std::lock_guard<std::mutex> lock{impl_->mtx};
-    impl_->sessions.emplace(id, s);
-    p->start();
-  } else {
-    auto p = std::make_shared<session<beast::tcp_stream>>(
-      *impl_, id, ex, nullptr, std::move(req), std::move(url),
-      std::move(on_data), std::move(done));
-    s = p;
-    std::lock_guard<std::mutex> lock{impl_->mtx};
-    impl_->sessions.emplace(id, s);
-    p->start();
-  }
+  auto launch = [&](auto session_ptr) {
+    {
+      std::lock_guard<std::mutex> lock{impl_->mtx};
+      impl_->sessions.emplace(id, session_ptr);
+    }
+    session_ptr->start();
+  };
+  if (url.tls)
+    launch(std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(
+      ex, std::move(ctx), std::move(req), std::move(url), std::move(on_data),
+      std::move(finish)));
+  else
+    launch(std::make_shared<session<beast::tcp_stream>>(
+      ex, nullptr, std::move(req), std::move(url), std::move(on_data),
+      std::move(finish)));
   return id;
 }
 

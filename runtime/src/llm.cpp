@@ -76,6 +76,18 @@ void openai_tool_calls(const json& calls, llm_reply& r) {
   }
 }
 
+// Parses one streamed event's data; one that is not JSON is the reply's
+// first error.
+bool parse_event(std::string_view data, json& j, llm_reply& r) {
+  j = json::parse(data.begin(), data.end(), nullptr, false);
+  if (!j.is_discarded())
+    return true;
+  if (r.error.empty())
+    r.error = "a streamed event is not JSON: "
+              + utf8_clip(valid_utf8(data.substr(0, 300)), 200);
+  return false;
+}
+
 bool transient_error_type(const std::string& type) {
   return type == "overloaded_error" || type == "api_error"
          || type == "rate_limit_error" || type == "server_error";
@@ -256,13 +268,9 @@ void llm_stream_reader::dispatch() {
 
 void llm_stream_reader::anthropic_event(std::string_view type,
                                         std::string_view data) {
-  auto j = json::parse(data.begin(), data.end(), nullptr, false);
-  if (j.is_discarded()) {
-    if (reply_.error.empty())
-      reply_.error = "a streamed event is not JSON: "
-                     + utf8_clip(valid_utf8(data.substr(0, 300)), 200);
+  json j;
+  if (!parse_event(data, j, reply_))
     return;
-  }
   // The type is in the data too; the event line may be missing.
   std::string kind = type.empty() ? text_of(j, "type") : std::string{type};
   if (kind == "message_start") {
@@ -312,13 +320,9 @@ void llm_stream_reader::openai_event(std::string_view data) {
     make_valid_utf8(reply_.text);
     return;
   }
-  auto j = json::parse(data.begin(), data.end(), nullptr, false);
-  if (j.is_discarded()) {
-    if (reply_.error.empty())
-      reply_.error = "a streamed event is not JSON: "
-                     + utf8_clip(valid_utf8(data.substr(0, 300)), 200);
+  json j;
+  if (!parse_event(data, j, reply_))
     return;
-  }
   if (auto e = field(j, "error")) {
     auto etype = text_of(*e, "type");
     reply_.error = "error in the stream"

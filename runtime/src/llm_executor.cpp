@@ -50,6 +50,8 @@ constexpr retry_atom retry_atom_v{};
 constexpr size_t output_limit = 64 * 1024;
 // The longest reply asked for unless the executor says.
 constexpr int32_t default_max_tokens = 8192;
+// What `retry_after` says when the provider names no wait.
+constexpr auto no_wait_asked = std::chrono::milliseconds(-1);
 
 using llm_executor_actor = executor_actor::extend<
   caf::reacts_to<done_atom, int32_t, llm_try_outcome>,
@@ -97,7 +99,7 @@ std::string redacted(std::string s, const std::string& key) {
 }
 
 // How long the provider asks us to wait: `retry-after-ms`, or
-// `retry-after` in seconds; negative when it does not say.
+// `retry-after` in seconds; `no_wait_asked` when it does not say.
 std::chrono::milliseconds retry_after(const http_response& r) {
   auto parse = [](const std::string& s, double& x) {
     char* end = nullptr;
@@ -111,7 +113,7 @@ std::chrono::milliseconds retry_after(const http_response& r) {
   if (auto i = r.headers.find("retry-after");
       i != r.headers.end() && parse(i->second, x) && x < 86400)
     return std::chrono::milliseconds(static_cast<int64_t>(x * 1000));
-  return std::chrono::milliseconds(-1);
+  return no_wait_asked;
 }
 
 bool transient_status(int status) {
@@ -129,11 +131,7 @@ void add_tokens(usage& total, const llm_reply& r) {
 
 workstream_result base_result(self_ptr self) {
   auto& st = self->state;
-  workstream_result r;
-  r.id = st.spec.ws.id;
-  r.persona = st.spec.ws.persona;
-  r.title = st.spec.ws.title;
-  r.attempts = st.spec.attempt;
+  auto r = attempt_result(st.spec);
   r.wall_s = std::chrono::duration<double>(clock_type::now() - st.started)
                .count();
   auto u = st.spent;
@@ -245,7 +243,7 @@ void retry_or_fail(self_ptr self, const std::string& why, bool transient,
     return fail(self, ws_state::failed,
                 why + " (after " + std::to_string(st.tries) + " tries)");
   std::chrono::milliseconds wait;
-  if (asked_wait.count() >= 0) {
+  if (asked_wait != no_wait_asked) {
     wait = asked_wait;
   } else {
     // Exponential backoff with full jitter.
@@ -285,15 +283,15 @@ void on_try(self_ptr self, int32_t try_no, llm_try_outcome& o) {
     if (res.timed_out && st.deadline != clock_type::time_point::max()
         && clock_type::now() + std::chrono::milliseconds(5) >= st.deadline)
       return fail(self, ws_state::timed_out, res.error);
-    return retry_or_fail(self, res.error, true, std::chrono::milliseconds(-1));
+    return retry_or_fail(self, res.error, true, no_wait_asked);
   }
   auto& reply = o.reply;
   if (!reply.error.empty())
     return retry_or_fail(self, reply.error, reply.transient,
-                         std::chrono::milliseconds(-1));
+                         no_wait_asked);
   if (!reply.complete)
     return retry_or_fail(self, "the reply stream ended before the reply did",
-                         true, std::chrono::milliseconds(-1));
+                         true, no_wait_asked);
   succeed(self, reply);
 }
 

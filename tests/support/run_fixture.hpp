@@ -48,11 +48,15 @@ struct run_record {
   }
 
   /// The most workstreams dispatched and not yet ended at any point.
-  int max_in_flight() const {
+  /// The most workstreams in flight at once, among those `which` picks by
+  /// id (all of them by default).
+  template <class Pred>
+  int max_in_flight(Pred which) const {
     int now = 0;
     int most = 0;
     for (auto& ev : events) {
-      if (ev.kind < event_kind::ws_ready || ev.kind > event_kind::ws_ended)
+      if (ev.kind < event_kind::ws_ready || ev.kind > event_kind::ws_ended
+          || !which(ev.subject))
         continue;
       if (ev.state == "dispatched")
         most = std::max(most, ++now);
@@ -62,6 +66,10 @@ struct run_record {
         --now;
     }
     return most;
+  }
+
+  int max_in_flight() const {
+    return max_in_flight([](const std::string&) { return true; });
   }
 };
 

@@ -74,8 +74,6 @@ typename Inspector::result_type inspect(Inspector& f, usage& x) {
            x.cost_usd);
 }
 
-/// Adds `x` to `totals`, keeping one entry per model in order of names.
-void add_usage(std::vector<usage>& totals, const usage& x);
 
 /// What an agent is asked to do: one attempt at one workstream.
 struct workstream_spec {

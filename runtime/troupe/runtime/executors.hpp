@@ -10,6 +10,7 @@
 #include <caf/fwd.hpp>
 
 #include "troupe/protocol/interfaces.hpp"
+#include "troupe/protocol/plan_io.hpp"
 #include "troupe/runtime/llm.hpp"
 
 namespace troupe {
@@ -43,6 +44,10 @@ public:
   const std::map<std::string, std::string>& unavailable() const {
     return unavailable_;
   }
+
+  /// What validating a plan to run here accepts: these kinds, and why
+  /// the unavailable ones are not.
+  validation_options validation() const;
 
 private:
   std::map<std::string, executor_factory> factories_;
@@ -118,6 +123,10 @@ bool find_claude_code(claude_code_config& out, std::string& why);
 executor_actor spawn_claude_code_executor(
   caf::actor_system& sys, std::shared_ptr<const claude_code_config> cfg,
   process_runner& runner);
+
+/// A result for `spec`'s attempt, named as its workstream (id, persona,
+/// title, attempt), for an executor to fill in.
+workstream_result attempt_result(const workstream_spec& spec);
 
 /// The last non-empty line of `text`, at most `max` characters.
 std::string last_line(const std::string& text, size_t max = 200);

@@ -88,10 +88,8 @@ public:
   /// Exchanges in progress.
   size_t running() const;
 
-  /// The client's insides, opaque here.
-  struct impl;
-
 private:
+  struct impl;
   std::unique_ptr<impl> impl_;
 };
 
