@@ -1,0 +1,221 @@
+// Plans as JSON text, written straight into a string: the journal records
+// every run's plan, and a plan of 100,000 workstreams through nlohmann's
+// tree costs several times more. The text is what `to_json(plan)` makes;
+// the tests hold the two to each other.
+
+#include <string>
+
+#include "json_writer.hpp"
+#include "troupe/protocol/plan.hpp"
+
+namespace troupe {
+
+// In detail, beside the writer, so that write_all finds each `write`.
+namespace detail {
+
+void write(writer& w, const executor_spec& x) {
+  // Keys in sorted order; an agent's options only when set.
+  w.open('{');
+  if (!x.allowed_tools.empty()) {
+    w.key("allowed_tools");
+    w.strings(x.allowed_tools);
+  }
+  w.key("cwd");
+  w.string(x.cwd);
+  w.key("env");
+  w.strings(x.env);
+  w.key("kind");
+  w.string(x.kind);
+  if (x.max_tokens != 0) {
+    w.key("max_tokens");
+    w.integer(x.max_tokens);
+  }
+  if (x.max_turns != 0) {
+    w.key("max_turns");
+    w.integer(x.max_turns);
+  }
+  if (!x.model.empty()) {
+    w.key("model");
+    w.string(x.model);
+  }
+  if (!x.permission_mode.empty()) {
+    w.key("permission_mode");
+    w.string(x.permission_mode);
+  }
+  w.key("run");
+  w.string(x.run);
+  w.key("seconds");
+  w.number(x.seconds);
+  if (!x.stream) {
+    w.key("stream");
+    w.boolean(false);
+  }
+  w.close('}');
+}
+
+void write(writer& w, const model_price& x) {
+  w.open('{');
+  w.key("cache_read");
+  w.number(x.cache_read);
+  w.key("cache_write");
+  w.number(x.cache_write);
+  w.key("input");
+  w.number(x.input);
+  w.key("output");
+  w.number(x.output);
+  w.close('}');
+}
+
+void write(writer& w, const workstream& x) {
+  w.open('{');
+  w.key("agent");
+  w.string(to_string(x.agent));
+  w.key("depends_on");
+  w.strings(x.depends_on);
+  w.key("estimate_s");
+  w.number(x.estimate_s);
+  w.key("executor");
+  write(w, x.executor);
+  w.key("id");
+  w.string(x.id);
+  w.key("model");
+  w.string(to_string(x.model));
+  w.key("owns");
+  w.strings(x.owns);
+  w.key("persona");
+  w.string(x.persona);
+  w.key("prompt");
+  w.string(x.prompt);
+  w.key("retries");
+  w.integer(x.retries);
+  // 0 means "the plan's default", which the plan schema spells by leaving
+  // the key out.
+  if (x.timeout_s != 0) {
+    w.key("timeout_s");
+    w.number(x.timeout_s);
+  }
+  w.key("title");
+  w.string(x.title);
+  w.close('}');
+}
+
+void write(writer& w, const gate_check& x) {
+  // The plan spelling: a bare word for the built-in checks, an object for
+  // commands.
+  if ((x.kind == "completion" || x.kind == "conflicts") && x.run.empty()
+      && x.cwd.empty() && x.timeout_s == 0) {
+    w.string(x.kind);
+    return;
+  }
+  w.open('{');
+  if (!x.cwd.empty()) {
+    w.key("cwd");
+    w.string(x.cwd);
+  }
+  if (x.kind != "command") {
+    w.key("kind");
+    w.string(x.kind);
+  }
+  w.key("run");
+  w.string(x.run);
+  if (x.timeout_s != 0) {
+    w.key("timeout_s");
+    w.number(x.timeout_s);
+  }
+  w.close('}');
+}
+
+void write(writer& w, const gate& x) {
+  w.open('{');
+  w.key("after");
+  w.strings(x.after);
+  w.key("checks");
+  write_all(w, x.checks);
+  w.key("id");
+  w.string(x.id);
+  w.key("remediate");
+  w.open('{');
+  w.key("executor");
+  write(w, x.remediate.executor);
+  w.key("max_attempts");
+  w.integer(x.remediate.max_attempts);
+  w.key("persona");
+  w.string(x.remediate.persona);
+  w.key("prompt");
+  w.string(x.remediate.prompt);
+  w.close('}');
+  w.close('}');
+}
+
+} // namespace detail
+
+using detail::write_all;
+using detail::writer;
+
+std::string json_text(const plan& x) {
+  std::string out;
+  out.reserve(256 + 256 * x.workstreams.size());
+  writer w{out};
+  w.open('{');
+  w.key("gates");
+  write_all(w, x.gates);
+  w.key("goal");
+  w.string(x.goal);
+  w.key("name");
+  w.string(x.name);
+  w.key("settings");
+  w.open('{');
+  w.key("confirm_before_execute");
+  w.boolean(x.settings.confirm_before_execute);
+  w.key("default_timeout_s");
+  w.number(x.settings.default_timeout_s);
+  if (!x.settings.limits.empty()) {
+    w.key("limits");
+    w.open('{');
+    auto counts = [&](const char* key, const std::map<std::string, int32_t>& m) {
+      if (m.empty())
+        return;
+      w.key(key);
+      w.open('{');
+      for (auto& [name, n] : m) {
+        w.key_text(name);
+        w.integer(n);
+      }
+      w.close('}');
+    };
+    counts("model", x.settings.limits.model);
+    counts("persona", x.settings.limits.persona);
+    w.close('}');
+  }
+  w.key("max_parallel_agents");
+  w.integer(x.settings.max_parallel_agents);
+  w.key("max_phase_width");
+  w.integer(x.settings.max_phase_width);
+  if (!x.settings.models.empty()) {
+    w.key("models");
+    w.strings(x.settings.models);
+  }
+  w.key("on_failure");
+  w.string(to_string(x.settings.on_failure));
+  if (!x.settings.prices.empty()) {
+    w.key("prices");
+    w.open('{');
+    for (auto& [model, price] : x.settings.prices) {
+      w.key_text(model);
+      write(w, price);
+    }
+    w.close('}');
+  }
+  w.close('}');
+  w.key("synthesis");
+  w.open('{');
+  w.key("persona");
+  w.string(x.synthesis.persona);
+  w.close('}');
+  w.key("workstreams");
+  write_all(w, x.workstreams);
+  w.close('}');
+  return out;
+}
+
+} // namespace troupe
