@@ -254,24 +254,14 @@ bool make_job(const claude_code_config& cfg, const workstream_spec& spec,
     std::error_code ignored;
     fs::remove_all(scratch, ignored);
   };
+  job.req = detail::attempt_request(spec);
   auto& req = job.req;
   req.command = command_line(cfg, spec);
-  fs::path cwd = spec.workdir.empty() ? fs::current_path(ec)
-                                      : fs::path{spec.workdir};
-  if (!spec.ws.executor.cwd.empty())
-    cwd /= spec.ws.executor.cwd;
-  req.cwd = cwd.string();
-  req.env = spec.ws.executor.env;
   req.env["TMPDIR"] = scratch.string();
-  req.env["TROUPE_WORKSTREAM"] = spec.ws.id;
-  req.env["TROUPE_RUN_ID"] = spec.run_id;
   req.input = agent_prompt(spec.ws.prompt, spec.context);
   req.line_limit = line_limit;
-  if (spec.timeout_s > 0)
-    req.timeout = std::chrono::milliseconds(
-      static_cast<int64_t>(spec.timeout_s * 1000));
   auto stream = std::make_shared<stream_state>();
-  stream->cwd = cwd.lexically_normal();
+  stream->cwd = fs::path{req.cwd}.lexically_normal();
   req.on_line = [stream](std::string_view line) { read_line(*stream, line); };
   job.to_result = [spec, stream](process_outcome& o) {
     return to_result(spec, o, *stream);

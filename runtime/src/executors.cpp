@@ -288,18 +288,13 @@ bool make_command_job(const workstream_spec& spec, detail::process_job& job,
     }
   }
   fs::remove(scratch / "result.json", ec);
+  job.req = detail::attempt_request(spec);
   auto& req = job.req;
   // Linux starts no program with an argument over 128 KiB: a long command
   // runs from its file.
   req.command = long_command ? "exec /bin/sh "
                                  + detail::sh_quoted(command_file.string())
                              : run;
-  fs::path cwd = spec.workdir.empty() ? fs::current_path(ec)
-                                      : fs::path{spec.workdir};
-  if (!spec.ws.executor.cwd.empty())
-    cwd /= spec.ws.executor.cwd;
-  req.cwd = cwd.string();
-  req.env = spec.ws.executor.env;
   req.env["TROUPE_PROMPT_FILE"] = prompt_file.string();
   // A big prompt is in its file only. The variable is unset rather than
   // left out, or one this process inherited would pose as the prompt.
@@ -307,16 +302,11 @@ bool make_command_job(const workstream_spec& spec, detail::process_job& job,
     req.env["TROUPE_PROMPT"] = spec.ws.prompt;
   else
     req.command = "unset TROUPE_PROMPT; " + req.command;
-  req.env["TROUPE_WORKSTREAM"] = spec.ws.id;
   req.env["TROUPE_CONTEXT"] = context_file.string();
   req.env["TROUPE_RESULT"] = (scratch / "result.json").string();
   req.env["TROUPE_ATTEMPT"] = std::to_string(spec.attempt);
-  req.env["TROUPE_RUN_ID"] = spec.run_id;
   req.env["TROUPE_PERSONA"] = spec.ws.persona;
   req.env["TROUPE_MODEL"] = to_string(spec.ws.model);
-  if (spec.timeout_s > 0)
-    req.timeout = std::chrono::milliseconds(
-      static_cast<int64_t>(spec.timeout_s * 1000));
   job.to_result = [spec, scratch](process_outcome& o) {
     return to_result(spec, o, scratch);
   };

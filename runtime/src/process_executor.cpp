@@ -1,5 +1,7 @@
 #include "process_executor.hpp"
 
+#include <chrono>
+#include <filesystem>
 #include <utility>
 
 #include <caf/all.hpp>
@@ -75,6 +77,24 @@ process_executor(process_executor_actor::stateful_pointer<process_state> self,
 executor_actor spawn_process_executor(caf::actor_system& sys,
                                       process_runner& runner, job_maker make) {
   return sys.spawn(process_executor, &runner, std::move(make));
+}
+
+process_request attempt_request(const workstream_spec& spec) {
+  namespace fs = std::filesystem;
+  process_request req;
+  std::error_code ec;
+  fs::path cwd = spec.workdir.empty() ? fs::current_path(ec)
+                                      : fs::path{spec.workdir};
+  if (!spec.ws.executor.cwd.empty())
+    cwd /= spec.ws.executor.cwd;
+  req.cwd = cwd.string();
+  req.env = spec.ws.executor.env;
+  req.env["TROUPE_WORKSTREAM"] = spec.ws.id;
+  req.env["TROUPE_RUN_ID"] = spec.run_id;
+  if (spec.timeout_s > 0)
+    req.timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(spec.timeout_s * 1000));
+  return req;
 }
 
 std::string sh_quoted(const std::string& s) {

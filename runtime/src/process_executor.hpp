@@ -32,6 +32,11 @@ using job_maker = std::function<bool(const workstream_spec& spec,
 executor_actor spawn_process_executor(caf::actor_system& sys,
                                       process_runner& runner, job_maker make);
 
+/// The process request every attempt starts from: it runs in the run's
+/// directory (or the executor's `cwd` below it), with the executor's `env`
+/// and TROUPE_WORKSTREAM and TROUPE_RUN_ID, and the attempt's timeout.
+process_request attempt_request(const workstream_spec& spec);
+
 /// `s` quoted for /bin/sh.
 std::string sh_quoted(const std::string& s);
 
