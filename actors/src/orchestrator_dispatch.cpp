@@ -15,6 +15,7 @@
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/protocol/valid_text.hpp"
 #include "troupe/runtime/log.hpp"
+#include "troupe/runtime/prompts.hpp"
 
 namespace troupe::orch {
 
@@ -278,6 +279,8 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   spec.model = run.shapes[w.shape].model;
   if (!spec.model.empty())
     find_price(run.p->settings, spec.model, spec.price);
+  if (is_agent_executor(w.def->executor.kind))
+    spec.system_prompt = persona_prompt(run.p->settings, w.def->persona);
   // noop and sleep never read their context, nor do gate checks; a wide
   // gather would pay for building it.
   if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep"

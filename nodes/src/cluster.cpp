@@ -25,6 +25,7 @@
 #include "troupe/protocol/message_types.hpp"
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/utf8.hpp"
+#include "troupe/runtime/config.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/log.hpp"
 
@@ -216,7 +217,7 @@ int coordinator_command(const coordinator_flags& flags) {
     return exit_bad_input;
   signal_watch::block_signals();
   caf::actor_system sys{cfg};
-  auto executors = executor_registry::with_builtins();
+  auto executors = executors_for(configuration());
   ocfg.token = token;
   ocfg.owner_key = make_secret();
   ocfg.name = flags.name;
@@ -290,7 +291,7 @@ int worker_command(const worker_flags& flags) {
   }
   if (!transport_allowed(host, "--join", flags.tls))
     return exit_bad_input;
-  auto executors = executor_registry::with_builtins();
+  auto executors = executors_for(configuration());
   auto available = executors->kinds();
   std::vector<std::string> offered;
   if (flags.executors.empty()) {

@@ -6,9 +6,15 @@
 #include <vector>
 
 #include "troupe/protocol/diagnostics.hpp"
+#include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/planning.hpp"
 #include "troupe/runtime/journal.hpp"
+
+namespace troupe {
+class executor_registry;
+struct troupe_config;
+} // namespace troupe
 
 namespace troupe::cli {
 
@@ -16,6 +22,22 @@ namespace troupe::cli {
 constexpr int exit_ok = 0;
 constexpr int exit_run_failed = 1;
 constexpr int exit_bad_input = 2;
+
+/// Reads the configuration this process runs with (`--config`, else
+/// TROUPE_CONFIG, else the default path); false, having said what is
+/// wrong, when it cannot be used. Until then, `configuration()` is the
+/// environment's alone.
+bool load_configuration(const std::string& explicit_path);
+
+const troupe_config& configuration();
+
+/// What loading a plan to run with `executors` takes: its validation, and
+/// the configuration's settings under the plan's own.
+validation_options plan_loading(const executor_registry& executors);
+
+/// `troupe config show [PLAN]`: the settings a plan runs with, where each
+/// came from, and how providers are reached (never a key).
+int config_show_command(const std::string& plan_file, bool as_json);
 
 /// Prints diagnostics about `origin` to stderr; returns true if none is an
 /// error.

@@ -11,17 +11,20 @@
 #include "commands.hpp"
 #include "troupe/actors/gate.hpp"
 #include "troupe/protocol/message_types.hpp"
+#include "troupe/protocol/models.hpp"
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/planning.hpp"
 #include "troupe/protocol/utf8.hpp"
+#include "troupe/runtime/config.hpp"
 #include "troupe/runtime/executors.hpp"
+#include "troupe/runtime/prompts.hpp"
 
 using namespace troupe;
 
 namespace {
 
 validation_options cli_validation() {
-  return executor_registry::with_builtins()->validation();
+  return cli::plan_loading(*executors_for(cli::configuration()));
 }
 
 int validate_command(const std::string& file) {
@@ -35,7 +38,41 @@ int validate_command(const std::string& file) {
   return cli::exit_ok;
 }
 
-int plan_command(const std::string& file, int32_t max_parallel, bool json) {
+// Each agent's system prompt and task as the run would send them; what its
+// dependencies answer stands in brackets.
+std::string render_prompts(const plan& p) {
+  std::string out;
+  for (auto& w : p.workstreams) {
+    if (!is_agent_executor(w.executor.kind) && w.prompt.empty())
+      continue;
+    nlohmann::json deps = nlohmann::json::array();
+    for (auto& d : w.depends_on)
+      deps.push_back({{"id", d},
+                      {"status", "at run time"},
+                      {"summary", "[what " + d + " answers]"}});
+    auto context = deps.empty() ? std::string{}
+                                : nlohmann::json{{"dependencies", deps}}.dump();
+    out += "\n=== " + w.id + " (" + w.persona + ", " + w.executor.kind;
+    auto model = resolve_model(p.settings, w);
+    if (!model.empty())
+      out += ", " + model;
+    out += ")\n";
+    if (is_agent_executor(w.executor.kind))
+      out += "--- system prompt (" + persona_prompt_source(p.settings, w.persona)
+             + ")\n" + persona_prompt(p.settings, w.persona);
+    if (!out.empty() && out.back() != '\n')
+      out += '\n';
+    out += "--- task\n" + agent_prompt(w.prompt, context);
+    if (!out.empty() && out.back() != '\n')
+      out += '\n';
+  }
+  if (out.empty())
+    out = "\nNo workstream of this plan has a prompt.\n";
+  return out;
+}
+
+int plan_command(const std::string& file, int32_t max_parallel, bool json,
+                 bool show_prompts) {
   diagnostics d;
   auto p = load_plan_file(file, cli_validation(), d);
   if (!cli::report_diagnostics(file, d))
@@ -65,6 +102,8 @@ int plan_command(const std::string& file, int32_t max_parallel, bool json) {
     std::cout << json_text(a, 2) << '\n';
   } else {
     std::cout << cli::render_plan(p, a, p.settings.max_parallel_agents);
+    if (show_prompts)
+      std::cout << render_prompts(p);
   }
   return cli::exit_ok;
 }
@@ -85,6 +124,13 @@ int main(int argc, char** argv) {
                  "trace, debug, info, warn, error or off")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
+  std::string config_file;
+  app.add_option("--config", config_file,
+                 "the config file (default: TROUPE_CONFIG, else "
+                 "~/.config/troupe/config.yaml if it exists)");
+  // Options of the whole program may come after the command too.
+  app.fallthrough();
+
   std::string file;
   auto validate = app.add_subcommand("validate", "check a plan, run nothing");
   validate->add_option("PLAN", file, "plan file (YAML or JSON)")->required();
@@ -97,7 +143,12 @@ int main(int argc, char** argv) {
   plan_cmd->add_option("--max-parallel", plan_parallel,
                        "parallel agents to estimate with")
     ->check(CLI::PositiveNumber);
-  plan_cmd->add_flag("--json", plan_json, "print the assessment as JSON");
+  bool plan_prompts = false;
+  plan_cmd->add_flag("--show-prompts", plan_prompts,
+                     "print each agent's system prompt and task as the run "
+                     "sends them")
+    ->excludes(plan_cmd->add_flag("--json", plan_json,
+                                  "print the assessment as JSON"));
 
   auto add_journal = [](CLI::App* cmd, cli::journal_flags& j,
                         bool writes = true) {
@@ -229,6 +280,17 @@ int main(int argc, char** argv) {
     ->group("");
   add_tls(worker, wf.tls);
 
+  auto config = app.add_subcommand("config", "the configuration");
+  config->require_subcommand(1);
+  std::string config_plan;
+  bool config_json = false;
+  auto config_show = config->add_subcommand(
+    "show", "the settings a plan runs with and where each came from, and "
+            "how providers are reached (keys are never shown)");
+  config_show->add_option("PLAN", config_plan,
+                          "show this plan's settings over the config's");
+  config_show->add_flag("--json", config_json, "print JSON");
+
   cli::nodes_flags nf;
   auto nodes = app.add_subcommand("nodes", "list a coordinator's nodes");
   nodes->add_option("--coordinator", nf.coordinator,
@@ -291,10 +353,16 @@ int main(int argc, char** argv) {
     return cli::exit_bad_input;
   }
   set_up_logging(log_level);
+  for (auto* cmd : {validate, plan_cmd, run, resume, submit, coordinator,
+                    worker, config})
+    if (*cmd && !cli::load_configuration(config_file))
+      return cli::exit_bad_input;
+  if (*config_show)
+    return cli::config_show_command(config_plan, config_json);
   if (*validate)
     return validate_command(file);
   if (*plan_cmd)
-    return plan_command(file, plan_parallel, plan_json);
+    return plan_command(file, plan_parallel, plan_json, plan_prompts);
   if (*run)
     return cli::run_command(rf);
   if (*submit)

@@ -17,6 +17,7 @@
 #include "troupe/protocol/message_types.hpp"
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/utf8.hpp"
+#include "troupe/runtime/config.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/files.hpp"
 #include "troupe/runtime/journal.hpp"
@@ -268,8 +269,8 @@ int run_locally(const run_flags& flags, prepared_run& pr,
 } // namespace
 
 int run_command(const run_flags& flags) {
-  auto executors = executor_registry::with_builtins();
-  auto vopts = executors->validation();
+  auto executors = executors_for(configuration());
+  auto vopts = plan_loading(*executors);
   prepared_run pr;
   if (auto rc = prepare(flags, vopts, pr))
     return *rc;
@@ -280,7 +281,7 @@ int run_command(const run_flags& flags) {
 }
 
 int resume_command(const run_flags& flags) {
-  auto executors = executor_registry::with_builtins();
+  auto executors = executors_for(configuration());
   std::shared_ptr<journal> j;
   if (flags.journal.off) {
     std::cerr << "troupe: resume needs the journal the run is in\n";
@@ -322,9 +323,9 @@ int submit_command(const run_flags& flags) {
     return exit_bad_input;
   // The coordinator checks the plan again against what its nodes offer:
   // work for the Claude Code CLI runs on workers, which have it or not.
-  validation_options vopts;
-  vopts.executor_kinds = executor_registry::with_builtins()->kinds();
+  auto vopts = plan_loading(*executors_for(configuration()));
   vopts.executor_kinds.insert("claude-code");
+  vopts.unavailable_executors.erase("claude-code");
   prepared_run pr;
   if (auto rc = prepare(flags, vopts, pr))
     return *rc;

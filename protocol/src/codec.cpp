@@ -268,6 +268,8 @@ void to_json(json& j, const plan_settings& x) {
     if (!x.limits.model.empty())
       l["model"] = x.limits.model;
   }
+  if (!x.personas.empty())
+    j["personas"] = x.personas;
 }
 
 void to_json(json& j, const plan& x) {

@@ -359,7 +359,7 @@ void decode_settings(const json& v, const std::string& path, plan_settings& s,
   reject_unknown_keys(v, path,
                       {"max_parallel_agents", "default_timeout_s", "on_failure",
                        "confirm_before_execute", "max_phase_width", "models",
-                       "prices", "limits"},
+                       "prices", "limits", "personas"},
                       out);
   if (has(v, "limits"))
     decode_limits(v["limits"], key_path(path, "limits"), s.limits, out);
@@ -374,6 +374,7 @@ void decode_settings(const json& v, const std::string& path, plan_settings& s,
         out.error(tpath, "must not be empty");
     }
   }
+  read_optional(v, path, "personas", s.personas, out);
   if (has(v, "prices"))
     decode_prices(v["prices"], key_path(path, "prices"), s.prices, out);
   if (read_optional(v, path, "max_parallel_agents", s.max_parallel_agents, out))
@@ -389,6 +390,38 @@ void decode_settings(const json& v, const std::string& path, plan_settings& s,
 }
 
 } // namespace
+
+plan_settings decode_plan_settings(const json& v, const std::string& path,
+                                   diagnostics& out) {
+  plan_settings s;
+  decode_settings(v, path, s, out);
+  return s;
+}
+
+json merge_settings(const json& base, const json& over) {
+  if (!base.is_object() || !over.is_object())
+    return over.is_null() ? base : over;
+  auto entrywise = [](json& into, const json& from) {
+    if (!into.is_object() || !from.is_object()) {
+      into = from;
+      return;
+    }
+    for (auto& [name, value] : from.items())
+      into[name] = value;
+  };
+  json out = base;
+  for (auto& [key, value] : over.items()) {
+    if (key == "models" || key == "prices" || key == "personas") {
+      entrywise(out[key], value);
+    } else if (key == "limits" && value.is_object() && out[key].is_object()) {
+      for (auto& [kind, counts] : value.items())
+        entrywise(out[key][kind], counts);
+    } else {
+      out[key] = value;
+    }
+  }
+  return out;
+}
 
 plan decode_plan(const json& j, diagnostics& out) {
   plan p;
@@ -451,6 +484,13 @@ plan load_plan_text(const std::string& text, const std::string& format,
   json j;
   if (!parse_plan_text(text, format, j, out))
     return plan{};
+  if (opts.settings_base && j.is_object()) {
+    auto i = j.find("settings");
+    if (i == j.end())
+      j["settings"] = *opts.settings_base;
+    else if (i->is_object())
+      *i = merge_settings(*opts.settings_base, *i);
+  }
   auto first = out.items().size();
   auto p = decode_plan(j, out);
   // Validation checks plans built in code too, so it may find again what

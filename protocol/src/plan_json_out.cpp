@@ -197,6 +197,10 @@ std::string json_text(const plan& x) {
   }
   w.key("on_failure");
   w.string(to_string(x.settings.on_failure));
+  if (!x.settings.personas.empty()) {
+    w.key("personas");
+    w.strings(x.settings.personas);
+  }
   if (!x.settings.prices.empty()) {
     w.key("prices");
     w.open('{');

@@ -129,6 +129,31 @@ const std::set<std::string>& builtin_executor_kinds() {
   return kinds;
 }
 
+void validate_settings(const plan_settings& s, diagnostics& out) {
+  if (s.max_parallel_agents < 1)
+    out.error("settings.max_parallel_agents",
+              "must be at least 1, got "
+                + std::to_string(s.max_parallel_agents));
+  if (check_finite(s.default_timeout_s, "settings.default_timeout_s", out)
+      && !(s.default_timeout_s > 0))
+    out.error("settings.default_timeout_s",
+              "must be positive, got " + format_number(s.default_timeout_s));
+  if (s.max_phase_width < 1)
+    out.error("settings.max_phase_width",
+              "must be at least 1, got " + std::to_string(s.max_phase_width));
+  for (auto& [persona, prompt] : s.personas) {
+    auto path = detail::key_path("settings.personas", persona);
+    if (persona.empty())
+      out.error("settings.personas", "a persona must have a name");
+    else if (prompt.empty())
+      out.error(path, "must not be empty");
+    else if (prompt.size() > max_persona_prompt_bytes)
+      out.error(path, "too long: " + std::to_string(prompt.size())
+                        + " bytes (at most "
+                        + std::to_string(max_persona_prompt_bytes) + ")");
+  }
+}
+
 void validate_plan(const plan& p, const validation_options& opts,
                    diagnostics& out) {
   // A plan that did not come through decoding (one sent by a submitter)
@@ -147,17 +172,7 @@ void validate_plan(const plan& p, const validation_options& opts,
     return;
   }
   auto& s = p.settings;
-  if (s.max_parallel_agents < 1)
-    out.error("settings.max_parallel_agents",
-              "must be at least 1, got "
-                + std::to_string(s.max_parallel_agents));
-  if (check_finite(s.default_timeout_s, "settings.default_timeout_s", out)
-      && !(s.default_timeout_s > 0))
-    out.error("settings.default_timeout_s",
-              "must be positive, got " + format_number(s.default_timeout_s));
-  if (s.max_phase_width < 1)
-    out.error("settings.max_phase_width",
-              "must be at least 1, got " + std::to_string(s.max_phase_width));
+  validate_settings(s, out);
   if (p.workstreams.empty())
     out.error("workstreams", "must not be empty");
 

@@ -231,7 +231,7 @@ std::string command_line(const claude_code_config& cfg,
   }
   if (!x.permission_mode.empty())
     cmd += " --permission-mode " + detail::sh_quoted(x.permission_mode);
-  cmd += " --append-system-prompt " + detail::sh_quoted(persona_prompt(spec.ws.persona));
+  cmd += " --append-system-prompt " + detail::sh_quoted(system_prompt_of(spec));
   return cmd;
 }
 
@@ -295,18 +295,20 @@ std::string find_program(const std::string& name) {
 
 } // namespace
 
-bool find_claude_code(claude_code_config& out, std::string& why) {
-  auto named = std::getenv("TROUPE_CLAUDE_CLI");
-  std::string name = named && *named ? named : "claude";
+bool find_claude_code(const std::string& program,
+                      const std::string& named_by, claude_code_config& out,
+                      std::string& why) {
+  auto name = program.empty() ? std::string{"claude"} : program;
   out.program = find_program(name);
   if (!out.program.empty())
     return true;
-  why = named && *named
-          ? "TROUPE_CLAUDE_CLI names \"" + name
-              + "\", which is no executable file here"
+  why = !program.empty()
+          ? named_by + " names \"" + name + "\", which is no executable file "
+            "here"
           : "the Claude Code CLI (\"claude\") is not on PATH here; install "
-            "it (npm install -g @anthropic-ai/claude-code) or name it in "
-            "TROUPE_CLAUDE_CLI";
+            "it (npm install -g @anthropic-ai/claude-code), or name it in "
+            "TROUPE_CLAUDE_CLI or the config file's "
+            "providers.claude-code.program";
   return false;
 }
 

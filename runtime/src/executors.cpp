@@ -17,6 +17,7 @@
 
 #include "troupe/protocol/errors.hpp"
 #include "troupe/protocol/utf8.hpp"
+#include "troupe/runtime/config.hpp"
 #include "troupe/runtime/http_client.hpp"
 #include "troupe/runtime/log.hpp"
 #include "troupe/runtime/process.hpp"
@@ -28,21 +29,30 @@ namespace fs = std::filesystem;
 namespace troupe {
 
 std::shared_ptr<executor_registry> executor_registry::with_builtins() {
+  return executors_for(default_config());
+}
+
+std::shared_ptr<executor_registry> executors_for(const troupe_config& cfg) {
   auto reg = std::make_shared<executor_registry>();
   reg->add("command", [](caf::actor_system& sys) {
     return spawn_command_executor(sys, process_runner::shared());
   });
   reg->add("sleep",
            [](caf::actor_system& sys) { return spawn_sleep_executor(sys); });
-  for (auto p : {llm_provider::anthropic, llm_provider::openai}) {
-    auto ep = std::make_shared<const llm_endpoint>(llm_endpoint_from_env(p));
-    reg->add(to_string(p), [ep](caf::actor_system& sys) {
+  for (auto* endpoint : {&cfg.anthropic, &cfg.openai}) {
+    auto ep = std::make_shared<const llm_endpoint>(*endpoint);
+    reg->add(to_string(endpoint->provider), [ep](caf::actor_system& sys) {
       return spawn_llm_executor(sys, ep, http_client::shared());
     });
   }
   claude_code_config cc;
   std::string why;
-  if (find_claude_code(cc, why)) {
+  auto source = cfg.sources.find("providers.claude-code.program");
+  std::string named_by =
+    source == cfg.sources.end() || source->second == "config"
+      ? "providers.claude-code.program in " + cfg.path
+      : source->second.substr(source->second.find(' ') + 1);
+  if (find_claude_code(cfg.claude_program, named_by, cc, why)) {
     auto cfg = std::make_shared<const claude_code_config>(std::move(cc));
     reg->add("claude-code", [cfg](caf::actor_system& sys) {
       return spawn_claude_code_executor(sys, cfg, process_runner::shared());

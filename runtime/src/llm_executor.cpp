@@ -323,7 +323,7 @@ llm_executor(self_ptr self, std::shared_ptr<const llm_endpoint> ep,
       }
       llm_question q;
       q.model = st.spec.model;
-      q.system = persona_prompt(st.spec.ws.persona);
+      q.system = system_prompt_of(st.spec);
       q.prompt = agent_prompt(st.spec.ws.prompt, st.spec.context);
       q.max_tokens = st.spec.ws.executor.max_tokens > 0
                        ? st.spec.ws.executor.max_tokens
@@ -355,27 +355,7 @@ llm_executor(self_ptr self, std::shared_ptr<const llm_endpoint> ep,
   };
 }
 
-std::string env_or(const char* name, const std::string& fallback) {
-  auto v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string{v} : fallback;
-}
-
 } // namespace
-
-llm_endpoint llm_endpoint_from_env(llm_provider p) {
-  llm_endpoint ep;
-  ep.provider = p;
-  if (p == llm_provider::anthropic) {
-    ep.base_url = env_or("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
-    ep.api_key = env_or("ANTHROPIC_API_KEY", "");
-  } else {
-    ep.base_url = env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
-    ep.api_key = env_or("OPENAI_API_KEY", "");
-  }
-  while (!ep.base_url.empty() && ep.base_url.back() == '/')
-    ep.base_url.pop_back();
-  return ep;
-}
 
 executor_actor spawn_llm_executor(caf::actor_system& sys,
                                   std::shared_ptr<const llm_endpoint> ep,

@@ -6,6 +6,11 @@
 
 namespace troupe {
 
+namespace detail {
+// In personas.cpp, written at build time from runtime/personas/*.md.
+const std::map<std::string, std::string>& builtin_personas();
+} // namespace detail
+
 using nlohmann::json;
 
 namespace {
@@ -26,12 +31,35 @@ const json& array_at(const json& j, const char* key) {
 
 } // namespace
 
-std::string persona_prompt(const std::string& persona) {
+const std::map<std::string, std::string>& builtin_persona_prompts() {
+  return detail::builtin_personas();
+}
+
+std::string persona_prompt(const plan_settings& settings,
+                           const std::string& persona) {
+  if (auto i = settings.personas.find(persona); i != settings.personas.end())
+    return i->second;
+  auto& builtin = builtin_persona_prompts();
+  if (auto i = builtin.find(persona); i != builtin.end())
+    return i->second;
   auto who = persona.empty() ? std::string{"general"} : persona;
   return "You are the " + who
          + " agent of a team of software agents working on one goal. Do "
            "the task you are given and nothing else; other agents do the "
            "rest. End with a short summary of what you did and found.";
+}
+
+std::string system_prompt_of(const workstream_spec& spec) {
+  return spec.system_prompt.empty()
+           ? persona_prompt(plan_settings{}, spec.ws.persona)
+           : spec.system_prompt;
+}
+
+std::string persona_prompt_source(const plan_settings& settings,
+                                  const std::string& persona) {
+  if (settings.personas.count(persona) > 0)
+    return "settings";
+  return builtin_persona_prompts().count(persona) > 0 ? "built-in" : "general";
 }
 
 std::string agent_prompt(const std::string& prompt, const std::string& context) {

@@ -151,7 +151,8 @@ TEST_CASE("claude-code agents edit files in parallel, and their tokens and "
   for (auto& q : reqs) {
     CHECK(q["headers"]["x-api-key"] == secret_key);
     saw_persona = saw_persona
-                  || q["body"]["system"].dump().find("backend agent of a team")
+                  || q["body"]["system"].dump().find(
+                       "You are the backend engineer of a team")
                        != std::string::npos;
   }
   CHECK(saw_persona);

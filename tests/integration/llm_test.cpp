@@ -150,14 +150,16 @@ workstreams:
   CHECK(first["model"] == "claude-haiku-4-5");
   CHECK(first["stream"] == true);
   CHECK(first["max_tokens"] == 8192);
-  CHECK(first["system"].get<std::string>().find("analyzer")
-        != std::string::npos);
+  CHECK(first["system"]
+        == test::read_text(fs::path{TROUPE_SOURCE_DIR}
+                           / "runtime/personas/analyzer.md"));
   auto& second = reqs[1]["body"];
   CHECK(second["model"] == "claude-sonnet-4-5");
   CHECK_FALSE(second.contains("stream"));
   CHECK(second["max_tokens"] == 1000);
-  CHECK(second["system"].get<std::string>().find("backend")
-        != std::string::npos);
+  CHECK(second["system"]
+        == test::read_text(fs::path{TROUPE_SOURCE_DIR}
+                           / "runtime/personas/backend.md"));
   // The handoff: what scout found is in build's prompt.
   auto prompt = second["messages"][0]["content"].get<std::string>();
   CHECK(prompt.rfind("Build it.", 0) == 0);

@@ -353,6 +353,7 @@ TEST_CASE("plans and reports written as text directly read back as "
   p.workstreams[0].executor.env = {{"K\u2713", "v\n"}, {"A", ""}};
   p.workstreams[0].timeout_s = 2.5;
   p.gates[0].checks.push_back({"completion", "", "", 3});
+  p.settings.personas = {{"qa", "You test \u00e9 \"twice\".\n"}};
   auto j = json::parse(troupe::json_text(p));
   CHECK(j == json::parse(troupe::json_text(as_json(p))));
   // The plan decoder takes it, and gets the plan back.

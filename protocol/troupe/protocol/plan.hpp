@@ -177,6 +177,8 @@ struct plan_settings {
   /// Prices by model name, beside the built-in ones.
   std::map<std::string, model_price> prices;
   run_limits limits;
+  /// System prompts by persona, over the built-in ones.
+  std::map<std::string, std::string> personas;
 };
 
 template <class Inspector>
@@ -184,7 +186,7 @@ typename Inspector::result_type inspect(Inspector& f, plan_settings& x) {
   return f(caf::meta::type_name("troupe::plan_settings"),
            x.max_parallel_agents, x.default_timeout_s, x.on_failure,
            x.confirm_before_execute, x.max_phase_width, x.models, x.prices,
-           x.limits);
+           x.limits, x.personas);
 }
 
 /// Who writes the report.

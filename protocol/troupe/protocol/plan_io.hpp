@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -16,6 +17,8 @@ namespace troupe {
 /// validation work; each gate, one pass over all workstreams.
 constexpr size_t max_plan_workstreams = 200'000;
 constexpr size_t max_plan_gates = 1'000;
+/// The longest system prompt a persona may have.
+constexpr size_t max_persona_prompt_bytes = 256 * 1024;
 
 /// The executor kinds every Troupe build has.
 const std::set<std::string>& builtin_executor_kinds();
@@ -27,6 +30,9 @@ struct validation_options {
   /// Kinds that cannot run here, with why (a program is missing): a plan
   /// that asks for one is refused saying so.
   std::map<std::string, std::string> unavailable_executors;
+  /// Settings a plan's own are laid over (a config file's), as JSON; see
+  /// `merge_settings`.
+  std::shared_ptr<const nlohmann::json> settings_base;
 };
 
 /// Parses plan text, YAML or JSON (`format` is "yaml", "json", or "" to tell
@@ -41,6 +47,21 @@ bool parse_plan_text(const std::string& text, const std::string& format,
 /// fields with their paths, and filling defaults. Refuses more than 200,000
 /// workstreams or 1,000 gates.
 plan decode_plan(const nlohmann::json& j, diagnostics& out);
+
+/// Decodes a plan's `settings` object on its own (a config file has one),
+/// paths in `out` under `path`.
+plan_settings decode_plan_settings(const nlohmann::json& v,
+                                   const std::string& path, diagnostics& out);
+
+/// Checks settings on their own: what `validate_plan` checks of them.
+void validate_settings(const plan_settings& s, diagnostics& out);
+
+/// The settings `over` laid over `base`, both as plans write them: each key
+/// `over` has replaces `base`'s, but the named entries of `models`,
+/// `prices`, `personas` and `limits.persona` / `limits.model` replace
+/// entry by entry, so a plan naming one tier keeps the others.
+nlohmann::json merge_settings(const nlohmann::json& base,
+                              const nlohmann::json& over);
 
 /// Checks a decoded plan's semantics: ids, dependencies, cycles, ownership,
 /// agent kinds, gates and settings.

@@ -13,7 +13,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 6;
+constexpr int32_t protocol_version = 7;
 
 /// Workstream states:
 ///
@@ -96,13 +96,19 @@ struct workstream_spec {
   /// and its price, from the run's settings.
   std::string model;
   model_price price;
+  /// For agents: the system prompt of the workstream's persona, from the
+  /// run's settings or the built-in ones.
+  std::string system_prompt;
+  /// For agents: US dollars this attempt may spend, its share of what is
+  /// left of the run's budget; 0 for no limit.
+  double budget_usd = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workstream_spec& x) {
   return f(caf::meta::type_name("troupe::workstream_spec"), x.run_id, x.ws,
            x.attempt, x.dispatch, x.timeout_s, x.workdir, x.context, x.key,
-           x.model, x.price);
+           x.model, x.price, x.system_prompt, x.budget_usd);
 }
 
 /// The outcome of one attempt, or of a whole workstream in a report.

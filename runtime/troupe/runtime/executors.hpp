@@ -24,8 +24,10 @@ using executor_factory = std::function<executor_actor(caf::actor_system&)>;
 /// The executors a node offers, by kind.
 class executor_registry {
 public:
-  /// A registry with `command` and `sleep` (`noop` is handled by agents
-  /// themselves and needs no actor).
+  /// A registry with `command`, `sleep`, `anthropic`, `openai` and, when
+  /// its CLI is found, `claude-code` (`noop` is handled by agents
+  /// themselves and needs no actor), configured by the environment alone
+  /// (`default_config()`; `executors_for` takes a config file's).
   static std::shared_ptr<executor_registry> with_builtins();
 
   void add(std::string kind, executor_factory f);
@@ -53,6 +55,11 @@ private:
   std::map<std::string, executor_factory> factories_;
   std::map<std::string, std::string> unavailable_;
 };
+
+struct troupe_config;
+
+/// The executors this node offers, reaching providers as `cfg` says.
+std::shared_ptr<executor_registry> executors_for(const troupe_config& cfg);
 
 /// Runs `ws.executor.run` with `/bin/sh -c` (over 64 KiB, from a file) in its
 /// own process group, in `executor.cwd` (relative to the spec's workdir).
@@ -89,11 +96,6 @@ struct llm_endpoint {
   std::chrono::milliseconds backoff_cap{30'000};
 };
 
-/// The endpoint the environment describes: ANTHROPIC_BASE_URL and
-/// ANTHROPIC_API_KEY, or OPENAI_BASE_URL and OPENAI_API_KEY, each
-/// provider's own URL by default.
-llm_endpoint llm_endpoint_from_env(llm_provider p);
-
 /// Asks the model `spec.model` the workstream's prompt (with its persona's
 /// system prompt and the handoff) through `ep`, without waiting on the
 /// network: `client` does. Streams the reply when `executor.stream`, retries
@@ -109,10 +111,11 @@ struct claude_code_config {
   std::string program;
 };
 
-/// Looks for the Claude Code CLI: TROUPE_CLAUDE_CLI (a path, or a name
-/// looked up on PATH), else `claude` on PATH. False, saying why, when
-/// there is none.
-bool find_claude_code(claude_code_config& out, std::string& why);
+/// Looks for the Claude Code CLI: `program` (a path, or a name looked up
+/// on PATH), which `named_by` names, else `claude` on PATH. False, saying
+/// why, when there is none.
+bool find_claude_code(const std::string& program, const std::string& named_by,
+                      claude_code_config& out, std::string& why);
 
 /// Runs the Claude Code CLI headless (`-p --output-format stream-json
 /// --verbose`) in the workstream's directory, the prompt on stdin, with
