@@ -281,6 +281,7 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
     find_price(run.p->settings, spec.model, spec.price);
   if (is_agent_executor(w.def->executor.kind))
     spec.system_prompt = persona_prompt(run.p->settings, w.def->persona);
+  spec.budget_usd = w.reserved_usd;
   // noop and sleep never read their context, nor do gate checks; a wide
   // gather would pay for building it.
   if (w.def->executor.kind != "noop" && w.def->executor.kind != "sleep"
@@ -301,6 +302,7 @@ bool requeue(self_ptr self, run_state& run, size_t idx,
   w.pool = npos;
   run.in_flight -= 1;
   count_limits(run, idx, true);
+  settle_budget(run, idx, nullptr);
   if (run.cancelling) {
     end_unrun(self, run, idx, ws_state::cancelled, cancel_why);
     return false;
@@ -366,6 +368,10 @@ static void fill(self_ptr self, run_state& run) {
     if (best == npos)
       return; // everything ready waits for a slot or a node
     auto idx = run.shapes[best].ready.front().second;
+    if (!reserve_budget(run, idx)) {
+      stop_for_budget(self, run, idx);
+      return;
+    }
     run.shapes[best].ready.pop_front();
     dispatch(self, run, idx, best_pool);
   }

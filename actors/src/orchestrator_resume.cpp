@@ -155,8 +155,14 @@ void replay(self_ptr self, run_state& run, const std::vector<event>& events) {
         break;
       }
       case event_kind::run_cancelling:
-        run.user_cancelled = true;
-        start_cancel(self, run, "cancelled");
+        // The budget stopped it, or somebody cancelled it.
+        if (ev.message.rfind("budget: ", 0) == 0) {
+          run.budget_stopped = true;
+          start_cancel(self, run, "not run: " + ev.message.substr(8));
+        } else {
+          run.user_cancelled = true;
+          start_cancel(self, run, "cancelled");
+        }
         break;
       case event_kind::run_failing:
         run.internal_error = ev.message;

@@ -15,6 +15,7 @@
 #include <caf/all.hpp>
 
 #include "orchestrator_state.hpp"
+#include "troupe/protocol/models.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
@@ -162,6 +163,10 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
   auto& w = run.ws[idx];
   if (is_terminal(w.state))
     return;
+  // Every attempt's tokens were paid for: the workstream reports them all.
+  for (auto& f : w.failures)
+    for (auto& u : f.usage)
+      add_usage(r.usage, u);
   w.state = r.status;
   w.result = std::move(r);
   run.terminal += 1;
@@ -294,6 +299,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   report.status = status;
   report.wall_s = run.now_s();
   report.rerun = run.rerun;
+  report.budget_stopped = run.budget_stopped;
   report.workstreams.reserve(run.ws.size());
   for (auto& w : run.ws)
     if (w.checks_gate == npos) // checks report in their gates

@@ -62,6 +62,7 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
     st.pools[pool_idx].completed += 1;
   run.in_flight -= 1;
   count_limits(run, idx, true);
+  settle_budget(run, idx, &r);
   if (is_terminal(w.state)) {
     pump_all(self);
     maybe_finish(self, run_id);

@@ -76,6 +76,8 @@ struct ws_run {
   clock_type::time_point deadline;
   workstream_result result;
   std::vector<workstream_result> failures;
+  /// The share of the run's budget its attempt in flight may spend.
+  double reserved_usd = 0;
 };
 
 /// Ready workstreams that need the same kind of node (persona, executor
@@ -145,6 +147,12 @@ struct run_state {
   int32_t gates_busy = 0;
   bool cancelling = false;
   bool user_cancelled = false;
+  /// What the agents' attempts spent, and what those in flight may still
+  /// spend (their shares), against `settings.max_cost_usd`.
+  double spent_usd = 0;
+  double reserved_usd = 0;
+  /// Set when the budget left work unstarted.
+  bool budget_stopped = false;
   /// Set when a step of this run threw: the run fails with it.
   std::string internal_error;
   bool finishing = false;
@@ -377,6 +385,19 @@ caf::result<std::vector<run_snapshot>> list_runs(self_ptr self);
 caf::result<run_snapshot> status_of(self_ptr self, const std::string& run_id);
 /// Cancels `run` at somebody's request; `why` says whose.
 void cancel_run(self_ptr self, run_state& run, const std::string& why);
+
+/// Before `idx` is dispatched: under a budget, reserves the agent's share
+/// of what is left (`reserved_usd`) and says true; false when even its
+/// lowest estimate would pass the budget.
+bool reserve_budget(run_state& run, size_t idx);
+
+/// An attempt of `idx` ended (or went back to the queue): what it spent is
+/// spent, and its share is free again.
+void settle_budget(run_state& run, size_t idx, const workstream_result* r);
+
+/// Starts no more work, so as not to pass the budget: what has not
+/// started ends unrun; agents in flight finish within their shares.
+void stop_for_budget(self_ptr self, run_state& run, size_t idx);
 caf::result<std::string> abort_run(self_ptr self, const std::string& run_id);
 /// A finished run's report: from the journal, or once it is written.
 caf::result<run_report> report_of(self_ptr self, const std::string& run_id);

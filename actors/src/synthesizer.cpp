@@ -80,6 +80,20 @@ void fold_report(const plan& p, run_report& r) {
   def_index.reserve(n);
   for (size_t i = 0; i < n; ++i)
     def_index.emplace(p.workstreams[i].id, i);
+  // What was spent, and what the deep tier alone would have cost.
+  r.cost_usd = 0;
+  r.deep_tier_cost_usd = 0;
+  r.max_cost_usd = p.settings.max_cost_usd;
+  for (auto& w : r.workstreams) {
+    auto d = def_index.find(w.id);
+    for (auto& u : w.usage) {
+      r.cost_usd += u.cost_usd;
+      double deep = u.cost_usd;
+      if (d != def_index.end())
+        deep_tier_cost(p.settings, p.workstreams[d->second], u, deep);
+      r.deep_tier_cost_usd += deep;
+    }
+  }
   // Wall time per plan position: reports list the plan's workstreams first,
   // in order, then any remediation; look ids up only if that does not hold.
   std::vector<double> own(n, 0.0);
@@ -225,6 +239,20 @@ std::string render_markdown(const plan& p, const run_report& r) {
     }
     if (r.usage.size() > 1)
       row("total", total);
+    md << "\nSpent " << dollars(r.cost_usd) << "; with every agent on the "
+       << "deep tier, the same tokens would have cost "
+       << dollars(r.deep_tier_cost_usd) << ".\n";
+  }
+  if (r.max_cost_usd > 0) {
+    md << "\nBudget: " << dollars(r.cost_usd) << " of "
+       << dollars(r.max_cost_usd) << " spent.";
+    if (r.budget_stopped)
+      md << " The budget stopped the run: what had not started was not "
+            "started, so as not to pass it.";
+    if (r.cost_usd > r.max_cost_usd)
+      md << " An agent's last call cost more than its share had left: an "
+            "agent can stop only between calls.";
+    md << "\n";
   }
   bool heading = false;
   for (auto& w : r.workstreams) {

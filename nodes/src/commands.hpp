@@ -79,6 +79,9 @@ bool open_journal(const journal_flags& flags, journal::access how,
 struct run_flags {
   std::string plan_file;
   int32_t max_parallel = 0;
+  /// `--max-cost`: the run's budget in US dollars over the plan's; 0 for
+  /// none, negative when not given.
+  double max_cost = -1;
   std::string report_file;
   std::string events_file;
   std::string workdir;

@@ -166,6 +166,13 @@ int main(int argc, char** argv) {
   run->add_option("--max-parallel", rf.max_parallel,
                   "agents at once (default: the plan's max_parallel_agents)")
     ->check(CLI::PositiveNumber);
+  auto add_max_cost = [](CLI::App* cmd, double& x) {
+    cmd->add_option("--max-cost", x,
+                    "US dollars the agents may spend (default: the plan's "
+                    "max_cost_usd; 0 for no limit)")
+      ->check(CLI::NonNegativeNumber);
+  };
+  add_max_cost(run, rf.max_cost);
   run->add_option("--report", rf.report_file, "write the JSON report here");
   run->add_option("--events", rf.events_file,
                   "write every event here as a JSON line");
@@ -219,6 +226,7 @@ int main(int argc, char** argv) {
                      "agents at once (default: the plan's "
                      "max_parallel_agents)")
     ->check(CLI::PositiveNumber);
+  add_max_cost(submit, rf.max_cost);
   submit->add_option("--report", rf.report_file, "write the JSON report here");
   submit->add_option("--events", rf.events_file,
                      "write every event here as a JSON line");

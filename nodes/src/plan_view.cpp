@@ -28,6 +28,12 @@ std::string secs(double s) {
   return buf;
 }
 
+std::string usd(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), x < 1 ? "$%.4f" : "$%.2f", x);
+  return buf;
+}
+
 std::string pad(std::string s, size_t n) {
   if (s.size() < n)
     s.append(n - s.size(), ' ');
@@ -113,6 +119,23 @@ std::string render_plan(const plan& p, const plan_assessment& a,
   out << "Estimated time: " << secs(a.sequential_s) << " sequential, "
       << secs(a.parallel_s) << " with " << max_parallel
       << " parallel agent" << (max_parallel == 1 ? "" : "s") << '\n';
+  if (a.agents > 0) {
+    out << "Estimated cost: " << usd(a.cost_usd.low) << " to "
+        << usd(a.cost_usd.high) << " for " << a.agents << " agent"
+        << (a.agents == 1 ? "" : "s")
+        << " (first attempts; estimate_usd, else settings.cost_estimates, "
+           "else Troupe's guess per tier)\n";
+  }
+  if (p.settings.max_cost_usd > 0) {
+    out << "Budget: " << usd(p.settings.max_cost_usd);
+    if (a.cost_usd.low > p.settings.max_cost_usd)
+      out << ", below even the lowest estimate: the run will stop before "
+             "every agent has run";
+    else if (a.cost_usd.high > p.settings.max_cost_usd)
+      out << ", below the highest estimate: the run may stop before every "
+             "agent has run";
+    out << '\n';
+  }
   out << "Synthesis: " << p.synthesis.persona << '\n';
   return out.str();
 }

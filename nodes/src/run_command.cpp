@@ -62,6 +62,8 @@ std::optional<int> prepare(const run_flags& flags,
     return exit_bad_input;
   }
   auto& p = out.p;
+  if (flags.max_cost >= 0)
+    p.settings.max_cost_usd = flags.max_cost;
   out.max_parallel = flags.max_parallel > 0 ? flags.max_parallel
                                             : p.settings.max_parallel_agents;
   if (p.settings.confirm_before_execute && !flags.yes) {

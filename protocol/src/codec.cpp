@@ -200,6 +200,10 @@ void to_json(json& j, const model_price& x) {
        {"cache_write", x.cache_write}};
 }
 
+void to_json(json& j, const cost_range& x) {
+  j = json::array({x.low, x.high});
+}
+
 void to_json(json& j, const workstream& x) {
   j = {{"id", x.id},
        {"title", x.title},
@@ -212,6 +216,8 @@ void to_json(json& j, const workstream& x) {
        {"executor", x.executor},
        {"retries", x.retries},
        {"estimate_s", x.estimate_s}};
+  if (!x.estimate_usd.empty())
+    j["estimate_usd"] = x.estimate_usd;
   // 0 means "the plan's default", which the plan schema spells by leaving
   // the key out.
   if (x.timeout_s != 0)
@@ -270,6 +276,10 @@ void to_json(json& j, const plan_settings& x) {
   }
   if (!x.personas.empty())
     j["personas"] = x.personas;
+  if (x.max_cost_usd != 0)
+    j["max_cost_usd"] = x.max_cost_usd;
+  if (!x.cost_estimates.empty())
+    j["cost_estimates"] = x.cost_estimates;
 }
 
 void to_json(json& j, const plan& x) {
@@ -373,10 +383,17 @@ void to_json(json& j, const run_report& x) {
        {"usage", x.usage},
        {"rerun", x.rerun},
        {"synthesized_by", x.synthesized_by},
-       {"markdown", x.markdown}};
+       {"markdown", x.markdown},
+       {"cost_usd", x.cost_usd},
+       {"deep_tier_cost_usd", x.deep_tier_cost_usd}};
   // Only a report that is partial says so: complete ones stay as they were.
   if (x.partial)
     j["partial"] = true;
+  // Only a run with a budget has these.
+  if (x.max_cost_usd > 0) {
+    j["max_cost_usd"] = x.max_cost_usd;
+    j["budget_stopped"] = x.budget_stopped;
+  }
 }
 
 void from_json(const json& j, run_report& x) {
@@ -399,6 +416,11 @@ void from_json(const json& j, run_report& x) {
     i->get_to(x.rerun);
   read(j, "synthesized_by", x.synthesized_by);
   read(j, "markdown", x.markdown);
+  // Reports written before these were there.
+  x.cost_usd = j.value("cost_usd", 0.0);
+  x.deep_tier_cost_usd = j.value("deep_tier_cost_usd", 0.0);
+  x.max_cost_usd = j.value("max_cost_usd", 0.0);
+  x.budget_stopped = j.value("budget_stopped", false);
 }
 
 void to_json(json& j, const event& x) {
@@ -487,7 +509,9 @@ void to_json(json& j, const plan_assessment& x) {
        {"critical_path_s", x.critical_path_s},
        {"sequential_s", x.sequential_s},
        {"parallel_s", x.parallel_s},
-       {"strategy", x.strategy}};
+       {"strategy", x.strategy},
+       {"agents", x.agents},
+       {"cost_usd", x.cost_usd}};
 }
 
 } // namespace troupe

@@ -105,6 +105,28 @@ bool read(const json& v, const std::string& path, double& x, diagnostics& out) {
   return true;
 }
 
+bool read(const json& v, const std::string& path, cost_range& x,
+          diagnostics& out) {
+  cost_range r;
+  if (v.is_number()) {
+    r.low = r.high = v.get<double>();
+  } else if (v.is_array() && v.size() == 2 && v[0].is_number()
+             && v[1].is_number()) {
+    r.low = v[0].get<double>();
+    r.high = v[1].get<double>();
+  } else {
+    type_error(v, path, "US dollars: a number, or [low, high]", out);
+    return false;
+  }
+  if (!std::isfinite(r.low) || !std::isfinite(r.high) || r.low < 0
+      || r.high < r.low) {
+    out.error(path, "must be US dollars, not negative, low <= high");
+    return false;
+  }
+  x = r;
+  return true;
+}
+
 bool read(const json& v, const std::string& path, bool& x, diagnostics& out) {
   if (!v.is_boolean()) {
     type_error(v, path, "a boolean", out);

@@ -73,6 +73,9 @@ bool read(const json& v, const std::string& path, std::vector<std::string>& x,
           diagnostics& out);
 bool read(const json& v, const std::string& path,
           std::map<std::string, std::string>& x, diagnostics& out);
+/// A cost: one number, or [low, high]; never negative, low <= high.
+bool read(const json& v, const std::string& path, cost_range& x,
+          diagnostics& out);
 bool read(const json& v, const std::string& path, agent_kind& x,
           diagnostics& out);
 bool read(const json& v, const std::string& path, model_tier& x,

@@ -104,16 +104,28 @@ std::string json_text(const run_report& x) {
   out.reserve(1024 + x.markdown.size() + 512 * x.workstreams.size());
   writer w{out};
   w.open('{');
+  if (x.max_cost_usd > 0) {
+    w.key("budget_stopped");
+    w.boolean(x.budget_stopped);
+  }
+  w.key("cost_usd");
+  w.number(x.cost_usd);
   w.key("critical_path");
   w.strings(x.critical_path);
   w.key("critical_path_s");
   w.number(x.critical_path_s);
+  w.key("deep_tier_cost_usd");
+  w.number(x.deep_tier_cost_usd);
   w.key("gates");
   write_all(w, x.gates);
   w.key("goal");
   w.string(x.goal);
   w.key("markdown");
   w.string(x.markdown);
+  if (x.max_cost_usd > 0) {
+    w.key("max_cost_usd");
+    w.number(x.max_cost_usd);
+  }
   // Only a report that is partial says so.
   if (x.partial) {
     w.key("partial");

@@ -72,6 +72,42 @@ bool starts_family(const std::string& model, std::string_view family) {
 
 } // namespace
 
+cost_range default_cost_estimate(const std::string& kind, model_tier tier) {
+  bool session = kind == "claude-code";
+  switch (tier) {
+    case model_tier::fast:
+      return session ? cost_range{0.01, 0.20} : cost_range{0.001, 0.01};
+    case model_tier::balanced:
+      return session ? cost_range{0.05, 1.00} : cost_range{0.005, 0.10};
+    default:
+      return session ? cost_range{0.20, 5.00} : cost_range{0.02, 0.50};
+  }
+}
+
+cost_range estimated_cost(const plan_settings& settings, const workstream& ws) {
+  if (!is_agent_executor(ws.executor.kind))
+    return {};
+  if (!ws.estimate_usd.empty())
+    return ws.estimate_usd;
+  if (auto i = settings.cost_estimates.find(to_string(ws.model));
+      i != settings.cost_estimates.end())
+    return i->second;
+  return default_cost_estimate(ws.executor.kind, ws.model);
+}
+
+bool deep_tier_cost(const plan_settings& settings, const workstream& ws,
+                    const usage& u, double& out) {
+  auto deep = ws;
+  deep.model = model_tier::deep;
+  deep.executor.model.clear();
+  model_price price;
+  auto model = resolve_model(settings, deep);
+  if (model.empty() || !find_price(settings, model, price))
+    return false;
+  out = cost_usd(u, price);
+  return true;
+}
+
 bool is_agent_executor(const std::string& kind) {
   return kind == "anthropic" || kind == "openai" || kind == "claude-code";
 }
@@ -91,8 +127,17 @@ bool find_price(const plan_settings& settings, const std::string& model,
     out = i->second;
     return true;
   }
+  // The Claude Code CLI's aliases name the current model of a family.
+  static const std::pair<std::string_view, std::string_view> aliases[] = {
+    {"haiku", "claude-haiku-4-5"},
+    {"sonnet", "claude-sonnet-4-5"},
+    {"opus", "claude-opus-4-5"}};
+  std::string_view name = model;
+  for (auto& [alias, family] : aliases)
+    if (model == alias)
+      name = family;
   for (auto& p : builtin_prices) {
-    if (starts_family(model, p.family)) {
+    if (starts_family(std::string{name}, p.family)) {
       out = p.price;
       return true;
     }

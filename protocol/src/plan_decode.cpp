@@ -148,7 +148,7 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
   reject_unknown_keys(v, path,
                       {"id", "title", "persona", "agent", "model", "prompt",
                        "owns", "depends_on", "executor", "timeout_s", "retries",
-                       "estimate_s"},
+                       "estimate_s", "estimate_usd"},
                       out);
   if (read_required(v, path, "id", ws.id, out))
     check_id(ws.id, key_path(path, "id"), out);
@@ -206,6 +206,7 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
     check_positive(ws.timeout_s, key_path(path, "timeout_s"), out);
   if (read_optional(v, path, "retries", ws.retries, out))
     check_at_least(ws.retries, 0, key_path(path, "retries"), out);
+  read_optional(v, path, "estimate_usd", ws.estimate_usd, out);
   if (read_optional(v, path, "estimate_s", ws.estimate_s, out))
     check_non_negative(ws.estimate_s, key_path(path, "estimate_s"), out);
 }
@@ -359,7 +360,8 @@ void decode_settings(const json& v, const std::string& path, plan_settings& s,
   reject_unknown_keys(v, path,
                       {"max_parallel_agents", "default_timeout_s", "on_failure",
                        "confirm_before_execute", "max_phase_width", "models",
-                       "prices", "limits", "personas"},
+                       "prices", "limits", "personas", "max_cost_usd",
+                       "cost_estimates"},
                       out);
   if (has(v, "limits"))
     decode_limits(v["limits"], key_path(path, "limits"), s.limits, out);
@@ -375,6 +377,19 @@ void decode_settings(const json& v, const std::string& path, plan_settings& s,
     }
   }
   read_optional(v, path, "personas", s.personas, out);
+  if (read_optional(v, path, "max_cost_usd", s.max_cost_usd, out))
+    check_non_negative(s.max_cost_usd, key_path(path, "max_cost_usd"), out);
+  if (has(v, "cost_estimates")
+      && expect_object(v["cost_estimates"], key_path(path, "cost_estimates"),
+                       out))
+    for (auto& [tier, range] : v["cost_estimates"].items()) {
+      auto tpath = key_path(key_path(path, "cost_estimates"), tier);
+      model_tier t;
+      if (!from_string(tier, t))
+        out.error(tpath, "unknown tier (expected fast, balanced or deep)");
+      else
+        read(range, tpath, s.cost_estimates[tier], out);
+    }
   if (has(v, "prices"))
     decode_prices(v["prices"], key_path(path, "prices"), s.prices, out);
   if (read_optional(v, path, "max_parallel_agents", s.max_parallel_agents, out))

@@ -66,6 +66,13 @@ void write(writer& w, const model_price& x) {
   w.close('}');
 }
 
+void write(writer& w, const cost_range& x) {
+  w.open('[');
+  w.number(x.low);
+  w.number(x.high);
+  w.close(']');
+}
+
 void write(writer& w, const workstream& x) {
   w.open('{');
   w.key("agent");
@@ -74,6 +81,10 @@ void write(writer& w, const workstream& x) {
   w.strings(x.depends_on);
   w.key("estimate_s");
   w.number(x.estimate_s);
+  if (!x.estimate_usd.empty()) {
+    w.key("estimate_usd");
+    write(w, x.estimate_usd);
+  }
   w.key("executor");
   write(w, x.executor);
   w.key("id");
@@ -167,6 +178,15 @@ std::string json_text(const plan& x) {
   w.open('{');
   w.key("confirm_before_execute");
   w.boolean(x.settings.confirm_before_execute);
+  if (!x.settings.cost_estimates.empty()) {
+    w.key("cost_estimates");
+    w.open('{');
+    for (auto& [tier, range] : x.settings.cost_estimates) {
+      w.key_text(tier);
+      write(w, range);
+    }
+    w.close('}');
+  }
   w.key("default_timeout_s");
   w.number(x.settings.default_timeout_s);
   if (!x.settings.limits.empty()) {
@@ -186,6 +206,10 @@ std::string json_text(const plan& x) {
     counts("model", x.settings.limits.model);
     counts("persona", x.settings.limits.persona);
     w.close('}');
+  }
+  if (x.settings.max_cost_usd != 0) {
+    w.key("max_cost_usd");
+    w.number(x.settings.max_cost_usd);
   }
   w.key("max_parallel_agents");
   w.integer(x.settings.max_parallel_agents);

@@ -141,6 +141,10 @@ void validate_settings(const plan_settings& s, diagnostics& out) {
   if (s.max_phase_width < 1)
     out.error("settings.max_phase_width",
               "must be at least 1, got " + std::to_string(s.max_phase_width));
+  if (check_finite(s.max_cost_usd, "settings.max_cost_usd", out)
+      && s.max_cost_usd < 0)
+    out.error("settings.max_cost_usd",
+              "must not be negative, got " + format_number(s.max_cost_usd));
   for (auto& [persona, prompt] : s.personas) {
     auto path = detail::key_path("settings.personas", persona);
     if (persona.empty())
@@ -232,6 +236,10 @@ void validate_plan(const plan& p, const validation_options& opts,
     if (ws.retries < 0)
       out.error(path + ".retries",
                 "must not be negative, got " + std::to_string(ws.retries));
+    if (!(ws.estimate_usd.low >= 0 && ws.estimate_usd.high >= ws.estimate_usd.low
+          && std::isfinite(ws.estimate_usd.high)))
+      out.error(path + ".estimate_usd",
+                "must be US dollars, not negative, low <= high");
     if (check_finite(ws.estimate_s, path + ".estimate_s", out)
         && ws.estimate_s < 0)
       out.error(path + ".estimate_s",

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "troupe/protocol/models.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/planning.hpp"
 
@@ -222,6 +223,14 @@ bool has_wildcard(const std::string& s) {
 
 plan_assessment assess(const plan& p) {
   plan_assessment a;
+  for (auto& w : p.workstreams) {
+    if (!is_agent_executor(w.executor.kind))
+      continue;
+    a.agents += 1;
+    auto c = estimated_cost(p.settings, w);
+    a.cost_usd.low += c.low;
+    a.cost_usd.high += c.high;
+  }
   auto n = p.workstreams.size();
   auto g = make_graph(p);
 

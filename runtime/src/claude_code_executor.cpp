@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -231,6 +233,13 @@ std::string command_line(const claude_code_config& cfg,
   }
   if (!x.permission_mode.empty())
     cmd += " --permission-mode " + detail::sh_quoted(x.permission_mode);
+  if (spec.budget_usd > 0) {
+    // Its share of the run's budget, never rounded up.
+    char amount[32];
+    std::snprintf(amount, sizeof(amount), "%.6f",
+                  std::floor(spec.budget_usd * 1e6) / 1e6);
+    cmd += std::string{" --max-budget-usd "} + amount;
+  }
   cmd += " --append-system-prompt " + detail::sh_quoted(system_prompt_of(spec));
   return cmd;
 }

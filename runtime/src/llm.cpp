@@ -1,5 +1,7 @@
 #include "troupe/runtime/llm.hpp"
 
+#include <cmath>
+#include <cstdio>
 
 #include <nlohmann/json.hpp>
 
@@ -97,6 +99,28 @@ bool transient_error_type(const std::string& type) {
 
 std::string to_string(llm_provider x) {
   return x == llm_provider::anthropic ? "anthropic" : "openai";
+}
+
+bool fit_to_budget(llm_question& q, double budget_usd, double input_price,
+                   double output_price, std::string& why) {
+  if (budget_usd <= 0 || output_price <= 0)
+    return true;
+  auto prompt_tokens = static_cast<double>(q.system.size() + q.prompt.size()) / 3
+                       + 16;
+  auto left = budget_usd - prompt_tokens * input_price / 1e6;
+  auto reply_tokens = left > 0 ? std::floor(left / (output_price / 1e6)) : 0;
+  if (reply_tokens < 1) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf),
+                  "its budget of $%.6f cannot pay for its prompt (about %.0f "
+                  "tokens) and a reply",
+                  budget_usd, prompt_tokens);
+    why = buf;
+    return false;
+  }
+  if (reply_tokens < q.max_tokens)
+    q.max_tokens = static_cast<int32_t>(reply_tokens);
+  return true;
 }
 
 std::string llm_path(llm_provider p) {

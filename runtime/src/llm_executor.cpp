@@ -329,6 +329,11 @@ llm_executor(self_ptr self, std::shared_ptr<const llm_endpoint> ep,
                        ? st.spec.ws.executor.max_tokens
                        : default_max_tokens;
       q.stream = st.spec.ws.executor.stream;
+      if (!fit_to_budget(q, st.spec.budget_usd, st.spec.price.input,
+                         st.spec.price.output, why)) {
+        fail(self, ws_state::failed, why);
+        return st.rp;
+      }
       st.body = llm_request_body(st.ep->provider, q);
       if (st.cancelled)
         fail(self, ws_state::cancelled, "cancelled");

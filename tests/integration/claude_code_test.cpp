@@ -83,6 +83,13 @@ std::string cli_env(const test::mock_llm& mock, const fs::path& home) {
            " CLAUDE_CODE_MAX_RETRIES=1; unset ANTHROPIC_AUTH_TOKEN; ";
 }
 
+// The same, for a `troupe` that runs `cli`.
+std::string troupe_env(const test::mock_llm& mock, const fs::path& home,
+                       const std::string& cli) {
+  return cli_env(mock, home) + "export TROUPE_CLAUDE_CLI=" + sh_quote(cli)
+         + "; ";
+}
+
 const char* plan_text = R"(name: cli-team
 settings: {max_parallel_agents: 2}
 workstreams:
@@ -115,8 +122,7 @@ TEST_CASE("claude-code agents edit files in parallel, and their tokens and "
                        (dir.path() / "events.jsonl").string(), "--journal",
                        (dir.path() / "journal.db").string()},
                       dir.str(),
-                      cli_env(mock, dir.path() / "home")
-                        + "export TROUPE_CLAUDE_CLI=" + sh_quote(cli) + "; ");
+                      troupe_env(mock, dir.path() / "home", cli));
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   // The CLI really wrote the files the tool calls asked for.
@@ -203,8 +209,7 @@ workstreams:
   auto r = run_troupe({"run", plan, "-q", "--no-journal", "--workdir",
                        work.string(), "--report", report_file},
                       dir.str(),
-                      cli_env(mock, dir.path() / "home")
-                        + "export TROUPE_CLAUDE_CLI=" + sh_quote(cli) + "; ");
+                      troupe_env(mock, dir.path() / "home", cli));
   INFO(r.out << r.err);
   CHECK(r.exit_code == 1);
   auto report = test::read_json_file(report_file);
@@ -338,4 +343,54 @@ TEST_CASE("agents run on a cluster's workers, each worker with its own key",
                     + test::read_text(coord.journal() + "-wal")
                     + coord.proc->err_text();
   CHECK(everything.find("sk-worker-") == std::string::npos);
+}
+
+TEST_CASE("a claude-code agent gets its share of the run's budget and the "
+          "CLI stops at it",
+          "[integration][claude]") {
+  auto cli = claude_cli();
+  test::temp_dir dir;
+  // One turn costs $1.50 at Sonnet's prices: past the whole budget.
+  json rules = json::array(
+    {{{"match", "TASK-COSTLY"},
+      {"unless", "tool_result"},
+      {"tool_calls",
+       {{{"name", "Write"},
+         {"input", {{"file_path", "costly.txt"}, {"content", "x\n"}}}}}},
+      {"usage", {{"input_tokens", 100}, {"output_tokens", 100000}}}},
+     {{"match", "TASK-COSTLY"}, {"text", "Done"}}});
+  test::mock_llm mock{dir.path(), {{"rules", rules}}};
+  auto plan = dir.write("plan.yaml", R"(name: costly
+settings: {max_cost_usd: 0.5}
+workstreams:
+  - {id: costly, prompt: "TASK-COSTLY: write costly.txt", owns: [costly.txt],
+     model: claude-sonnet-4-5, estimate_usd: [0.01, 0.4],
+     executor: {kind: claude-code, permission_mode: acceptEdits}}
+  - {id: after, prompt: "TASK-AFTER", depends_on: [costly],
+     executor: {kind: claude-code}}
+)");
+  auto report_file = (dir.path() / "report.json").string();
+  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
+                       report_file},
+                      dir.str(),
+                      troupe_env(mock, dir.path() / "home", cli));
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  auto report = test::read_json_file(report_file);
+  auto& costly = test::workstream_of(report, "costly");
+  CHECK(costly["status"] == "failed");
+  CHECK(costly["outputs"]["subtype"] == "error_max_budget_usd");
+  // Its share: half of the budget, for two agents not started yet.
+  CHECK(costly["summary"].get<std::string>().find(
+          "error_max_budget_usd: Reached maximum budget ($0.25)")
+        != std::string::npos);
+  // What the CLI spent is reported as spent, past the budget or not.
+  CHECK(report["cost_usd"].get<double>() == Approx(1.5003));
+  CHECK(report["max_cost_usd"] == 0.5);
+  CHECK(report["markdown"].get<std::string>().find(
+          "Budget: $1.5003 of $0.5000 spent.")
+        != std::string::npos);
+  // Nothing more was asked once the budget was gone.
+  CHECK(mock.requests().size() == 1);
+  CHECK(test::workstream_of(report, "after")["status"] == "blocked");
 }

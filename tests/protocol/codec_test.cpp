@@ -83,6 +83,10 @@ troupe::run_report sample_report() {
   r.sequential_s = 50;
   r.critical_path_s = 25;
   r.critical_path = {"types", "jwt"};
+  r.cost_usd = 0.25;
+  r.deep_tier_cost_usd = 1.5;
+  r.max_cost_usd = 2;
+  r.budget_stopped = true;
   r.workstreams = {sample_result()};
   r.gates = {{"foundation",
               troupe::gate_state::failed,
@@ -354,6 +358,9 @@ TEST_CASE("plans and reports written as text directly read back as "
   p.workstreams[0].timeout_s = 2.5;
   p.gates[0].checks.push_back({"completion", "", "", 3});
   p.settings.personas = {{"qa", "You test \u00e9 \"twice\".\n"}};
+  p.settings.max_cost_usd = 2.5;
+  p.settings.cost_estimates = {{"fast", {0.01, 0.5}}};
+  p.workstreams[0].estimate_usd = {0.125, 0.25};
   auto j = json::parse(troupe::json_text(p));
   CHECK(j == json::parse(troupe::json_text(as_json(p))));
   // The plan decoder takes it, and gets the plan back.

@@ -235,3 +235,74 @@ workstreams: [{id: a}]
   CHECK(text.find("settings.limits.model.deep: expected") != std::string::npos);
   CHECK(text.find("settings.limits.tier: unknown field") != std::string::npos);
 }
+
+TEST_CASE("an agent's expected cost: its own estimate, its tier's, else "
+          "Troupe's guess; nothing for other work",
+          "[protocol]") {
+  plan_settings s;
+  auto api = agent_ws("anthropic", model_tier::fast);
+  auto cli = agent_ws("claude-code", model_tier::fast);
+  // Claude Code sessions take several calls: they are guessed dearer.
+  CHECK(estimated_cost(s, api).high < estimated_cost(s, cli).high);
+  CHECK(estimated_cost(s, agent_ws("anthropic", model_tier::deep)).low
+        > estimated_cost(s, api).low);
+  s.cost_estimates["fast"] = {0.5, 1};
+  CHECK(estimated_cost(s, api).low == 0.5);
+  CHECK(estimated_cost(s, cli).high == 1);
+  api.estimate_usd = {0.125, 0.25};
+  CHECK(estimated_cost(s, api).low == 0.125);
+  CHECK(estimated_cost(s, agent_ws("command", model_tier::fast)).empty());
+}
+
+TEST_CASE("what tokens would have cost on the deep tier", "[protocol]") {
+  plan_settings s;
+  usage u{"claude-haiku-4-5", 1000, 200, 100, 10};
+  double deep = 0;
+  // Anthropic's deep tier is Opus 4.5: $5, $25, $0.50, $6.25 a million.
+  REQUIRE(deep_tier_cost(s, agent_ws("anthropic", model_tier::fast), u, deep));
+  CHECK(deep == Approx((1000 * 5 + 200 * 25 + 100 * 0.5 + 10 * 6.25) / 1e6));
+  // The CLI's alias costs what its family's current model does.
+  REQUIRE(deep_tier_cost(s, agent_ws("claude-code", model_tier::fast), u, deep));
+  CHECK(deep == Approx((1000 * 5 + 200 * 25 + 100 * 0.5 + 10 * 6.25) / 1e6));
+  // An OpenAI-compatible server has no deep model unless the settings
+  // name one, and a price for it.
+  CHECK_FALSE(deep_tier_cost(s, agent_ws("openai", model_tier::fast), u, deep));
+  s.models["deep"] = "big";
+  s.prices["big"] = {1, 2, 1, 1};
+  REQUIRE(deep_tier_cost(s, agent_ws("openai", model_tier::fast), u, deep));
+  CHECK(deep == Approx((1000 * 1 + 200 * 2 + 100 + 10) / 1e6));
+}
+
+TEST_CASE("settings and workstreams take costs as a number or [low, high], "
+          "never negative or upside down",
+          "[protocol]") {
+  diagnostics d;
+  auto s = decode_plan_settings(
+    nlohmann::json::parse(R"({"max_cost_usd": 2.5,
+      "cost_estimates": {"fast": 0.5, "deep": [1, 3]}})"),
+    "settings", d);
+  INFO(all(d));
+  REQUIRE(d.ok());
+  CHECK(s.max_cost_usd == 2.5);
+  CHECK(s.cost_estimates.at("fast").low == 0.5);
+  CHECK(s.cost_estimates.at("fast").high == 0.5);
+  CHECK(s.cost_estimates.at("deep").high == 3);
+  diagnostics bad;
+  decode_plan_settings(
+    nlohmann::json::parse(R"({"max_cost_usd": -1,
+      "cost_estimates": {"huge": 1, "fast": [3, 1], "deep": "cheap",
+                         "balanced": [1]}})"),
+    "settings", bad);
+  auto text = all(bad);
+  CHECK(text.find("settings.max_cost_usd: must not be negative")
+        != std::string::npos);
+  CHECK(text.find("settings.cost_estimates.huge: unknown tier")
+        != std::string::npos);
+  CHECK(text.find("settings.cost_estimates.fast: must be US dollars, not "
+                  "negative, low <= high")
+        != std::string::npos);
+  CHECK(text.find("settings.cost_estimates.deep: expected US dollars")
+        != std::string::npos);
+  CHECK(text.find("settings.cost_estimates.balanced: expected US dollars")
+        != std::string::npos);
+}

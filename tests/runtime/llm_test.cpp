@@ -312,3 +312,28 @@ TEST_CASE("an agent's prompt carries the handoff and earlier failures",
   CHECK(agent_prompt("x", "[1]") == "x");
   CHECK_NOTHROW(agent_prompt("x", R"({"dependencies": [1, {"id": 2}], "gate": 3})"));
 }
+
+TEST_CASE("an agent's budget bounds the reply it asks for", "[runtime]") {
+  llm_question q;
+  q.system = std::string(270, 's');
+  q.prompt = std::string(30, 'p');
+  q.max_tokens = 8192;
+  std::string why;
+  // No budget, or no price for the reply: nothing changes.
+  REQUIRE(fit_to_budget(q, 0, 1, 1, why));
+  REQUIRE(fit_to_budget(q, 1, 1, 0, why));
+  CHECK(q.max_tokens == 8192);
+  // The prompt: 300 bytes, 116 tokens at most; at $1,000 a million in,
+  // $0.116. What is left pays for the reply at $2,000 a million out.
+  REQUIRE(fit_to_budget(q, 0.2, 1000, 2000, why));
+  CHECK(q.max_tokens == 42);
+  // A budget the prompt alone would pass.
+  auto r = q;
+  CHECK_FALSE(fit_to_budget(r, 0.1, 1000, 2000, why));
+  CHECK(why == "its budget of $0.100000 cannot pay for its prompt (about 116 "
+               "tokens) and a reply");
+  // Never more than asked for.
+  q.max_tokens = 10;
+  REQUIRE(fit_to_budget(q, 100, 1000, 2000, why));
+  CHECK(q.max_tokens == 10);
+}

@@ -19,10 +19,28 @@ bool is_agent_executor(const std::string& kind);
 std::string resolve_model(const plan_settings& settings, const workstream& ws);
 
 /// The price of `model`: the settings' own, else a built-in one (a dated
-/// name such as `claude-sonnet-4-5-20250929` costs what its family costs).
+/// name such as `claude-sonnet-4-5-20250929` costs what its family costs;
+/// the Claude Code CLI's `haiku`, `sonnet` and `opus` what the current
+/// model of theirs does).
 /// False when neither knows it.
 bool find_price(const plan_settings& settings, const std::string& model,
                 model_price& out);
+
+/// Troupe's guess at what one attempt of an agent of `kind` on `tier`
+/// costs, for plans that give none: a single LLM call, or a Claude Code
+/// session of several turns.
+cost_range default_cost_estimate(const std::string& kind, model_tier tier);
+
+/// What one attempt of `ws` is expected to cost: its `estimate_usd`, else
+/// `settings.cost_estimates` for its tier, else the default guess; nothing
+/// for work that is not an agent.
+cost_range estimated_cost(const plan_settings& settings, const workstream& ws);
+
+/// What `u` would have cost had `ws` run on the deep tier: its tokens at
+/// the price of the model `deep` names for its executor. False when that
+/// price is unknown.
+bool deep_tier_cost(const plan_settings& settings, const workstream& ws,
+                    const usage& u, double& out);
 
 /// What `u`'s tokens cost at `price`, in US dollars.
 double cost_usd(const usage& u, const model_price& price);

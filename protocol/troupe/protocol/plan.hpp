@@ -77,6 +77,21 @@ inline bool operator==(const model_price& a, const model_price& b) {
          && a.cache_read == b.cache_read && a.cache_write == b.cache_write;
 }
 
+/// What something is expected to cost, in US dollars: from `low` to `high`.
+struct cost_range {
+  double low = 0;
+  double high = 0;
+
+  bool empty() const {
+    return low == 0 && high == 0;
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cost_range& x) {
+  return f(caf::meta::type_name("troupe::cost_range"), x.low, x.high);
+}
+
 /// One unit of work in a plan, handled by one agent.
 struct workstream {
   std::string id;
@@ -94,13 +109,16 @@ struct workstream {
   int32_t retries = 0;
   /// Expected seconds of work, for estimates and progress; 0 if unknown.
   double estimate_s = 0;
+  /// Expected cost of an agent's attempt; empty takes its tier's
+  /// (`settings.cost_estimates`).
+  cost_range estimate_usd;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workstream& x) {
   return f(caf::meta::type_name("troupe::workstream"), x.id, x.title,
            x.persona, x.agent, x.model, x.prompt, x.owns, x.depends_on,
-           x.executor, x.timeout_s, x.retries, x.estimate_s);
+           x.executor, x.timeout_s, x.retries, x.estimate_s, x.estimate_usd);
 }
 
 /// One check a gate runs: `completion`, `conflicts`, or `command` (`run`).
@@ -179,6 +197,11 @@ struct plan_settings {
   run_limits limits;
   /// System prompts by persona, over the built-in ones.
   std::map<std::string, std::string> personas;
+  /// US dollars the run may spend on agents; 0 for no limit.
+  double max_cost_usd = 0;
+  /// Expected cost of one agent's attempt by tier, over the built-in
+  /// guesses (`default_cost_estimate`).
+  std::map<std::string, cost_range> cost_estimates;
 };
 
 template <class Inspector>
@@ -186,7 +209,7 @@ typename Inspector::result_type inspect(Inspector& f, plan_settings& x) {
   return f(caf::meta::type_name("troupe::plan_settings"),
            x.max_parallel_agents, x.default_timeout_s, x.on_failure,
            x.confirm_before_execute, x.max_phase_width, x.models, x.prices,
-           x.limits, x.personas);
+           x.limits, x.personas, x.max_cost_usd, x.cost_estimates);
 }
 
 /// Who writes the report.
@@ -217,6 +240,7 @@ typename Inspector::result_type inspect(Inspector& f, plan& x) {
 
 void to_json(nlohmann::json& j, const executor_spec& x);
 void to_json(nlohmann::json& j, const model_price& x);
+void to_json(nlohmann::json& j, const cost_range& x);
 void to_json(nlohmann::json& j, const workstream& x);
 void to_json(nlohmann::json& j, const gate_check& x);
 void to_json(nlohmann::json& j, const remediation& x);

@@ -31,13 +31,17 @@ struct plan_assessment {
   /// Estimated wall time with the plan's parallelism limit.
   double parallel_s = 0;
   std::string strategy;
+  /// What the agents' first attempts are expected to cost (`estimated_cost`
+  /// summed), and how many agents there are.
+  cost_range cost_usd;
+  int32_t agents = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, plan_assessment& x) {
   return f(caf::meta::type_name("troupe::plan_assessment"), x.level, x.score,
            x.indicators, x.phases, x.critical_path, x.critical_path_s,
-           x.sequential_s, x.parallel_s, x.strategy);
+           x.sequential_s, x.parallel_s, x.strategy, x.cost_usd, x.agents);
 }
 
 /// Assesses a validated plan: phases, critical path by `estimate_s`,

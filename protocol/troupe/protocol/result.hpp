@@ -192,6 +192,15 @@ struct run_report {
   std::string synthesized_by;
   /// The report as Markdown.
   std::string markdown;
+  /// What the agents spent, in US dollars: every attempt's tokens.
+  double cost_usd = 0;
+  /// What the same tokens would have cost with every agent on the deep
+  /// tier (work whose deep price is unknown counts at its own).
+  double deep_tier_cost_usd = 0;
+  /// The run's budget (`settings.max_cost_usd`), 0 for none, and whether
+  /// it stopped the run: work was left unrun so as not to pass it.
+  double max_cost_usd = 0;
+  bool budget_stopped = false;
 };
 
 template <class Inspector>
@@ -199,7 +208,8 @@ typename Inspector::result_type inspect(Inspector& f, run_report& x) {
   return f(caf::meta::type_name("troupe::run_report"), x.run_id, x.plan,
            x.goal, x.status, x.partial, x.wall_s, x.sequential_s,
            x.critical_path_s, x.critical_path, x.workstreams, x.gates, x.usage,
-           x.rerun, x.synthesized_by, x.markdown);
+           x.rerun, x.synthesized_by, x.markdown, x.cost_usd,
+           x.deep_tier_cost_usd, x.max_cost_usd, x.budget_stopped);
 }
 
 /// What an event tells. Every state change of a run, its workstreams,

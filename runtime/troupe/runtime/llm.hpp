@@ -28,6 +28,14 @@ struct llm_question {
   bool stream = true;
 };
 
+/// Fits `q.max_tokens` to `budget_usd` (no limit when 0) at `price`: its
+/// prompt's tokens (a byte in three, more than real text has) and the
+/// reply's must cost no more. False, saying why, when the budget cannot
+/// pay for even one token of reply; true, changing nothing, when the
+/// model's output has no price.
+bool fit_to_budget(llm_question& q, double budget_usd, double input_price,
+                   double output_price, std::string& why);
+
 /// The path below the base URL that `p` posts to.
 std::string llm_path(llm_provider p);
 
