@@ -3,6 +3,7 @@
 // says of it, and that a bad one stops everything before it starts.
 
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -306,4 +307,51 @@ workstreams:
   auto both = run_troupe({"plan", plan, "--show-prompts", "--json"},
                          dir.str(), no_provider_env);
   CHECK(both.exit_code == 2);
+}
+
+TEST_CASE("the agents example validates with each of its configs, and its "
+          "local team runs against an OpenAI-compatible server",
+          "[integration][config][llm]") {
+  auto example = fs::path{TROUPE_SOURCE_DIR} / "examples/agents";
+  std::string cli = TROUPE_TEST_CLAUDE_CLI;
+  auto with_cli = std::string{no_provider_env} + "export TROUPE_CLAUDE_CLI="
+                  + sh_quote(cli) + "; ";
+  for (auto config : {"anthropic.yaml", "claude-code.yaml"}) {
+    auto r = run_troupe({"validate", (example / "plan.yaml").string(),
+                         "--config", (example / config).string()},
+                        TROUPE_SOURCE_DIR, with_cli);
+    INFO(config << ": " << r.err);
+    CHECK(r.exit_code == 0);
+  }
+  // The config's own prompt for docs is the one the implementer gets.
+  auto shown = run_troupe({"plan", (example / "plan.yaml").string(),
+                           "--show-prompts", "--config",
+                           (example / "claude-code.yaml").string()},
+                          TROUPE_SOURCE_DIR, with_cli);
+  REQUIRE(shown.exit_code == 0);
+  CHECK(shown.out.find("--- system prompt (settings)\n"
+                       + test::read_text(example / "prompts/docs.md"))
+        != std::string::npos);
+  CHECK(shown.out.find("Budget: $3.00") != std::string::npos);
+
+  test::temp_dir dir;
+  test::mock_llm mock{dir.path()};
+  auto report = (dir.path() / "report.json").string();
+  auto r = run_troupe({"run", (example / "plan-local.yaml").string(),
+                       "--config", (example / "local.yaml").string(), "-q",
+                       "--no-journal", "--report", report},
+                      TROUPE_SOURCE_DIR,
+                      std::string{no_provider_env} + "export OPENAI_BASE_URL="
+                        + sh_quote(mock.url() + "/v1") + "; ");
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto j = test::read_json_file(report);
+  CHECK(j["status"] == "succeeded");
+  CHECK(j["workstreams"].size() == 4);
+  // Each tier's model is the config's, and costs nothing.
+  CHECK(mock.requests().size() == 4);
+  CHECK(test::workstream_of(j, "map-code")["usage"][0]["model"] == "llama3.2");
+  CHECK(test::workstream_of(j, "summary")["usage"][0]["model"]
+        == "llama3.1:70b");
+  CHECK(j["cost_usd"] == 0.0);
 }
