@@ -72,6 +72,7 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
       if (progress)
         self->send(progress, started_atom_v, spec.run_id, spec.ws.id,
                    spec.attempt, st.node, spec.key);
+      spec.progress = caf::actor_cast<caf::strong_actor_ptr>(progress);
       st.exec = (*factory)(self->system());
       if (st.cancelled)
         self->send(st.exec, cancel_atom_v);

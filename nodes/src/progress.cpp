@@ -32,6 +32,8 @@ struct running_ws {
   double since = 0;
   double estimate = 0;
   int32_t attempt = 0;
+  /// How far its agent got, as it last said.
+  std::string detail;
 };
 
 struct progress_state {
@@ -111,15 +113,18 @@ void draw_live(progress_state& st) {
       for (int i = 0; i < 10; ++i)
         bar += i == pos ? "\xe2\x96\x88" : "\xe2\x96\x91";
     }
-    char line[512];
-    std::snprintf(line, sizeof(line), " %s [%s] %s %s %6.1fs %s%s\n",
+    char line[640];
+    std::snprintf(line, sizeof(line), " %s [%s] %s %s %6.1fs %s%s%s\n",
                   fit(upper(r.persona), 10).c_str(), bar.c_str(),
                   pct >= 0 ? (std::to_string(pct) + "%").c_str() : "  ?",
                   fit(id + (r.title != id ? " - " + r.title : ""), 40).c_str(),
                   elapsed, r.state.c_str(),
                   r.attempt > 1
                       ? (" (attempt " + std::to_string(r.attempt) + ")").c_str()
-                      : "");
+                      : "",
+                  r.detail.empty()
+                      ? ""
+                      : (": " + fit(terminal_text(r.detail), 60)).c_str());
     std::fputs(line, stderr);
     ++st.drawn;
   }
@@ -251,6 +256,11 @@ void on_event(progress_state& st, const event& ev) {
       break;
     }
     case event_kind::ws_ready:
+      notable = !st.cfg.live;
+      break;
+    case event_kind::ws_progress:
+      if (auto r = st.running.find(ev.subject); r != st.running.end())
+        r->second.detail = ev.message;
       notable = !st.cfg.live;
       break;
     case event_kind::ws_retrying:

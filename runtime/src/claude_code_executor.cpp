@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -51,6 +52,19 @@ struct stream_state {
   fs::path cwd;
   std::string session_id;
   int64_t turns = 0;
+  /// How far the agent got, told to `progress` as it goes: the assistant
+  /// messages seen (by id, with their tokens), tool uses, the last tool.
+  caf::strong_actor_ptr progress;
+  std::string run_id;
+  std::string ws_id;
+  int32_t attempt = 0;
+  uint64_t key = 0;
+  /// Input tokens by message (fresh, cached and cache writes): the stream
+  /// repeats a message's usage as its turn began, before its reply's
+  /// tokens are known, so only what went in is counted as it goes.
+  std::map<std::string, int64_t> messages;
+  int64_t tool_uses = 0;
+  std::string last_tool;
   std::set<std::string> files;
   /// The last `result` line, whole.
   json result;
@@ -76,6 +90,24 @@ void note_edit(stream_state& st, const json& input) {
   st.files.insert(valid_utf8(p.lexically_normal().string()));
 }
 
+// Tells whoever follows the attempt how far the agent got.
+void tell_progress(stream_state& st) {
+  if (!st.progress)
+    return;
+  int64_t in = 0;
+  for (auto& [id, tokens] : st.messages)
+    in += tokens;
+  auto n = static_cast<int64_t>(st.messages.size());
+  auto text = "turn " + std::to_string(n) + ", "
+              + std::to_string(st.tool_uses) + " tool use"
+              + (st.tool_uses == 1 ? "" : "s")
+              + (st.last_tool.empty() ? "" : " (last: " + st.last_tool + ")")
+              + ", " + std::to_string(in) + " tokens in";
+  caf::anon_send(caf::actor_cast<progress_actor>(st.progress),
+                 progress_atom_v, st.run_id, st.ws_id, st.attempt, st.key,
+                 std::move(text));
+}
+
 void read_line(stream_state& st, std::string_view line) {
   auto j = json::parse(line.begin(), line.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
@@ -91,18 +123,29 @@ void read_line(stream_state& st, std::string_view line) {
     auto m = field(j, "message");
     if (m == nullptr)
       return;
+    // A message may come in several lines, each with its usage so far.
+    auto& tokens = st.messages[text_of(*m, "id")];
+    if (auto u = field(*m, "usage"); u && u->is_object())
+      tokens = count_of(*u, "input_tokens")
+               + count_of(*u, "cache_read_input_tokens")
+               + count_of(*u, "cache_creation_input_tokens");
     auto content = field(*m, "content");
-    if (content == nullptr || !content->is_array())
+    if (content == nullptr || !content->is_array()) {
+      tell_progress(st);
       return;
+    }
     for (auto& block : *content) {
       if (text_of(block, "type") != "tool_use")
         continue;
       auto name = text_of(block, "name");
+      st.tool_uses += 1;
+      st.last_tool = utf8_head(valid_utf8(name), 64);
       auto input = field(block, "input");
       if (input && (name == "Write" || name == "Edit" || name == "MultiEdit"
                     || name == "NotebookEdit"))
         note_edit(st, *input);
     }
+    tell_progress(st);
   } else if (type == "result") {
     st.result = std::move(j);
     st.have_result = true;
@@ -271,6 +314,11 @@ bool make_job(const claude_code_config& cfg, const workstream_spec& spec,
   req.line_limit = line_limit;
   auto stream = std::make_shared<stream_state>();
   stream->cwd = fs::path{req.cwd}.lexically_normal();
+  stream->progress = spec.progress;
+  stream->run_id = spec.run_id;
+  stream->ws_id = spec.ws.id;
+  stream->attempt = spec.attempt;
+  stream->key = spec.key;
   req.on_line = [stream](std::string_view line) { read_line(*stream, line); };
   job.to_result = [spec, stream](process_outcome& o) {
     return to_result(spec, o, *stream);

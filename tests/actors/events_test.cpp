@@ -148,11 +148,13 @@ TEST_CASE("a run makes every kind of event, and the journal holds them as "
   for (auto* rec : {&first, &second})
     for (auto& ev : rec->events)
       seen.insert(ev.kind);
-  // Resuming (run_resumed) and failing inside (run_failing) have tests of
-  // their own.
+  // Resuming (run_resumed), failing inside (run_failing) and an agent's
+  // progress (ws_progress, from the Claude Code CLI) have tests of their
+  // own.
   for (uint8_t k = 0; k <= static_cast<uint8_t>(event_kind::node_lost); ++k) {
     auto kind = static_cast<event_kind>(k);
-    if (kind == event_kind::run_resumed || kind == event_kind::run_failing)
+    if (kind == event_kind::run_resumed || kind == event_kind::run_failing
+        || kind == event_kind::ws_progress)
       continue;
     INFO(to_string(kind));
     CHECK(seen.count(kind) == 1);

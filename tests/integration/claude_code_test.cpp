@@ -125,6 +125,23 @@ TEST_CASE("claude-code agents edit files in parallel, and their tokens and "
                       troupe_env(mock, dir.path() / "home", cli));
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
+  // How far each agent got reached the event log and the progress lines
+  // as it went: each turn, its tool uses and its tokens so far.
+  std::vector<std::string> alpha_progress;
+  for (auto& line : test::split_lines(
+         test::read_text(dir.path() / "events.jsonl"))) {
+    auto e = json::parse(line);
+    if (e["kind"] == "ws_progress" && e["subject"] == "alpha")
+      alpha_progress.push_back(e["message"]);
+  }
+  REQUIRE_FALSE(alpha_progress.empty());
+  CHECK(alpha_progress.front()
+        == "turn 1, 1 tool use (last: Write), 170 tokens in");
+  CHECK(alpha_progress.back()
+        == "turn 2, 1 tool use (last: Write), 227 tokens in");
+  CHECK(r.err.find("workstream alpha running (attempt 1, node local): turn 1, "
+                   "1 tool use (last: Write)")
+        != std::string::npos);
   // The CLI really wrote the files the tool calls asked for.
   CHECK(test::read_text(work / "alpha.txt") == "alpha \xCE\xB1\n");
   CHECK(test::read_text(work / "beta.txt") == "beta \xCE\xB2\n");

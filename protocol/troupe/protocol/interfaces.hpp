@@ -23,6 +23,8 @@ using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
 constexpr dispatch_atom dispatch_atom_v{};
 using started_atom = caf::atom_constant<caf::atom("started")>;
 constexpr started_atom started_atom_v{};
+using progress_atom = caf::atom_constant<caf::atom("progress")>;
+constexpr progress_atom progress_atom_v{};
 using synthesize_atom = caf::atom_constant<caf::atom("synthesize")>;
 constexpr synthesize_atom synthesize_atom_v{};
 using assess_atom = caf::atom_constant<caf::atom("assess")>;
@@ -55,11 +57,15 @@ using report_atom = caf::atom_constant<caf::atom("report")>;
 constexpr report_atom report_atom_v{};
 
 /// Receives an attempt's start from wherever it runs, with its dispatch's
-/// key.
+/// key, and how far its agent got (`progress_atom`: a line such as "turn 3,
+/// 2 tool uses (last: Write), 1200 tokens in").
 using progress_actor = caf::typed_actor<
   caf::reacts_to<started_atom, std::string /* run */, std::string /* ws */,
                  int32_t /* attempt */, std::string /* node */,
-                 uint64_t /* key */>>;
+                 uint64_t /* key */>,
+  caf::reacts_to<progress_atom, std::string /* run */, std::string /* ws */,
+                 int32_t /* attempt */, uint64_t /* key */,
+                 std::string /* how far */>>;
 
 /// Runs one attempt of one workstream; one executor actor per attempt.
 using executor_actor = caf::typed_actor<
@@ -146,6 +152,8 @@ using orchestrator_actor = caf::typed_actor<
   caf::replies_to<join_atom, join_request, pool_actor>::with<std::string>,
   caf::reacts_to<started_atom, std::string, std::string, int32_t,
                  std::string, uint64_t>,
+  caf::reacts_to<progress_atom, std::string, std::string, int32_t, uint64_t,
+                 std::string>,
   caf::replies_to<nodes_atom, std::string /* token */>::with<
     std::vector<node_status>>,
   caf::replies_to<drain_atom, pool_actor, std::string /* key */>::with<bool>,

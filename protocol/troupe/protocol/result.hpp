@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor_control_block.hpp>
 #include <caf/meta/type_name.hpp>
 #include <nlohmann/json_fwd.hpp>
 
@@ -102,6 +103,10 @@ struct workstream_spec {
   /// For agents: US dollars this attempt may spend, its share of what is
   /// left of the run's budget; 0 for no limit.
   double budget_usd = 0;
+  /// Where the attempt's executor may send how far it got (a
+  /// `progress_actor`): set by the agent that runs it, on its own node,
+  /// and never sent over the network.
+  caf::strong_actor_ptr progress;
 };
 
 template <class Inspector>
@@ -233,6 +238,9 @@ enum class event_kind : uint8_t {
   ws_dispatched,
   /// Its node started it.
   ws_running,
+  /// Its agent is at work: `message` says how far (turns, tool uses,
+  /// tokens so far).
+  ws_progress,
   /// Attempt `attempt` failed and another follows; `result` is the failed
   /// attempt's.
   ws_retrying,
