@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
 
 namespace fs = std::filesystem;
 
@@ -261,7 +262,8 @@ void read_persona_files(reader& r, json& settings, troupe_config& cfg) {
       r.out().error(join_path(path, "file"), "cannot read " + file + ": " + why);
       continue;
     }
-    value = text;
+    // Text, whatever the file holds: it goes into JSON and requests.
+    value = valid_utf8(text);
     unread.pop_back();
     cfg.persona_files[persona] = file;
   }

@@ -6,6 +6,8 @@
 #include <map>
 #include <string>
 
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -256,6 +258,16 @@ workstreams:
       CHECK(r.err.find(config + ": " + c.error) != std::string::npos);
     }
   }
+  // A key file that is a FIFO is refused, not waited on.
+  auto fifo = dir.str() + "/key.fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto fifo_config = dir.write(
+    "fifo.yaml", "providers: {anthropic: {api_key_file: " + fifo + "}}\n");
+  auto waited = run_troupe({"validate", plan, "--config", fifo_config},
+                           dir.str(), no_provider_env);
+  CHECK(waited.exit_code == 2);
+  CHECK(waited.err.find("cannot read " + fifo + ": not a regular file")
+        != std::string::npos);
   auto missing = run_troupe({"run", plan, "--config", dir.str() + "/none.yaml"},
                             dir.str(), no_provider_env);
   CHECK(missing.exit_code == 2);
@@ -354,4 +366,29 @@ TEST_CASE("the agents example validates with each of its configs, and its "
   CHECK(test::workstream_of(j, "summary")["usage"][0]["model"]
         == "llama3.1:70b");
   CHECK(j["cost_usd"] == 0.0);
+}
+
+TEST_CASE("a persona prompt file of any bytes becomes text", "[integration][config]") {
+  test::temp_dir dir;
+  dir.write("odd.md", "Review \xff\xfe it \xCE\xB1.\n");
+  auto config = dir.write("config.yaml",
+                          "settings: {personas: {reviewer: {file: odd.md}}}\n");
+  auto plan = dir.write("plan.yaml", R"(name: odd
+workstreams:
+  - {id: r, persona: reviewer, prompt: "Review.", executor: {kind: anthropic}}
+)");
+  auto shown = run_troupe({"config", "show", plan, "--json", "--config",
+                           config},
+                          dir.str(), no_provider_env);
+  INFO(shown.err);
+  REQUIRE(shown.exit_code == 0);
+  auto j = json::parse(shown.out);
+  CHECK(entry(j, "personas", "reviewer")["value"]
+        == "21 bytes: Review \xEF\xBF\xBD\xEF\xBF\xBD it \xCE\xB1.");
+  auto prompts = run_troupe({"plan", plan, "--show-prompts", "--config",
+                             config},
+                            dir.str(), no_provider_env);
+  REQUIRE(prompts.exit_code == 0);
+  CHECK(prompts.out.find("Review \xEF\xBF\xBD\xEF\xBF\xBD it \xCE\xB1.\n")
+        != std::string::npos);
 }
