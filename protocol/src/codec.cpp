@@ -499,20 +499,4 @@ void to_json(json& j, const node_status& x) {
        {"completed", x.completed}};
 }
 
-// -- planning -----------------------------------------------------------------
-
-void to_json(json& j, const plan_assessment& x) {
-  j = {{"level", to_string(x.level)},
-       {"score", x.score},
-       {"indicators", x.indicators},
-       {"phases", x.phases},
-       {"critical_path", x.critical_path},
-       {"critical_path_s", x.critical_path_s},
-       {"sequential_s", x.sequential_s},
-       {"parallel_s", x.parallel_s},
-       {"strategy", x.strategy},
-       {"agents", x.agents},
-       {"cost_usd", x.cost_usd}};
-}
-
 } // namespace troupe

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "troupe/protocol/models.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/planning.hpp"
@@ -317,6 +319,20 @@ plan_assessment assess(const plan& p) {
                          : complexity::epic;
   a.strategy = strategy_of(p);
   return a;
+}
+
+void to_json(nlohmann::json& j, const plan_assessment& x) {
+  j = {{"level", to_string(x.level)},
+       {"score", x.score},
+       {"indicators", x.indicators},
+       {"phases", x.phases},
+       {"critical_path", x.critical_path},
+       {"critical_path_s", x.critical_path_s},
+       {"sequential_s", x.sequential_s},
+       {"parallel_s", x.parallel_s},
+       {"strategy", x.strategy},
+       {"agents", x.agents},
+       {"cost_usd", x.cost_usd}};
 }
 
 } // namespace troupe
