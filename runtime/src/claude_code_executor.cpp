@@ -310,6 +310,10 @@ bool make_job(const claude_code_config& cfg, const workstream_spec& spec,
   auto& req = job.req;
   req.command = command_line(cfg, spec);
   req.env["TMPDIR"] = scratch.string();
+  if (!cfg.api_key.empty())
+    req.env["ANTHROPIC_API_KEY"] = cfg.api_key;
+  if (!cfg.base_url.empty())
+    req.env["ANTHROPIC_BASE_URL"] = cfg.base_url;
   req.input = agent_prompt(spec.ws.prompt, spec.context);
   req.line_limit = line_limit;
   auto stream = std::make_shared<stream_state>();

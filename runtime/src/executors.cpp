@@ -53,6 +53,16 @@ std::shared_ptr<executor_registry> executors_for(const troupe_config& cfg) {
       ? "providers.claude-code.program in " + cfg.path
       : source->second.substr(source->second.find(' ') + 1);
   if (find_claude_code(cfg.claude_program, named_by, cc, why)) {
+    // The CLI talks to Anthropic itself: it gets what the config file
+    // says of it (the environment's, when it says nothing, it has anyway).
+    auto set = [&](const char* key) {
+      auto i = cfg.sources.find(std::string{"providers.anthropic."} + key);
+      return i != cfg.sources.end() && i->second.rfind("env ", 0) != 0;
+    };
+    if (set("api_key"))
+      cc.api_key = cfg.anthropic.api_key;
+    if (set("base_url"))
+      cc.base_url = cfg.anthropic.base_url;
     auto cfg = std::make_shared<const claude_code_config>(std::move(cc));
     reg->add("claude-code", [cfg](caf::actor_system& sys) {
       return spawn_claude_code_executor(sys, cfg, process_runner::shared());

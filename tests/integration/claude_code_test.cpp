@@ -320,11 +320,18 @@ TEST_CASE("agents run on a cluster's workers, each worker with its own key",
   env.set("TROUPE_CLAUDE_CLI", cli);
   env.set("ANTHROPIC_API_KEY", "sk-worker-one-key-0001");
   auto w1 = test::start_worker(coord, "w1", 1);
-  env.set("ANTHROPIC_API_KEY", "sk-worker-two-key-0002");
-  auto w2 = test::start_worker(coord, "w2", 1);
-  for (auto name : {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-                    "TROUPE_CLAUDE_CLI"})
+  // The second one has its key and the server in its own config file
+  // alone: the CLI it runs gets them from there too.
+  for (auto name : {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"})
     env.unset(name);
+  test::temp_dir secrets;
+  auto key_file = secrets.write("key", "sk-worker-two-key-0002\n");
+  fs::permissions(key_file, fs::perms::owner_read | fs::perms::owner_write);
+  auto config = secrets.write(
+    "config.yaml", "providers:\n  anthropic: {base_url: \"" + mock.url()
+                     + "\", api_key_file: " + key_file + "}\n");
+  auto w2 = test::start_worker(coord, "w2", 1, {"--config", config});
+  env.unset("TROUPE_CLAUDE_CLI");
 
   auto plan = dir.write("plan.yaml", std::string{plan_text} + R"(
   - {id: gamma, agent: explore, prompt: "TASK-GAMMA", executor: {kind: anthropic}}
@@ -351,14 +358,18 @@ TEST_CASE("agents run on a cluster's workers, each worker with its own key",
   // keys stayed on the workers.
   auto reqs = mock.requests();
   CHECK(reqs.size() == 5);
+  std::set<std::string> keys;
   for (auto& q : reqs) {
     auto key = q["headers"]["x-api-key"].get<std::string>();
     CHECK((key == "sk-worker-one-key-0001" || key == "sk-worker-two-key-0002"));
+    keys.insert(key);
   }
+  CHECK(keys.size() == 2);
   auto everything = r.out + r.err + test::read_text(report_file)
                     + test::read_text(coord.journal())
                     + test::read_text(coord.journal() + "-wal")
-                    + coord.proc->err_text();
+                    + coord.proc->err_text() + w1->err_text()
+                    + w2->err_text();
   CHECK(everything.find("sk-worker-") == std::string::npos);
 }
 

@@ -109,6 +109,11 @@ executor_actor spawn_llm_executor(caf::actor_system& sys,
 struct claude_code_config {
   /// The CLI's absolute path.
   std::string program;
+  /// What the CLI gets as ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL when
+  /// set: the config file's, for a CLI that would not find them in the
+  /// environment. Empty leaves the environment's.
+  std::string api_key;
+  std::string base_url;
 };
 
 /// Looks for the Claude Code CLI: `program` (a path, or a name looked up
