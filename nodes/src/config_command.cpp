@@ -185,7 +185,7 @@ std::string text_of(const json& v) {
   if (v.is_number_float() && v.get<double>() == std::floor(v.get<double>())
       && std::abs(v.get<double>()) < 1e15)
     return std::to_string(static_cast<int64_t>(v.get<double>()));
-  return v.dump();
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 void print_section(std::ostream& out, const std::string& title,
@@ -273,7 +273,9 @@ int config_show_command(const std::string& plan_file, bool as_json) {
                 {"providers", json_of(providers)}};
     if (!plan_file.empty())
       out["plan"] = plan_file;
-    std::cout << out.dump(2) << '\n';
+    // Paths come from the command line and may be any bytes.
+    std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
+              << '\n';
     return exit_ok;
   }
   if (cfg.path.empty())

@@ -392,3 +392,16 @@ workstreams:
   CHECK(prompts.out.find("Review \xEF\xBF\xBD\xEF\xBF\xBD it \xCE\xB1.\n")
         != std::string::npos);
 }
+
+TEST_CASE("config show takes a config file whose name is not UTF-8",
+          "[integration][config]") {
+  test::temp_dir dir;
+  auto config = dir.write("conf\xff.yaml", "settings: {max_parallel_agents: 3}\n");
+  auto r = run_troupe({"config", "show", "--json", "--config", config},
+                      dir.str(), no_provider_env);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto shown = json::parse(r.out);
+  CHECK(shown["config_file"] == dir.str() + "/conf\xEF\xBF\xBD.yaml");
+  CHECK(entry(shown, "settings", "max_parallel_agents")["value"] == 3);
+}
