@@ -61,6 +61,12 @@ void settle_budget(run_state& run, size_t idx, const workstream_result* r) {
       run.spent_usd += u.cost_usd;
 }
 
+void add_failed_usage(const ws_run& w, workstream_result& r) {
+  for (auto& f : w.failures)
+    for (auto& u : f.usage)
+      add_usage(r.usage, u);
+}
+
 void stop_for_budget(self_ptr self, run_state& run, size_t idx) {
   if (run.cancelling)
     return;

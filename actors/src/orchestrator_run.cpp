@@ -15,7 +15,6 @@
 #include <caf/all.hpp>
 
 #include "orchestrator_state.hpp"
-#include "troupe/protocol/models.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
@@ -163,10 +162,7 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
   auto& w = run.ws[idx];
   if (is_terminal(w.state))
     return;
-  // Every attempt's tokens were paid for: the workstream reports them all.
-  for (auto& f : w.failures)
-    for (auto& u : f.usage)
-      add_usage(r.usage, u);
+  add_failed_usage(w, r);
   w.state = r.status;
   w.result = std::move(r);
   run.terminal += 1;

@@ -395,6 +395,10 @@ bool reserve_budget(run_state& run, size_t idx);
 /// spent, and its share is free again.
 void settle_budget(run_state& run, size_t idx, const workstream_result* r);
 
+/// Adds the usage of `w`'s failed attempts to `r`, its last: every
+/// attempt's tokens were paid for, and the workstream reports them all.
+void add_failed_usage(const ws_run& w, workstream_result& r);
+
 /// Starts no more work, so as not to pass the budget: what has not
 /// started ends unrun; agents in flight finish within their shares.
 void stop_for_budget(self_ptr self, run_state& run, size_t idx);
