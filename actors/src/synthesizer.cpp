@@ -68,10 +68,13 @@ std::string last_lines(const std::string& text, size_t n) {
 void fold_report(const plan& p, run_report& r) {
   r.sequential_s = 0;
   r.usage.clear();
+  r.sub_agent_usage.clear();
   for (auto& w : r.workstreams) {
     r.sequential_s += w.wall_s;
     for (auto& u : w.usage)
       add_usage(r.usage, u);
+    for (auto& u : w.sub_agent_usage)
+      add_usage(r.sub_agent_usage, u);
   }
   // Longest path by wall time over the plan's dependencies, by position in
   // the plan, in topological order (Kahn), so deep chains need no recursion.
@@ -224,11 +227,19 @@ std::string render_markdown(const plan& p, const run_report& r) {
          << u.cache_read_tokens << " | " << u.cache_write_tokens << " | "
          << dollars(u.cost_usd) << " |\n";
     };
+    // An agent's own calls, then its sub-agents', apart; each token once.
     size_t rows = 0;
-    for (auto& w : r.workstreams)
-      for (auto& u : w.usage)
+    for (auto& w : r.workstreams) {
+      auto own = w.sub_agent_usage.empty()
+                   ? w.usage
+                   : usage_less(w.usage, w.sub_agent_usage);
+      for (auto& u : own)
         if (++rows <= markdown_ok_rows)
           row(w.id, u);
+      for (auto& u : w.sub_agent_usage)
+        if (++rows <= markdown_ok_rows)
+          row(w.id + " (sub-agents)", u);
+    }
     if (rows > markdown_ok_rows)
       md << "| " << rows - markdown_ok_rows
          << " more rows in the JSON report | | | | | | |\n";
@@ -239,6 +250,8 @@ std::string render_markdown(const plan& p, const run_report& r) {
     }
     if (r.usage.size() > 1)
       row("total", total);
+    for (auto& u : r.sub_agent_usage)
+      row("of which sub-agents", u);
     md << "\nSpent " << dollars(r.cost_usd) << "; with every agent on the "
        << "deep tier, the same tokens would have cost "
        << dollars(r.deep_tier_cost_usd) << ".\n";

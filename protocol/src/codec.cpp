@@ -1,6 +1,5 @@
-// Enum spellings and JSON codecs of the protocol types.
+// JSON codecs of the protocol types (enums.cpp spells the enums).
 
-#include <array>
 #include <string>
 #include <utility>
 
@@ -18,52 +17,6 @@ namespace troupe {
 namespace {
 
 using json = nlohmann::json;
-
-// One table per enum, in enumerator order, so both directions agree.
-constexpr std::array<const char*, 3> agent_kind_names{"explore", "plan",
-                                                      "general"};
-constexpr std::array<const char*, 3> model_tier_names{"fast", "balanced",
-                                                      "deep"};
-constexpr std::array<const char*, 3> failure_policy_names{
-  "block_dependents", "fail_fast", "continue"};
-constexpr std::array<const char*, 9> ws_state_names{
-  "pending", "ready",     "dispatched", "running", "succeeded",
-  "failed",  "timed_out", "cancelled",  "blocked"};
-constexpr std::array<const char*, 4> run_status_names{"succeeded", "failed",
-                                                      "blocked", "cancelled"};
-constexpr std::array<const char*, 6> gate_state_names{
-  "pending", "evaluating", "remediating", "passed", "failed", "cancelled"};
-constexpr std::array<const char*, 21> event_kind_names{
-  "run_started",      "run_resumed",   "run_cancelling", "run_failing",
-  "run_finished",     "ws_ready",      "ws_waiting",     "ws_dispatched",
-  "ws_running",       "ws_progress",   "ws_retrying",    "ws_requeued",
-  "ws_ended",
-  "gate_evaluating",  "gate_remediating", "gate_passed", "gate_failed",
-  "node_joined",      "node_draining", "node_left",      "node_lost"};
-constexpr std::array<const char*, 4> complexity_names{"SIMPLE", "MODERATE",
-                                                      "COMPLEX", "EPIC"};
-constexpr std::array<const char*, 13> errc_names{
-  "unknown_persona", "unknown_executor", "unknown_run",   "invalid_plan",
-  "no_capacity",     "node_lost",        "cancelled",     "executor_failed",
-  "bad_token",       "version_mismatch", "name_taken",    "shutting_down",
-  "journal_failed"};
-
-template <class E, size_t N>
-std::string name_of(E x, const std::array<const char*, N>& names) {
-  auto i = static_cast<size_t>(x);
-  return i < N ? names[i] : "unknown(" + std::to_string(i) + ")";
-}
-
-template <class E, size_t N>
-bool parse_name(const std::string& s, E& x,
-                const std::array<const char*, N>& names) {
-  for (size_t i = 0; i < N; ++i)
-    if (s == names[i]) {
-      x = static_cast<E>(i);
-      return true;
-    }
-  return false;
-}
 
 // Reads an enum written by `to_json`; an unknown spelling throws rather
 // than becoming some other value.
@@ -83,93 +36,6 @@ void read(const json& j, const char* key, T& x) {
 }
 
 } // namespace
-
-// -- enums --------------------------------------------------------------------
-
-std::string to_string(agent_kind x) {
-  return name_of(x, agent_kind_names);
-}
-
-std::string to_string(model_tier x) {
-  return name_of(x, model_tier_names);
-}
-
-std::string to_string(failure_policy x) {
-  return name_of(x, failure_policy_names);
-}
-
-bool from_string(const std::string& s, agent_kind& x) {
-  return parse_name(s, x, agent_kind_names);
-}
-
-bool from_string(const std::string& s, model_tier& x) {
-  return parse_name(s, x, model_tier_names);
-}
-
-bool from_string(const std::string& s, failure_policy& x) {
-  return parse_name(s, x, failure_policy_names);
-}
-
-std::string to_string(ws_state x) {
-  return name_of(x, ws_state_names);
-}
-
-std::string to_string(run_status x) {
-  return name_of(x, run_status_names);
-}
-
-std::string to_string(gate_state x) {
-  return name_of(x, gate_state_names);
-}
-
-bool from_string(const std::string& s, ws_state& x) {
-  return parse_name(s, x, ws_state_names);
-}
-
-bool from_string(const std::string& s, run_status& x) {
-  return parse_name(s, x, run_status_names);
-}
-
-bool from_string(const std::string& s, gate_state& x) {
-  return parse_name(s, x, gate_state_names);
-}
-
-std::string to_string(event_kind x) {
-  return name_of(x, event_kind_names);
-}
-
-bool from_string(const std::string& s, event_kind& x) {
-  return parse_name(s, x, event_kind_names);
-}
-
-bool is_terminal(ws_state x) {
-  switch (x) {
-    case ws_state::succeeded:
-    case ws_state::failed:
-    case ws_state::timed_out:
-    case ws_state::cancelled:
-    case ws_state::blocked:
-      return true;
-    default:
-      return false;
-  }
-}
-
-std::string to_string(complexity x) {
-  return name_of(x, complexity_names);
-}
-
-std::string to_string(errc x) {
-  // errc starts at 1; 0 means "no error".
-  auto i = static_cast<size_t>(x);
-  if (i >= 1 && i <= errc_names.size())
-    return errc_names[i - 1];
-  return "unknown(" + std::to_string(i) + ")";
-}
-
-std::string to_string(const diagnostic& d) {
-  return d.path.empty() ? d.message : d.path + ": " + d.message;
-}
 
 // -- plan ---------------------------------------------------------------------
 
@@ -327,6 +193,9 @@ void to_json(json& j, const workstream_result& x) {
        {"files_changed", x.files_changed},
        {"outputs", x.outputs},
        {"usage", x.usage}};
+  // Only an agent that ran sub-agents has this.
+  if (!x.sub_agent_usage.empty())
+    j["sub_agent_usage"] = x.sub_agent_usage;
 }
 
 void from_json(const json& j, workstream_result& x) {
@@ -344,6 +213,9 @@ void from_json(const json& j, workstream_result& x) {
   read(j, "files_changed", x.files_changed);
   read(j, "outputs", x.outputs);
   read(j, "usage", x.usage);
+  x.sub_agent_usage.clear();
+  if (auto i = j.find("sub_agent_usage"); i != j.end())
+    i->get_to(x.sub_agent_usage);
 }
 
 void to_json(json& j, const check_result& x) {
@@ -390,6 +262,8 @@ void to_json(json& j, const run_report& x) {
   // Only a report that is partial says so: complete ones stay as they were.
   if (x.partial)
     j["partial"] = true;
+  if (!x.sub_agent_usage.empty())
+    j["sub_agent_usage"] = x.sub_agent_usage;
   // Only a run with a budget has these.
   if (x.max_cost_usd > 0) {
     j["max_cost_usd"] = x.max_cost_usd;
@@ -412,6 +286,9 @@ void from_json(const json& j, run_report& x) {
   read(j, "workstreams", x.workstreams);
   read(j, "gates", x.gates);
   read(j, "usage", x.usage);
+  x.sub_agent_usage.clear();
+  if (auto i = j.find("sub_agent_usage"); i != j.end())
+    i->get_to(x.sub_agent_usage);
   x.rerun.clear();
   if (auto i = j.find("rerun"); i != j.end())
     i->get_to(x.rerun);

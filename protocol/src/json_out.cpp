@@ -70,6 +70,11 @@ void write(writer& w, const workstream_result& x) {
   w.number(x.started_s);
   w.key("status");
   w.string(to_string(x.status));
+  // Only an agent that ran sub-agents has this.
+  if (!x.sub_agent_usage.empty()) {
+    w.key("sub_agent_usage");
+    write_all(w, x.sub_agent_usage);
+  }
   w.key("summary");
   w.string(x.summary);
   w.key("title");
@@ -141,6 +146,10 @@ std::string json_text(const run_report& x) {
   w.number(x.sequential_s);
   w.key("status");
   w.string(to_string(x.status));
+  if (!x.sub_agent_usage.empty()) {
+    w.key("sub_agent_usage");
+    write_all(w, x.sub_agent_usage);
+  }
   w.key("synthesized_by");
   w.string(x.synthesized_by);
   w.key("usage");

@@ -1,5 +1,6 @@
 #include "troupe/protocol/models.hpp"
 
+#include <algorithm>
 #include <array>
 #include <string_view>
 #include <utility>
@@ -169,6 +170,31 @@ void add_usage(std::vector<usage>& totals, const usage& x) {
   if (i == totals.end() || i->model != x.model)
     i = totals.insert(i, usage{x.model});
   *i += x;
+}
+
+std::vector<usage> usage_less(const std::vector<usage>& all,
+                              const std::vector<usage>& part) {
+  auto less = [](int64_t a, int64_t b) { return a > b ? a - b : 0; };
+  std::vector<usage> out;
+  for (auto& u : all) {
+    auto left = u;
+    for (auto& p : part) {
+      if (p.model != u.model)
+        continue;
+      left.input_tokens = less(left.input_tokens, p.input_tokens);
+      left.output_tokens = less(left.output_tokens, p.output_tokens);
+      left.cache_read_tokens = less(left.cache_read_tokens,
+                                    p.cache_read_tokens);
+      left.cache_write_tokens = less(left.cache_write_tokens,
+                                     p.cache_write_tokens);
+      left.cost_usd = std::max(0.0, left.cost_usd - p.cost_usd);
+    }
+    if (left.input_tokens != 0 || left.output_tokens != 0
+        || left.cache_read_tokens != 0 || left.cache_write_tokens != 0
+        || left.cost_usd > 0)
+      out.push_back(left);
+  }
+  return out;
 }
 
 } // namespace troupe

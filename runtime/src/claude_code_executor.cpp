@@ -51,6 +51,10 @@ constexpr size_t line_limit = 8 << 20;
 struct stream_state {
   fs::path cwd;
   std::string session_id;
+  /// The model the agent itself runs on, as the CLI names it.
+  std::string model;
+  /// Sub-agents the agent started (the CLI's Agent tool).
+  int64_t sub_agents = 0;
   int64_t turns = 0;
   /// How far the agent got, told to `progress` as it goes: the assistant
   /// messages seen (by id, with their tokens), tool uses, the last tool.
@@ -103,6 +107,9 @@ void tell_progress(stream_state& st) {
               + (st.tool_uses == 1 ? "" : "s")
               + (st.last_tool.empty() ? "" : " (last: " + st.last_tool + ")")
               + ", " + std::to_string(in) + " tokens in";
+  if (st.sub_agents > 0)
+    text += ", " + std::to_string(st.sub_agents) + " sub-agent"
+            + (st.sub_agents == 1 ? "" : "s");
   caf::anon_send(caf::actor_cast<progress_actor>(st.progress),
                  progress_atom_v, st.run_id, st.ws_id, st.attempt, st.key,
                  std::move(text));
@@ -119,33 +126,49 @@ void read_line(stream_state& st, std::string_view line) {
     auto sid = text_of(j, "session_id");
     if (!sid.empty())
       st.session_id = sid;
+    auto subtype = text_of(j, "subtype");
+    if (subtype == "init") {
+      st.model = valid_utf8(text_of(j, "model"));
+    } else if (subtype == "task_started") {
+      st.sub_agents += 1;
+      tell_progress(st);
+    }
   } else if (type == "assistant") {
     auto m = field(j, "message");
     if (m == nullptr)
       return;
+    // A sub-agent's turns are its own: only the files it edits count here.
+    auto parent = field(j, "parent_tool_use_id");
+    bool own = parent == nullptr || parent->is_null();
     // A message may come in several lines, each with its usage so far.
-    auto& tokens = st.messages[text_of(*m, "id")];
-    if (auto u = field(*m, "usage"); u && u->is_object())
-      tokens = count_of(*u, "input_tokens")
-               + count_of(*u, "cache_read_input_tokens")
-               + count_of(*u, "cache_creation_input_tokens");
+    if (own) {
+      auto& tokens = st.messages[text_of(*m, "id")];
+      if (auto u = field(*m, "usage"); u && u->is_object())
+        tokens = count_of(*u, "input_tokens")
+                 + count_of(*u, "cache_read_input_tokens")
+                 + count_of(*u, "cache_creation_input_tokens");
+    }
     auto content = field(*m, "content");
     if (content == nullptr || !content->is_array()) {
-      tell_progress(st);
+      if (own)
+        tell_progress(st);
       return;
     }
     for (auto& block : *content) {
       if (text_of(block, "type") != "tool_use")
         continue;
       auto name = text_of(block, "name");
-      st.tool_uses += 1;
-      st.last_tool = utf8_head(valid_utf8(name), 64);
+      if (own) {
+        st.tool_uses += 1;
+        st.last_tool = utf8_head(valid_utf8(name), 64);
+      }
       auto input = field(block, "input");
       if (input && (name == "Write" || name == "Edit" || name == "MultiEdit"
                     || name == "NotebookEdit"))
         note_edit(st, *input);
     }
-    tell_progress(st);
+    if (own)
+      tell_progress(st);
   } else if (type == "result") {
     st.result = std::move(j);
     st.have_result = true;
@@ -184,6 +207,37 @@ std::vector<usage> usage_of(const json& result, const std::string& model) {
   return out;
 }
 
+// The sub-agents' part of `total` (the CLI's usage per model): all but
+// the agent's own calls, which the result's `usage` counts, all on the
+// model it runs. Where its sub-agents ran on that model too, the model's
+// cost is shared by the tokens' worth at `price` (by count if unpriced).
+std::vector<usage> sub_agent_part(const std::vector<usage>& total,
+                                  const json& result, usage own,
+                                  const model_price& price) {
+  auto u = field(result, "usage");
+  if (u == nullptr || !u->is_object())
+    return {};
+  auto main = std::find_if(total.begin(), total.end(),
+                           [&](const usage& x) { return x.model == own.model; });
+  if (main == total.end())
+    return {};
+  own.input_tokens = count_of(*u, "input_tokens");
+  own.output_tokens = count_of(*u, "output_tokens");
+  own.cache_read_tokens = count_of(*u, "cache_read_input_tokens");
+  own.cache_write_tokens = count_of(*u, "cache_creation_input_tokens");
+  auto worth = [&](const usage& x) {
+    double at_price = cost_usd(x, price);
+    if (at_price > 0)
+      return at_price;
+    return static_cast<double>(x.input_tokens) + x.output_tokens
+           + x.cache_read_tokens + x.cache_write_tokens;
+  };
+  double all = worth(*main);
+  own.cost_usd = all > 0 ? main->cost_usd * std::min(1.0, worth(own) / all)
+                         : main->cost_usd;
+  return usage_less(total, {own});
+}
+
 workstream_result to_result(const workstream_spec& spec, process_outcome& o,
                             stream_state& st) {
   auto r = attempt_result(spec);
@@ -202,6 +256,16 @@ workstream_result to_result(const workstream_spec& spec, process_outcome& o,
     auto& res = st.result;
     reply = valid_utf8(text_of(res, "result"));
     r.usage = usage_of(res, spec.model);
+    // Sub-agents started, as the stream told them or the result counts.
+    auto spawned = st.sub_agents;
+    if (auto stats = field(res, "subagent_stats"))
+      spawned = std::max(spawned, count_of(*stats, "spawned"));
+    if (spawned > 0) {
+      r.outputs["sub_agents"] = std::to_string(spawned);
+      r.sub_agent_usage = sub_agent_part(
+        r.usage, res, usage{st.model.empty() ? spec.model : st.model},
+        spec.price);
+    }
     if (!st.session_id.empty())
       r.outputs["session_id"] = valid_utf8(st.session_id);
     r.outputs["num_turns"] = std::to_string(st.turns);

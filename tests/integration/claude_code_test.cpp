@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/claude_cli.hpp"
 #include "support/cli.hpp"
 #include "support/cluster.hpp"
 #include "support/mock_llm.hpp"
@@ -28,16 +29,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr auto secret_key = "sk-ant-cli-5ecr3t-never-printed";
-
-// The CLI, or a failure saying how to get it: it is part of the product.
-std::string claude_cli() {
-  std::string cli = TROUPE_TEST_CLAUDE_CLI;
-  if (!fs::exists(cli))
-    FAIL("the Claude Code CLI is not installed at "
-         << cli << ": .ci/claude-code installs it (npm, pinned version)");
-  return cli;
-}
+constexpr auto secret_key = test::claude_cli_key;
+using test::claude_cli;
 
 // Two turns per task: a Write of `file`, then a closing text once the
 // tool's result is back.
@@ -72,24 +65,6 @@ json script() {
   return {{"rules", rules}};
 }
 
-// What the CLI needs to talk to the mock and nothing else, in a HOME of
-// its own.
-std::string cli_env(const test::mock_llm& mock, const fs::path& home) {
-  fs::create_directories(home);
-  return "export HOME=" + sh_quote(home.string())
-         + " ANTHROPIC_BASE_URL=" + sh_quote(mock.url())
-         + " ANTHROPIC_API_KEY=" + secret_key
-         + " CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1"
-           " CLAUDE_CODE_MAX_RETRIES=1; unset ANTHROPIC_AUTH_TOKEN; ";
-}
-
-// The same, for a `troupe` that runs `cli`.
-std::string troupe_env(const test::mock_llm& mock, const fs::path& home,
-                       const std::string& cli) {
-  return cli_env(mock, home) + "export TROUPE_CLAUDE_CLI=" + sh_quote(cli)
-         + "; ";
-}
-
 const char* plan_text = R"(name: cli-team
 settings: {max_parallel_agents: 2}
 workstreams:
@@ -117,19 +92,18 @@ TEST_CASE("claude-code agents edit files in parallel, and their tokens and "
   test::mock_llm mock{dir.path(), script()};
   auto plan = dir.write("plan.yaml", plan_text);
   auto report_file = (dir.path() / "report.json").string();
-  auto r = run_troupe({"run", plan, "--workdir", work.string(), "--report",
-                       report_file, "--events",
-                       (dir.path() / "events.jsonl").string(), "--journal",
-                       (dir.path() / "journal.db").string()},
-                      dir.str(),
-                      troupe_env(mock, dir.path() / "home", cli));
+  auto r = run_troupe(
+    {"run", plan, "--workdir", work.string(), "--report", report_file,
+     "--events", (dir.path() / "events.jsonl").string(), "--journal",
+     (dir.path() / "journal.db").string()},
+    dir.str(), test::claude_troupe_env(mock, dir.path() / "home", cli));
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   // How far each agent got reached the event log and the progress lines
   // as it went: each turn, its tool uses and its tokens so far.
   std::vector<std::string> alpha_progress;
-  for (auto& line : test::split_lines(
-         test::read_text(dir.path() / "events.jsonl"))) {
+  for (auto& line :
+       test::split_lines(test::read_text(dir.path() / "events.jsonl"))) {
     auto e = json::parse(line);
     if (e["kind"] == "ws_progress" && e["subject"] == "alpha")
       alpha_progress.push_back(e["message"]);
@@ -183,8 +157,8 @@ TEST_CASE("claude-code agents edit files in parallel, and their tokens and "
   // The same task run by hand prints the same usage as Troupe reported.
   test::temp_dir by_hand;
   test::mock_llm mock2{by_hand.path(), script()};
-  auto direct = run_shell(cli_env(mock2, by_hand.path() / "home") + "exec "
-                            + sh_quote(cli)
+  auto direct = run_shell(test::claude_cli_env(mock2, by_hand.path() / "home")
+                            + "exec " + sh_quote(cli)
                             + " -p --output-format json --permission-mode "
                               "acceptEdits --model claude-sonnet-4-5 "
                               "'TASK-ALPHA: write alpha.txt' </dev/null",
@@ -204,7 +178,8 @@ TEST_CASE("claude-code agents edit files in parallel, and their tokens and "
   // The key went to the provider only.
   CHECK(r.out.find(secret_key) == std::string::npos);
   CHECK(r.err.find(secret_key) == std::string::npos);
-  CHECK(test::text_under(dir.path(), "home").find(secret_key) == std::string::npos);
+  CHECK(test::text_under(dir.path(), "home").find(secret_key)
+        == std::string::npos);
 }
 
 TEST_CASE("a claude-code agent that runs out of turns fails saying so",
@@ -226,7 +201,7 @@ workstreams:
   auto r = run_troupe({"run", plan, "-q", "--no-journal", "--workdir",
                        work.string(), "--report", report_file},
                       dir.str(),
-                      troupe_env(mock, dir.path() / "home", cli));
+                      test::claude_troupe_env(mock, dir.path() / "home", cli));
   INFO(r.out << r.err);
   CHECK(r.exit_code == 1);
   auto report = test::read_json_file(report_file);
@@ -337,10 +312,10 @@ TEST_CASE("agents run on a cluster's workers, each worker with its own key",
   - {id: gamma, agent: explore, prompt: "TASK-GAMMA", executor: {kind: anthropic}}
 )");
   auto report_file = (dir.path() / "report.json").string();
-  auto r = run_troupe({"submit", plan, "--coordinator", coord.address(),
-                       "--workdir", work.string(), "--report", report_file,
-                       "-q"},
-                      dir.str());
+  auto r
+    = run_troupe({"submit", plan, "--coordinator", coord.address(), "--workdir",
+                  work.string(), "--report", report_file, "-q"},
+                 dir.str());
   INFO(r.out << r.err << w1->err_text() << w2->err_text());
   REQUIRE(r.exit_code == 0);
   CHECK(test::read_text(work / "alpha.txt") == "alpha \xCE\xB1\n");
@@ -352,8 +327,10 @@ TEST_CASE("agents run on a cluster's workers, each worker with its own key",
     nodes.insert(w["node"].get<std::string>());
   }
   CHECK(nodes.size() == 2);
-  CHECK(test::workstream_of(report, "alpha")["usage"][0]["input_tokens"] == 107);
-  CHECK(test::workstream_of(report, "gamma")["usage"][0]["model"] == "claude-haiku-4-5");
+  CHECK(test::workstream_of(report, "alpha")["usage"][0]["input_tokens"]
+        == 107);
+  CHECK(test::workstream_of(report, "gamma")["usage"][0]["model"]
+        == "claude-haiku-4-5");
   // Every request carried the key of the worker that made it, and the
   // keys stayed on the workers.
   auto reqs = mock.requests();
@@ -368,8 +345,7 @@ TEST_CASE("agents run on a cluster's workers, each worker with its own key",
   auto everything = r.out + r.err + test::read_text(report_file)
                     + test::read_text(coord.journal())
                     + test::read_text(coord.journal() + "-wal")
-                    + coord.proc->err_text() + w1->err_text()
-                    + w2->err_text();
+                    + coord.proc->err_text() + w1->err_text() + w2->err_text();
   CHECK(everything.find("sk-worker-") == std::string::npos);
 }
 
@@ -398,10 +374,9 @@ workstreams:
      executor: {kind: claude-code}}
 )");
   auto report_file = (dir.path() / "report.json").string();
-  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--report",
-                       report_file},
-                      dir.str(),
-                      troupe_env(mock, dir.path() / "home", cli));
+  auto r = run_troupe(
+    {"run", plan, "-q", "--no-journal", "--report", report_file}, dir.str(),
+    test::claude_troupe_env(mock, dir.path() / "home", cli));
   INFO(r.out << r.err);
   CHECK(r.exit_code == 1);
   auto report = test::read_json_file(report_file);

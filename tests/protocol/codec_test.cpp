@@ -70,6 +70,7 @@ troupe::workstream_result sample_result() {
   r.files_changed = {"auth/jwt.ts"};
   r.outputs = {{"token_type", "JWT"}};
   r.usage = {{"claude", 100, 20, 7, 9, 0.01}, {"local", 5, 6, 0, 0, 0}};
+  r.sub_agent_usage = {{"local", 5, 6, 0, 0, 0}};
   return r;
 }
 
@@ -247,6 +248,19 @@ TEST_CASE("only a partial report says so, and says it back", "[protocol]") {
   CHECK(as_json(j.get<troupe::run_report>()) == j);
 }
 
+TEST_CASE("only a result with sub-agents' usage has the field", "[protocol]") {
+  auto with = sample_result();
+  auto j = as_json(with);
+  CHECK(j.at("sub_agent_usage")[0]["model"] == "local");
+  CHECK(as_json(j.get<troupe::workstream_result>()) == j);
+  auto without = sample_result();
+  without.sub_agent_usage.clear();
+  CHECK_FALSE(as_json(without).contains("sub_agent_usage"));
+  // Results written before the field read back without it.
+  j.erase("sub_agent_usage");
+  CHECK(j.get<troupe::workstream_result>().sub_agent_usage.empty());
+}
+
 // One event of each kind, with the payload its kind carries.
 std::vector<troupe::event> every_kind_of_event() {
   std::vector<troupe::event> out;
@@ -318,6 +332,9 @@ TEST_CASE("events written as text directly read back as nlohmann writes "
       x.result.outputs = {{t, t}, {"k", t}};
       x.result.files_changed = {t, "b"};
       x.result.usage = {{t, INT64_MAX, INT64_MIN, INT64_MAX, 0, numbers[n % numbers.size()]}};
+      x.result.sub_agent_usage.clear();
+      if (n % 2)
+        x.result.sub_agent_usage = {{t, 1, 2, 3, 4, numbers[n % numbers.size()]}};
       x.result.wall_s = numbers[(n + 2) % numbers.size()];
       for (auto& c : x.checks)
         c.detail = t;
@@ -377,6 +394,8 @@ TEST_CASE("plans and reports written as text directly read back as "
     auto r = sample_report();
     r.partial = partial;
     r.rerun = {"jwt", "\x80"};
+    if (partial)
+      r.sub_agent_usage = {{"\xff haiku", 1, 2, 3, 4, 0.5}};
     r.markdown = "# Report\n\n| a | b |\n\u2713 \x01";
     auto text = troupe::json_text(r);
     auto k = json::parse(text);
@@ -393,6 +412,7 @@ TEST_CASE("plans and reports written as text directly read back as "
   plain.workstreams[0].started_s = 1.25;
   plain.usage = {};
   plain.workstreams[0].usage = {};
+  plain.workstreams[0].sub_agent_usage = {};
   CHECK(troupe::json_text(plain) == troupe::json_text(as_json(plain)));
 }
 

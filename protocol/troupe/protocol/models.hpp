@@ -51,4 +51,9 @@ usage& operator+=(usage& total, const usage& x);
 /// Adds `x` to `totals`, keeping one entry per model in order of names.
 void add_usage(std::vector<usage>& totals, const usage& x);
 
+/// `all` less `part`, model by model: what is left of each model's tokens
+/// and cost, never below zero; models with nothing left are dropped.
+std::vector<usage> usage_less(const std::vector<usage>& all,
+                              const std::vector<usage>& part);
+
 } // namespace troupe

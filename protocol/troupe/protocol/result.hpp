@@ -14,7 +14,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 7;
+constexpr int32_t protocol_version = 8;
 
 /// Workstream states:
 ///
@@ -133,7 +133,12 @@ struct workstream_result {
   std::string output;
   std::vector<std::string> files_changed;
   std::map<std::string, std::string> outputs;
+  /// What the attempts spent, per model: the agent's own calls and its
+  /// sub-agents', each token once.
   std::vector<troupe::usage> usage;
+  /// The part of `usage` that sub-agents spent (agents the agent started
+  /// itself, as the Claude Code CLI does), per model.
+  std::vector<troupe::usage> sub_agent_usage;
   /// The key of the dispatch this answers (see `workstream_spec::key`);
   /// set by the agent pool, never written to reports.
   uint64_t key = 0;
@@ -144,7 +149,7 @@ typename Inspector::result_type inspect(Inspector& f, workstream_result& x) {
   return f(caf::meta::type_name("troupe::workstream_result"), x.id,
            x.persona, x.title, x.status, x.attempts, x.node, x.wall_s,
            x.started_s, x.exit_code, x.summary, x.output, x.files_changed,
-           x.outputs, x.usage, x.key);
+           x.outputs, x.usage, x.sub_agent_usage, x.key);
 }
 
 /// The verdict of one gate check.
@@ -189,7 +194,10 @@ struct run_report {
   std::vector<std::string> critical_path;
   std::vector<workstream_result> workstreams;
   std::vector<gate_result> gates;
+  /// What the run spent per model, each token once, and the part of it
+  /// that sub-agents spent.
   std::vector<troupe::usage> usage;
+  std::vector<troupe::usage> sub_agent_usage;
   /// Workstreams that were in flight (dispatched, their commands perhaps
   /// not started yet) when the run was interrupted (its coordinator
   /// killed), and ran again when it was resumed.
@@ -213,7 +221,7 @@ typename Inspector::result_type inspect(Inspector& f, run_report& x) {
   return f(caf::meta::type_name("troupe::run_report"), x.run_id, x.plan,
            x.goal, x.status, x.partial, x.wall_s, x.sequential_s,
            x.critical_path_s, x.critical_path, x.workstreams, x.gates, x.usage,
-           x.rerun, x.synthesized_by, x.markdown, x.cost_usd,
+           x.sub_agent_usage, x.rerun, x.synthesized_by, x.markdown, x.cost_usd,
            x.deep_tier_cost_usd, x.max_cost_usd, x.budget_stopped);
 }
 
