@@ -58,11 +58,7 @@ struct stream_state {
   int64_t turns = 0;
   /// How far the agent got, told to `progress` as it goes: the assistant
   /// messages seen (by id, with their tokens), tool uses, the last tool.
-  caf::strong_actor_ptr progress;
-  std::string run_id;
-  std::string ws_id;
-  int32_t attempt = 0;
-  uint64_t key = 0;
+  progress_notifier progress;
   /// Input tokens by message (fresh, cached and cache writes): the stream
   /// repeats a message's usage as its turn began, before its reply's
   /// tokens are known, so only what went in is counted as it goes.
@@ -96,8 +92,6 @@ void note_edit(stream_state& st, const json& input) {
 
 // Tells whoever follows the attempt how far the agent got.
 void tell_progress(stream_state& st) {
-  if (!st.progress)
-    return;
   int64_t in = 0;
   for (auto& [id, tokens] : st.messages)
     in += tokens;
@@ -110,9 +104,7 @@ void tell_progress(stream_state& st) {
   if (st.sub_agents > 0)
     text += ", " + std::to_string(st.sub_agents) + " sub-agent"
             + (st.sub_agents == 1 ? "" : "s");
-  caf::anon_send(caf::actor_cast<progress_actor>(st.progress),
-                 progress_atom_v, st.run_id, st.ws_id, st.attempt, st.key,
-                 std::move(text));
+  st.progress(std::move(text));
 }
 
 void read_line(stream_state& st, std::string_view line) {
@@ -382,11 +374,7 @@ bool make_job(const claude_code_config& cfg, const workstream_spec& spec,
   req.line_limit = line_limit;
   auto stream = std::make_shared<stream_state>();
   stream->cwd = fs::path{req.cwd}.lexically_normal();
-  stream->progress = spec.progress;
-  stream->run_id = spec.run_id;
-  stream->ws_id = spec.ws.id;
-  stream->attempt = spec.attempt;
-  stream->key = spec.key;
+  stream->progress = progress_notifier{spec};
   req.on_line = [stream](std::string_view line) { read_line(*stream, line); };
   job.to_result = [spec, stream](process_outcome& o) {
     return to_result(spec, o, *stream);

@@ -110,6 +110,21 @@ workstream_result attempt_result(const workstream_spec& spec) {
   return r;
 }
 
+progress_notifier::progress_notifier(const workstream_spec& spec)
+  : to_(spec.progress),
+    run_id_(spec.run_id),
+    ws_id_(spec.ws.id),
+    attempt_(spec.attempt),
+    key_(spec.key) {
+  // Nothing.
+}
+
+void progress_notifier::operator()(std::string how_far) const {
+  if (to_)
+    caf::anon_send(caf::actor_cast<progress_actor>(to_), progress_atom_v,
+                   run_id_, ws_id_, attempt_, key_, std::move(how_far));
+}
+
 std::string last_line(const std::string& text, size_t max) {
   auto end = text.find_last_not_of(" \t\r\n");
   if (end == std::string::npos)

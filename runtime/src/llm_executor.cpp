@@ -52,6 +52,8 @@ constexpr size_t output_limit = 64 * 1024;
 constexpr int32_t default_max_tokens = 8192;
 // What `retry_after` says when the provider names no wait.
 constexpr auto no_wait_asked = std::chrono::milliseconds(-1);
+// How often a streamed reply's progress is told at most, once it began.
+constexpr auto progress_every = std::chrono::seconds(2);
 
 using llm_executor_actor = executor_actor::extend<
   caf::reacts_to<done_atom, int32_t, llm_try_outcome>,
@@ -76,6 +78,7 @@ struct llm_state {
   usage spent;
   /// What happened to tries that failed, for the output.
   std::string log;
+  progress_notifier progress;
   std::minstd_rand jitter{std::random_device{}()};
 };
 
@@ -128,6 +131,44 @@ void add_tokens(usage& total, const llm_reply& r) {
   if (!r.model.empty())
     total.model = r.model;
 }
+
+// Tells how far a streamed reply got: as it begins, then at most every
+// `progress_every`. Runs on the HTTP client's thread.
+class stream_progress {
+public:
+  stream_progress(progress_notifier tell, int32_t try_no)
+    : tell_(std::move(tell)), try_no_(try_no) {
+    // Nothing.
+  }
+
+  void operator()(const llm_stream_reader& reader) {
+    if (reader.events() == 0)
+      return;
+    auto now = clock_type::now();
+    if (told_ && now - last_ < progress_every)
+      return;
+    told_ = true;
+    last_ = now;
+    auto& r = reader.reply();
+    std::string text = try_no_ > 1 ? "try " + std::to_string(try_no_) + ": "
+                                   : "";
+    text += "streaming the reply";
+    auto in = r.input_tokens + r.cache_read_tokens + r.cache_write_tokens;
+    if (in > 0)
+      text += ", " + std::to_string(in) + " tokens in";
+    text += ", " + std::to_string(r.text.size()) + " bytes out";
+    if (!r.tool_calls.empty())
+      text += " (tool call: " + utf8_head(valid_utf8(r.tool_calls.back()), 64)
+              + ")";
+    tell_(std::move(text));
+  }
+
+private:
+  progress_notifier tell_;
+  int32_t try_no_;
+  bool told_ = false;
+  clock_type::time_point last_;
+};
 
 workstream_result base_result(self_ptr self) {
   auto& st = self->state;
@@ -209,7 +250,11 @@ void ask(self_ptr self) {
                        : nullptr;
   http_client::data_fn on_data;
   if (reader)
-    on_data = [reader](std::string_view data) { reader->feed(data); };
+    on_data = [reader, told = stream_progress{st.progress, try_no}](
+                std::string_view data) mutable {
+      reader->feed(data);
+      told(*reader);
+    };
   auto provider = st.ep->provider;
   st.in_flight = true;
   st.call = st.client->start(
@@ -259,6 +304,9 @@ void retry_or_fail(self_ptr self, const std::string& why, bool transient,
                 why + " (waiting " + seconds_text(wait)
                   + " to try again would pass the attempt's timeout)");
   st.log += "[troupe] trying again in " + seconds_text(wait) + "\n";
+  st.progress("try " + std::to_string(st.tries) + " failed ("
+              + utf8_head(redacted(why, st.ep->api_key), 300)
+              + "): trying again in " + seconds_text(wait));
   self->delayed_send(self, wait, retry_atom_v, st.tries);
 }
 
@@ -310,6 +358,7 @@ llm_executor(self_ptr self, std::shared_ptr<const llm_endpoint> ep,
                       + std::chrono::milliseconds(
                         static_cast<int64_t>(spec.timeout_s * 1000));
       st.spec = std::move(spec);
+      st.progress = progress_notifier{st.spec};
       if (st.spec.model.empty()) {
         fail(self, ws_state::failed, "no model to ask");
         return st.rp;

@@ -136,6 +136,26 @@ executor_actor spawn_claude_code_executor(
 /// title, attempt), for an executor to fill in.
 workstream_result attempt_result(const workstream_spec& spec);
 
+/// Where an attempt's executor tells how far its agent got: a copy of what
+/// names the attempt and of `spec.progress`, usable from any thread.
+class progress_notifier {
+public:
+  progress_notifier() = default;
+
+  explicit progress_notifier(const workstream_spec& spec);
+
+  /// Tells it `how_far` (a line such as "turn 3, 2 tool uses"); nothing
+  /// when nobody follows the attempt.
+  void operator()(std::string how_far) const;
+
+private:
+  caf::strong_actor_ptr to_;
+  std::string run_id_;
+  std::string ws_id_;
+  int32_t attempt_ = 0;
+  uint64_t key_ = 0;
+};
+
 /// The last non-empty line of `text`, at most `max` characters.
 std::string last_line(const std::string& text, size_t max = 200);
 
