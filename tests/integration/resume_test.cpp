@@ -5,21 +5,17 @@
 
 #include <fstream>
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
-#include <fcntl.h>
 #include <nlohmann/json.hpp>
-#include <poll.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "support/background.hpp"
 #include "support/cli.hpp"
 #include "support/cluster.hpp"
+#include "support/crash_dir.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace troupe;
@@ -27,104 +23,6 @@ using namespace troupe::test;
 using nlohmann::json;
 
 namespace {
-
-// Each step counts its runs in count.NAME. The one HANG names tells the
-// test through the FIFO `at` that it runs, then hangs until killed, unless
-// `crashed` exists (it runs again after the crash).
-constexpr auto step_script = R"(name=$1
-echo x >> "count.$name"
-if [ "$HANG" = "$name" ] && [ ! -e crashed ]; then
-  echo "$name" > at
-  exec sleep 600
-fi
-if [ "$2" = flaky ] && [ "$TROUPE_ATTEMPT" = 1 ]; then
-  echo "$name fails its first attempt"
-  exit 1
-fi
-echo "$name done"
-)";
-
-// A fan-out, a flaky workstream, a gate whose check fails until its fixer
-// ran, and a gather behind the gate.
-constexpr auto crash_plan = R"(name: crash-test
-workstreams:
-  - {id: first, agent: explore, executor: {kind: command, run: "sh step.sh first"}}
-  - {id: a, agent: explore, depends_on: [first], executor: {kind: command, run: "sh step.sh a"}}
-  - {id: b, agent: explore, depends_on: [first], executor: {kind: command, run: "sh step.sh b"}}
-  - {id: c, agent: explore, depends_on: [first], executor: {kind: command, run: "sh step.sh c"}}
-  - {id: flaky, agent: explore, depends_on: [first], retries: 2, executor: {kind: command, run: "sh step.sh flaky flaky"}}
-  - {id: last, agent: explore, depends_on: [a, b, c, flaky], executor: {kind: command, run: "sh step.sh last"}}
-gates:
-  - id: g
-    after: [a, b, c, flaky]
-    checks: [completion, {run: "sh step.sh check && test -e fixed"}]
-    remediate: {max_attempts: 2, executor: {kind: command, run: "sh step.sh fix && touch fixed"}}
-)";
-
-// A directory holding the plan and its script.
-struct crash_dir {
-  temp_dir dir;
-  std::string plan;
-  std::string journal;
-
-  crash_dir() {
-    dir.write("step.sh", step_script);
-    plan = dir.write("plan.yaml", crash_plan);
-    journal = dir.str() + "/troupe.db";
-    REQUIRE(::mkfifo((dir.str() + "/at").c_str(), 0600) == 0);
-  }
-
-  // How often each step ran.
-  std::map<std::string, int> counts() const {
-    std::map<std::string, int> out;
-    for (auto& name : names_in(dir.path())) {
-      if (name.rfind("count.", 0) != 0)
-        continue;
-      std::ifstream in{dir.str() + "/" + name};
-      std::string line;
-      int n = 0;
-      while (std::getline(in, line))
-        ++n;
-      out[name.substr(6)] = n;
-    }
-    return out;
-  }
-
-  // The line the hanging step writes into `at`; empty if none comes within
-  // a minute.
-  std::string hanging_step() const {
-    int fd = ::open((dir.str() + "/at").c_str(), O_RDONLY | O_NONBLOCK);
-    REQUIRE(fd >= 0);
-    std::string got;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-    while (got.find('\n') == std::string::npos
-           && std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 1000) <= 0)
-        continue;
-      char buf[64];
-      auto n = ::read(fd, buf, sizeof(buf));
-      if (n > 0)
-        got.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return got.substr(0, got.find('\n'));
-  }
-
-  std::vector<std::string> run_args(const std::string& report) const {
-    return {TROUPE_BINARY, "run", plan, "--workdir", dir.str(), "--journal",
-            journal, "--report", report, "-q"};
-  }
-};
-
-// The one run a journal holds.
-std::string only_run(const std::string& journal) {
-  auto r = run_troupe({"runs", "--journal", journal, "--json"});
-  REQUIRE(r.exit_code == 0);
-  auto runs = json::parse(r.out);
-  REQUIRE(runs.size() == 1);
-  return runs[0].at("id");
-}
 
 // What must be equal between an interrupted run's report and an
 // uninterrupted one's: everything but timings and nodes.
@@ -427,99 +325,4 @@ TEST_CASE("a coordinator killed during remediation, then restarted",
 TEST_CASE("a coordinator killed just before the report, then restarted",
           "[integration][journal][cluster]") {
   crash_coordinator("", "run_finished");
-}
-
-TEST_CASE("status, logs and abort read a run in another process through the "
-          "journal",
-          "[integration][journal]") {
-  crash_dir d;
-  auto args = d.run_args(d.dir.str() + "/report.json");
-  args.insert(args.begin(), {"/usr/bin/env", "HANG=b"});
-  background troupe{args};
-  REQUIRE(d.hanging_step() == "b");
-  auto id = only_run(d.journal);
-  auto status = run_troupe({"status", id, "--journal", d.journal, "--json"});
-  REQUIRE(status.exit_code == 0);
-  auto s = json::parse(status.out);
-  CHECK(s.at("status") == "running");
-  std::map<std::string, std::string> states;
-  for (auto& w : s.at("workstreams"))
-    states[w.at("id")] = w.at("status");
-  CHECK(states["first"] == "succeeded");
-  CHECK(states["b"] == "running");
-  CHECK(states["last"] == "pending");
-  auto logs = run_troupe({"logs", id, "first", "--journal", d.journal});
-  CHECK(logs.exit_code == 0);
-  CHECK_THAT(logs.out, Catch::Contains("== first attempt 1: succeeded"));
-  CHECK_THAT(logs.out, Catch::Contains("first done"));
-  auto none = run_troupe({"logs", id, "last", "--journal", d.journal});
-  CHECK(none.exit_code == 1);
-  CHECK_THAT(none.err, Catch::Contains("has no output yet"));
-  // A follower in a third process sees the run to its end.
-  background follower{{TROUPE_BINARY, "status", id.substr(0, 20), "--follow",
-                       "--journal", d.journal}};
-  auto aborted = run_troupe({"abort", id, "--journal", d.journal});
-  CHECK(aborted.exit_code == 0);
-  CHECK_THAT(aborted.err, Catch::Contains("asked process "
-                                          + std::to_string(troupe.pid())));
-  CHECK(troupe.wait() == 1);
-  CHECK(read_json(d.dir.str() + "/report.json").at("status") == "cancelled");
-  CHECK(follower.wait() == 1);
-  auto after = run_troupe({"status", id, "--journal", d.journal, "--json"});
-  CHECK(json::parse(after.out).at("status") == "cancelled");
-  auto again = run_troupe({"abort", id, "--journal", d.journal});
-  CHECK(again.exit_code == 1);
-  CHECK_THAT(again.err, Catch::Contains("finished (cancelled)"));
-}
-
-TEST_CASE("status, logs and abort against a coordinator",
-          "[integration][journal][cluster]") {
-  crash_dir d;
-  coordinator c{{"--slots", "0"}};
-  background worker{{"/usr/bin/env", "HANG=b", TROUPE_BINARY, "--log-level",
-                     "info", "worker", "--join", c.address(), "--name", "w1",
-                     "--slots", "4"}};
-  REQUIRE(worker.wait_for_err("joined coordinator"));
-  background submitter{{TROUPE_BINARY, "submit", d.plan, "--coordinator",
-                        c.address(), "--workdir", d.dir.str(), "-q",
-                        "--report", d.dir.str() + "/report.json"}};
-  REQUIRE(d.hanging_step() == "b");
-  auto list = run_troupe({"status", "--json", "--coordinator", c.address()});
-  REQUIRE(list.exit_code == 0);
-  auto runs = json::parse(list.out);
-  REQUIRE(runs.size() == 1);
-  auto id = runs[0].at("run_id").get<std::string>();
-  CHECK(runs[0].at("status") == "running");
-  auto one = run_troupe({"status", id, "--json", "--coordinator",
-                         c.address()});
-  REQUIRE(one.exit_code == 0);
-  CHECK(json::parse(one.out).at("total") == 6);
-  auto logs = run_troupe({"logs", id, "first", "--coordinator", c.address()});
-  CHECK(logs.exit_code == 0);
-  CHECK_THAT(logs.out, Catch::Contains("first done"));
-  background follower{{TROUPE_BINARY, "status", id, "--follow",
-                       "--coordinator", c.address()}};
-  REQUIRE(follower.wait_for_err("run " + id + " running"));
-  auto aborted = run_troupe({"abort", id, "--coordinator", c.address()});
-  CHECK(aborted.exit_code == 0);
-  CHECK(submitter.wait() == 1);
-  CHECK(read_json(d.dir.str() + "/report.json").at("status") == "cancelled");
-  CHECK(follower.wait() == 1);
-  // Aborting through the coordinator's journal would signal the
-  // coordinator itself: refused.
-  auto local = run_troupe({"abort", id, "--journal", c.journal()});
-  CHECK(local.exit_code == 2);
-  CHECK_THAT(local.err, Catch::Contains("belongs to a coordinator"));
-  auto report = run_troupe({"report", id, "--json", "--coordinator",
-                            c.address()});
-  CHECK(report.exit_code == 1);
-  CHECK(json::parse(report.out).at("status") == "cancelled");
-  auto finished = run_troupe({"runs", "--json", "--coordinator",
-                              c.address()});
-  REQUIRE(finished.exit_code == 0);
-  CHECK(json::parse(finished.out).at(0).at("status") == "cancelled");
-  auto unknown = run_troupe({"status", "run-nope", "--coordinator",
-                             c.address()});
-  CHECK(unknown.exit_code == 1);
-  CHECK_THAT(unknown.err, Catch::Contains("no run run-nope"));
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
+#include "support/diagnostics.hpp"
 #include "support/temp_dir.hpp"
 #include "troupe/protocol/plan_io.hpp"
 
@@ -15,12 +16,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string all(const troupe::diagnostics& d) {
-  std::string s;
-  for (auto& x : d.items())
-    s += (x.warning ? "warning: " : "error: ") + troupe::to_string(x) + "\n";
-  return s;
-}
+using troupe::test::all;
 
 /// The one error in `d`, rendered; fails unless there is exactly one.
 std::string only_error(const troupe::diagnostics& d) {

@@ -4,40 +4,19 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/diagnostics.hpp"
 #include "troupe/protocol/plan_io.hpp"
 
 namespace {
 
-struct checked {
-  troupe::plan p;
-  troupe::diagnostics d;
-};
+using troupe::test::all;
+using troupe::test::at;
+using troupe::test::messages_at;
 
-checked load(const std::string& yaml, troupe::validation_options opts = {}) {
-  checked r;
-  r.p = troupe::load_plan_text(yaml, "yaml", opts, r.d);
-  return r;
-}
-
-std::string all(const troupe::diagnostics& d) {
-  std::string s;
-  for (auto& x : d.items())
-    s += (x.warning ? "warning: " : "error: ") + troupe::to_string(x) + "\n";
-  return s;
-}
-
-std::vector<std::string> messages_at(const troupe::diagnostics& d,
-                                     const std::string& path) {
-  std::vector<std::string> result;
-  for (auto& x : d.items())
-    if (x.path == path)
-      result.push_back(x.message);
-  return result;
-}
-
-std::string at(const troupe::diagnostics& d, const std::string& path) {
-  auto m = messages_at(d, path);
-  return m.empty() ? "" : m.front();
+// A YAML plan, read as `troupe validate` reads it.
+troupe::test::decoded load(const std::string& yaml,
+                           const troupe::validation_options& opts = {}) {
+  return troupe::test::load(yaml, "yaml", opts);
 }
 
 /// A workstream line for a YAML plan.
