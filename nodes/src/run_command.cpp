@@ -263,8 +263,10 @@ int run_locally(const run_flags& flags, prepared_run& pr,
     else
       std::cerr << "troupe: cannot start the agent pool: " << failure << '\n';
   }
-  caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
+  // The orchestrator first: a pool going away before it would be a node
+  // lost, with a warning.
   stop_orchestrator(sys, orch);
+  caf::anon_send_exit(pool, caf::exit_reason::user_shutdown);
   return rc;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <string_view>
 #include <utility>
 
@@ -154,11 +155,21 @@ double cost_usd(const usage& u, const model_price& price) {
          / 1e6;
 }
 
+int64_t sum_tokens(int64_t a, int64_t b) {
+  int64_t out = 0;
+  if (__builtin_add_overflow(a, b, &out))
+    return b > 0 ? std::numeric_limits<int64_t>::max()
+                 : std::numeric_limits<int64_t>::min();
+  return out;
+}
+
 usage& operator+=(usage& total, const usage& x) {
-  total.input_tokens += x.input_tokens;
-  total.output_tokens += x.output_tokens;
-  total.cache_read_tokens += x.cache_read_tokens;
-  total.cache_write_tokens += x.cache_write_tokens;
+  total.input_tokens = sum_tokens(total.input_tokens, x.input_tokens);
+  total.output_tokens = sum_tokens(total.output_tokens, x.output_tokens);
+  total.cache_read_tokens = sum_tokens(total.cache_read_tokens,
+                                       x.cache_read_tokens);
+  total.cache_write_tokens = sum_tokens(total.cache_write_tokens,
+                                        x.cache_write_tokens);
   total.cost_usd += x.cost_usd;
   return total;
 }
@@ -174,7 +185,10 @@ void add_usage(std::vector<usage>& totals, const usage& x) {
 
 std::vector<usage> usage_less(const std::vector<usage>& all,
                               const std::vector<usage>& part) {
-  auto less = [](int64_t a, int64_t b) { return a > b ? a - b : 0; };
+  // A part below zero (from a peer that should know better) takes nothing.
+  auto less = [](int64_t a, int64_t b) {
+    return b <= 0 ? a : a > b ? a - b : 0;
+  };
   std::vector<usage> out;
   for (auto& u : all) {
     auto left = u;

@@ -94,7 +94,7 @@ void note_edit(stream_state& st, const json& input) {
 void tell_progress(stream_state& st) {
   int64_t in = 0;
   for (auto& [id, tokens] : st.messages)
-    in += tokens;
+    in = sum_tokens(in, tokens);
   auto n = static_cast<int64_t>(st.messages.size());
   auto text = "turn " + std::to_string(n) + ", "
               + std::to_string(st.tool_uses) + " tool use"
@@ -136,9 +136,10 @@ void read_line(stream_state& st, std::string_view line) {
     if (own) {
       auto& tokens = st.messages[text_of(*m, "id")];
       if (auto u = field(*m, "usage"); u && u->is_object())
-        tokens = count_of(*u, "input_tokens")
-                 + count_of(*u, "cache_read_input_tokens")
-                 + count_of(*u, "cache_creation_input_tokens");
+        tokens = sum_tokens(
+          sum_tokens(count_of(*u, "input_tokens"),
+                     count_of(*u, "cache_read_input_tokens")),
+          count_of(*u, "cache_creation_input_tokens"));
     }
     auto content = field(*m, "content");
     if (content == nullptr || !content->is_array()) {
@@ -162,6 +163,8 @@ void read_line(stream_state& st, std::string_view line) {
     if (own)
       tell_progress(st);
   } else if (type == "result") {
+    if (st.session_id.empty())
+      st.session_id = text_of(j, "session_id");
     st.result = std::move(j);
     st.have_result = true;
     st.turns = count_of(st.result, "num_turns");
@@ -174,6 +177,8 @@ std::vector<usage> usage_of(const json& result, const std::string& model) {
   std::vector<usage> out;
   if (auto mu = field(result, "modelUsage"); mu && mu->is_object()) {
     for (auto& [name, m] : mu->items()) {
+      if (!m.is_object())
+        continue;
       usage u;
       u.model = valid_utf8(name);
       u.input_tokens = count_of(m, "inputTokens");

@@ -124,10 +124,12 @@ bool transient_status(int status) {
 }
 
 void add_tokens(usage& total, const llm_reply& r) {
-  total.input_tokens += r.input_tokens;
-  total.output_tokens += r.output_tokens;
-  total.cache_read_tokens += r.cache_read_tokens;
-  total.cache_write_tokens += r.cache_write_tokens;
+  usage x;
+  x.input_tokens = r.input_tokens;
+  x.output_tokens = r.output_tokens;
+  x.cache_read_tokens = r.cache_read_tokens;
+  x.cache_write_tokens = r.cache_write_tokens;
+  total += x;
   if (!r.model.empty())
     total.model = r.model;
 }
@@ -153,7 +155,8 @@ public:
     std::string text = try_no_ > 1 ? "try " + std::to_string(try_no_) + ": "
                                    : "";
     text += "streaming the reply";
-    auto in = r.input_tokens + r.cache_read_tokens + r.cache_write_tokens;
+    auto in = sum_tokens(sum_tokens(r.input_tokens, r.cache_read_tokens),
+                         r.cache_write_tokens);
     if (in > 0)
       text += ", " + std::to_string(in) + " tokens in";
     text += ", " + std::to_string(r.text.size()) + " bytes out";
@@ -179,9 +182,8 @@ workstream_result base_result(self_ptr self) {
   if (u.model.empty())
     u.model = st.spec.model;
   u.cost_usd = cost_usd(u, st.spec.price);
-  if (u.input_tokens + u.output_tokens + u.cache_read_tokens
-        + u.cache_write_tokens
-      > 0)
+  if (u.input_tokens != 0 || u.output_tokens != 0 || u.cache_read_tokens != 0
+      || u.cache_write_tokens != 0)
     r.usage.push_back(u);
   return r;
 }

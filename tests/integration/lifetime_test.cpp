@@ -125,3 +125,19 @@ TEST_CASE("SIGHUP drains a worker like SIGTERM", "[integration][cluster]") {
   CHECK(w->wait() == 0);
   CHECK(w->err_text().find("draining") != std::string::npos);
 }
+
+TEST_CASE("troupe run that ends well ends quietly: its own pool going away "
+          "is no node lost",
+          "[integration]") {
+  temp_dir dir;
+  auto plan = dir.write("plan.yaml", plan_with("echo done"));
+  // The pool and the orchestrator stop one after the other; whichever
+  // order they take, several runs show it.
+  for (int i = 0; i < 8; ++i) {
+    auto r = run_troupe({"run", plan, "--no-journal"}, dir.str());
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.err.find("warning") == std::string::npos);
+    CHECK(r.err.find("lost") == std::string::npos);
+  }
+}

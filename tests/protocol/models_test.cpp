@@ -1,3 +1,7 @@
+#include <cstdint>
+#include <limits>
+#include <vector>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -101,6 +105,44 @@ TEST_CASE("usage adds up per model, once each, in order of names",
   CHECK(totals[1].cache_read_tokens == 4);
   CHECK(totals[1].cache_write_tokens == 5);
   CHECK(totals[1].cost_usd == Approx(0.75));
+}
+
+TEST_CASE("usage sums stay at the largest count rather than wrap",
+          "[protocol]") {
+  constexpr auto max = std::numeric_limits<int64_t>::max();
+  std::vector<usage> totals;
+  add_usage(totals, {"m", max, 1, max - 1, 0, 1});
+  add_usage(totals, {"m", max, 2, 1, 0, 1});
+  add_usage(totals, {"m", 5, 0, 1, 0, 1});
+  REQUIRE(totals.size() == 1);
+  CHECK(totals[0].input_tokens == max);
+  CHECK(totals[0].output_tokens == 3);
+  CHECK(totals[0].cache_read_tokens == max);
+  CHECK(totals[0].cost_usd == 3);
+}
+
+TEST_CASE("one usage less another: per model, never below zero",
+          "[protocol]") {
+  std::vector<usage> all{{"a", 10, 5, 4, 3, 1.0}, {"b", 7, 7, 0, 0, 0.5}};
+  auto left = usage_less(all, {{"a", 4, 5, 9, 1, 0.25}, {"c", 1, 1, 1, 1, 9}});
+  REQUIRE(left.size() == 2);
+  CHECK(left[0].model == "a");
+  CHECK(left[0].input_tokens == 6);
+  CHECK(left[0].output_tokens == 0);
+  CHECK(left[0].cache_read_tokens == 0);
+  CHECK(left[0].cache_write_tokens == 2);
+  CHECK(left[0].cost_usd == Approx(0.75));
+  CHECK(left[1].model == "b");
+  CHECK(left[1].input_tokens == 7);
+  // A model with nothing left is dropped; a part costing more leaves 0.
+  auto none = usage_less(all, {{"a", 10, 5, 4, 3, 2.0}});
+  REQUIRE(none.size() == 1);
+  CHECK(none[0].model == "b");
+  // Nor does a part below zero add anything, or wrap.
+  auto odd = usage_less({{"a", std::numeric_limits<int64_t>::max(), 0, 0, 0, 0}},
+                        {{"a", std::numeric_limits<int64_t>::min(), 0, 0, 0, 0}});
+  REQUIRE(odd.size() == 1);
+  CHECK(odd[0].input_tokens == std::numeric_limits<int64_t>::max());
 }
 
 TEST_CASE("plans name tiers, exact models, prices and agent options",

@@ -45,6 +45,10 @@ bool deep_tier_cost(const plan_settings& settings, const workstream& ws,
 /// What `u`'s tokens cost at `price`, in US dollars.
 double cost_usd(const usage& u, const model_price& price);
 
+/// `a + b` for counts of tokens that come from outside: held at what an
+/// int64_t holds rather than wrap.
+int64_t sum_tokens(int64_t a, int64_t b);
+
 /// Adds `x`'s tokens and cost to `total`, whose model stays.
 usage& operator+=(usage& total, const usage& x);
 

@@ -1,0 +1,114 @@
+// A `claude` that prints what no CLI should: the claude-code executor
+// reads what makes sense of it, counts nothing twice or past what a count
+// holds, and lets no byte of it reach a terminal as a control sequence.
+
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "support/cli.hpp"
+#include "support/report.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace troupe;
+using nlohmann::json;
+using troupe::test::sh_quote;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The stream the fake CLI prints, line by line.
+std::string hostile_stream() {
+  std::string s;
+  // Fields of the wrong type.
+  s += R"({"type":"system","subtype":"init","model":123,"session_id":["x"]})"
+       "\n";
+  s += R"({"type":"system","subtype":"task_started"})"
+       "\n";
+  s += R"({"type":"assistant","parent_tool_use_id":7,"message":{"id":"s","content":"no array"}})"
+       "\n";
+  // An edit outside the directory, a path of the wrong type, a tool named
+  // with a terminal's escape sequences (no edit of a file then).
+  s += R"({"type":"assistant","message":{"id":{"a":1},"usage":"lots","content":[)"
+       R"({"type":"tool_use","name":"Write","input":{"file_path":"../../outside.txt"}},)"
+       R"({"type":"tool_use","name":"Write","input":{"file_path":42}},)"
+       R"({"type":"tool_use","name":"\u001b]0;pwned\u0007\u001b[31mWrite","input":{"file_path":"x"}}]}})"
+       "\n";
+  // Not JSON at all: NUL bytes, invalid UTF-8, escapes; no newline
+  // between some of it.
+  s += std::string{"junk \0 \xff\xfe \x1b[2J", 13} + "\n";
+  // A line past the 8 MiB a line may have.
+  s += R"({"type":"assistant","message":{"id":"big","content":")"
+       + std::string(9 << 20, 'x') + "\"}}\n";
+  // Counts past what any count holds, negative, NaN-like, as text.
+  s += R"({"type":"result","subtype":"success","is_error":false,)"
+       R"("result":"ok \u00e9","num_turns":-5,"session_id":"s-1",)"
+       R"("usage":{"input_tokens":1e300,"output_tokens":-4,"cache_read_input_tokens":"9"},)"
+       R"("modelUsage":{"main-model":{"inputTokens":1e300,"outputTokens":-4,"costUSD":1e20},)"
+       R"("sub":{"inputTokens":18446744073709551615,"costUSD":"x"},"weird":5},)"
+       R"("subagent_stats":{"spawned":"many"},"total_cost_usd":-1})"
+       "\n";
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("a claude CLI printing nonsense: what makes sense is read, counts "
+          "stay in range, nothing reaches the terminal raw",
+          "[integration][claude]") {
+  test::temp_dir dir;
+  auto stream = dir.write("stream.txt", hostile_stream());
+  auto cli = dir.write("claude", "#!/bin/sh\ncat >/dev/null\nexec cat "
+                                   + sh_quote(stream) + "\n");
+  fs::permissions(cli, fs::perms::owner_all);
+  auto plan = dir.write("plan.yaml", R"(name: hostile
+workstreams:
+  - {id: one, prompt: "go", model: main-model, executor: {kind: claude-code}}
+  - {id: two, prompt: "go", model: main-model, executor: {kind: claude-code}}
+)");
+  auto report_file = (dir.path() / "report.json").string();
+  auto r = test::run_troupe(
+    {"run", plan, "--no-journal", "--report", report_file, "--workdir",
+     dir.str()},
+    dir.str(), "export TROUPE_CLAUDE_CLI=" + sh_quote(cli) + "; ");
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  constexpr auto max = std::numeric_limits<int64_t>::max();
+  auto report = test::read_json_file(report_file);
+  for (auto id : {"one", "two"}) {
+    auto& w = test::workstream_of(report, id);
+    CHECK(w["status"] == "succeeded");
+    CHECK(w["summary"] == "ok \xC3\xA9");
+    CHECK(w["outputs"]["num_turns"] == "0");
+    CHECK(w["outputs"]["session_id"] == "s-1");
+    CHECK(w["outputs"]["sub_agents"] == "1");
+    CHECK(w["files_changed"] == json::array({"../../outside.txt"}));
+    // Only the models given as objects; counts cut to what int64 holds,
+    // money that is no amount as 0.
+    REQUIRE(w["usage"].size() == 2);
+    CHECK(w["usage"][0]["model"] == "main-model");
+    CHECK(w["usage"][0]["input_tokens"] == max);
+    CHECK(w["usage"][0]["output_tokens"] == 0);
+    CHECK(w["usage"][0]["cost_usd"] == 0);
+    CHECK(w["usage"][1]["model"] == "sub");
+    CHECK(w["usage"][1]["input_tokens"] == max);
+    // The agent's own calls are the main model's whole: what is left is
+    // the sub-agent's.
+    REQUIRE(w["sub_agent_usage"].size() == 1);
+    CHECK(w["sub_agent_usage"][0]["model"] == "sub");
+  }
+  // Two agents' counts at the largest add up to the largest, not to a
+  // negative number.
+  REQUIRE(report["usage"].size() == 2);
+  for (auto& u : report["usage"])
+    CHECK(u["input_tokens"] == max);
+  CHECK(report["sub_agent_usage"][0]["input_tokens"] == max);
+  // The tool's name reached the progress lines without its escapes.
+  CHECK(r.err.find("pwned") != std::string::npos);
+  CHECK(r.err.find('\x1b') == std::string::npos);
+  CHECK(r.out.find('\x1b') == std::string::npos);
+}
