@@ -108,7 +108,7 @@ void tell_progress(stream_state& st) {
 }
 
 void read_line(stream_state& st, std::string_view line) {
-  auto j = json::parse(line.begin(), line.end(), nullptr, false);
+  auto j = detail::parse_outside(line);
   if (j.is_discarded() || !j.is_object()) {
     st.junk += 1;
     return;

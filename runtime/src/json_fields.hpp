@@ -9,10 +9,26 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
 namespace troupe::detail {
+
+/// Values nested deeper than this in JSON from outside are dropped.
+constexpr int outside_depth_limit = 256;
+
+/// Parses JSON text from outside (a CLI's line, a provider's reply);
+/// a discarded value when it is not JSON. Values nested deeper than
+/// `max_depth` are dropped rather than built (a line of a million `[`
+/// would take hundreds of MB), and an escaped lone UTF-16 surrogate, which
+/// JavaScript writes for a string cut between the halves of a pair and
+/// nlohmann refuses, reads as U+FFFD.
+nlohmann::json parse_outside(std::string_view text,
+                             int max_depth = outside_depth_limit);
+
+/// `text` with each `\uXXXX` escape of a lone surrogate made `\ufffd`.
+std::string without_lone_surrogates(std::string_view text);
 
 /// `j[key]`, or null when `j` is no object or has no such key.
 inline const nlohmann::json* field(const nlohmann::json& j, const char* key) {

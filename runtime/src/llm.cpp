@@ -81,7 +81,7 @@ void openai_tool_calls(const json& calls, llm_reply& r) {
 // Parses one streamed event's data; one that is not JSON is the reply's
 // first error.
 bool parse_event(std::string_view data, json& j, llm_reply& r) {
-  j = json::parse(data.begin(), data.end(), nullptr, false);
+  j = detail::parse_outside(data);
   if (!j.is_discarded())
     return true;
   if (r.error.empty())
@@ -166,7 +166,7 @@ std::string llm_request_body(llm_provider p, const llm_question& q) {
 
 llm_reply parse_llm_reply(llm_provider p, std::string_view body) {
   llm_reply r;
-  auto j = json::parse(body.begin(), body.end(), nullptr, false);
+  auto j = detail::parse_outside(body);
   if (j.is_discarded() || !j.is_object()) {
     r.error = "the reply is not a JSON object: "
               + utf8_clip(valid_utf8(body.substr(0, 300)), 200);
@@ -205,7 +205,7 @@ llm_reply parse_llm_reply(llm_provider p, std::string_view body) {
 std::string llm_error_message(llm_provider p, int status,
                               std::string_view body) {
   auto head = "HTTP " + std::to_string(status);
-  auto j = json::parse(body.begin(), body.end(), nullptr, false);
+  auto j = detail::parse_outside(body);
   // Both providers nest their error in "error": Anthropic as
   // {"type":"error","error":{"type","message"}}, OpenAI as
   // {"error":{"message","type","code"}}.

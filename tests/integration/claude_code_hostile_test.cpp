@@ -38,15 +38,17 @@ std::string hostile_stream() {
        R"({"type":"tool_use","name":"Write","input":{"file_path":42}},)"
        R"({"type":"tool_use","name":"\u001b]0;pwned\u0007\u001b[31mWrite","input":{"file_path":"x"}}]}})"
        "\n";
-  // Not JSON at all: NUL bytes, invalid UTF-8, escapes; no newline
-  // between some of it.
+  // Not JSON at all: NUL bytes, invalid UTF-8, escape sequences.
   s += std::string{"junk \0 \xff\xfe \x1b[2J", 13} + "\n";
+  // A tool's input nested three million levels deep.
+  s += R"({"type":"assistant","message":{"id":"deep","content":[{"type":"tool_use","name":"Deep","input":{"a":)"
+       + std::string(3 << 20, '[') + std::string(3 << 20, ']') + "}}]}}\n";
   // A line past the 8 MiB a line may have.
   s += R"({"type":"assistant","message":{"id":"big","content":")"
        + std::string(9 << 20, 'x') + "\"}}\n";
   // Counts past what any count holds, negative, NaN-like, as text.
   s += R"({"type":"result","subtype":"success","is_error":false,)"
-       R"("result":"ok \u00e9","num_turns":-5,"session_id":"s-1",)"
+       R"("result":"ok \u00e9\ud83d","num_turns":-5,"session_id":"s-1",)"
        R"("usage":{"input_tokens":1e300,"output_tokens":-4,"cache_read_input_tokens":"9"},)"
        R"("modelUsage":{"main-model":{"inputTokens":1e300,"outputTokens":-4,"costUSD":1e20},)"
        R"("sub":{"inputTokens":18446744073709551615,"costUSD":"x"},"weird":5},)"
@@ -71,10 +73,10 @@ workstreams:
   - {id: two, prompt: "go", model: main-model, executor: {kind: claude-code}}
 )");
   auto report_file = (dir.path() / "report.json").string();
-  auto r = test::run_troupe(
-    {"run", plan, "--no-journal", "--report", report_file, "--workdir",
-     dir.str()},
-    dir.str(), "export TROUPE_CLAUDE_CLI=" + sh_quote(cli) + "; ");
+  auto r = test::run_troupe({"run", plan, "--no-journal", "--report",
+                             report_file, "--workdir", dir.str()},
+                            dir.str(),
+                            "export TROUPE_CLAUDE_CLI=" + sh_quote(cli) + "; ");
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   constexpr auto max = std::numeric_limits<int64_t>::max();
@@ -82,7 +84,8 @@ workstreams:
   for (auto id : {"one", "two"}) {
     auto& w = test::workstream_of(report, id);
     CHECK(w["status"] == "succeeded");
-    CHECK(w["summary"] == "ok \xC3\xA9");
+    // A string cut between the halves of a surrogate pair ends in U+FFFD.
+    CHECK(w["summary"] == "ok \xC3\xA9\xEF\xBF\xBD");
     CHECK(w["outputs"]["num_turns"] == "0");
     CHECK(w["outputs"]["session_id"] == "s-1");
     CHECK(w["outputs"]["sub_agents"] == "1");
@@ -109,6 +112,7 @@ workstreams:
   CHECK(report["sub_agent_usage"][0]["input_tokens"] == max);
   // The tool's name reached the progress lines without its escapes.
   CHECK(r.err.find("pwned") != std::string::npos);
+  CHECK(r.err.find("4 tool uses (last: Deep)") != std::string::npos);
   CHECK(r.err.find('\x1b') == std::string::npos);
   CHECK(r.out.find('\x1b') == std::string::npos);
 }

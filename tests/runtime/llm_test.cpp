@@ -150,6 +150,38 @@ TEST_CASE("requests are shaped as each provider wants", "[runtime]") {
   CHECK(llm_headers(llm_provider::openai, "").size() == 1);
 }
 
+TEST_CASE("a reply's lone surrogates read as U+FFFD, and what is nested too "
+          "deep is dropped, not built",
+          "[runtime]") {
+  // JavaScript writes a string cut between the halves of a pair so; a
+  // whole pair, and escaped backslashes before a `u`, stay as they are.
+  auto a = parse_llm_reply(llm_provider::anthropic, R"({
+    "content": [{"type": "text",
+                 "text": "a\ud800b\udc00c\ud83d\ude00d\\ud800e\ud800"}],
+    "usage": {"input_tokens": 1}})");
+  CHECK(a.error.empty());
+  CHECK(a.text
+        == "a\xEF\xBF\xBD"
+           "b\xEF\xBF\xBD"
+           "c\xF0\x9F\x98\x80"
+           "d\\ud800e"
+           "\xEF\xBF\xBD");
+  // A tool call's input a million levels deep: the rest of the reply is
+  // read, the depths are not.
+  std::string deep
+    = R"({"content": [{"type": "tool_use", "name": "Deep", "input": )"
+      + std::string(1'000'000, '[') + std::string(1'000'000, ']')
+      + R"(}, {"type": "text", "text": "after"}], "usage": {"output_tokens": 7}})";
+  auto d = parse_llm_reply(llm_provider::anthropic, deep);
+  CHECK(d.error.empty());
+  CHECK(d.text == "after");
+  CHECK(d.tool_calls == std::vector<std::string>{"Deep"});
+  CHECK(d.output_tokens == 7);
+  // Not JSON stays not JSON.
+  CHECK_FALSE(parse_llm_reply(llm_provider::anthropic, "{\"a\": \"\\ud800")
+                .error.empty());
+}
+
 TEST_CASE("whole replies give text, stop reason and every kind of token",
           "[runtime]") {
   auto a = parse_llm_reply(llm_provider::anthropic, R"({
