@@ -116,3 +116,47 @@ workstreams:
   CHECK(r.err.find('\x1b') == std::string::npos);
   CHECK(r.out.find('\x1b') == std::string::npos);
 }
+
+TEST_CASE("a CLI result that is an error fails the attempt, is_error with "
+          "subtype success included",
+          "[integration][claude]") {
+  test::temp_dir dir;
+  // An API error: is_error with subtype success, the error as the result.
+  dir.write(
+    "api-error.txt",
+    R"({"type":"result","subtype":"success","is_error":true,)"
+    R"("result":"API Error: 401 invalid x-api-key",)"
+    R"("usage":{"input_tokens":4,"output_tokens":0},"total_cost_usd":0})"
+    "\n");
+  // An error while it ran: no result, the errors listed.
+  dir.write("during.txt",
+            R"({"type":"result","subtype":"error_during_execution",)"
+            R"("is_error":true,"errors":["tool crashed"]})"
+            "\n");
+  auto cli = dir.write("claude", "#!/bin/sh\ncat >/dev/null\ncat \"$STREAM\"\n"
+                                 "exit 1\n");
+  fs::permissions(cli, fs::perms::owner_all);
+  auto plan = dir.write("plan.yaml", R"(name: errors
+settings: {on_failure: continue}
+workstreams:
+  - {id: api, prompt: "go", executor: {kind: claude-code, env: {STREAM: api-error.txt}}}
+  - {id: during, prompt: "go", executor: {kind: claude-code, env: {STREAM: during.txt}}}
+)");
+  auto report_file = (dir.path() / "report.json").string();
+  auto r = test::run_troupe({"run", plan, "-q", "--no-journal", "--report",
+                             report_file, "--workdir", dir.str()},
+                            dir.str(),
+                            "export TROUPE_CLAUDE_CLI=" + sh_quote(cli) + "; ");
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  auto report = test::read_json_file(report_file);
+  auto& api = test::workstream_of(report, "api");
+  CHECK(api["status"] == "failed");
+  CHECK(api["summary"] == "claude-code: API Error: 401 invalid x-api-key");
+  CHECK(api["outputs"]["subtype"] == "success");
+  CHECK(api["usage"][0]["input_tokens"] == 4);
+  auto& during_ws = test::workstream_of(report, "during");
+  CHECK(during_ws["status"] == "failed");
+  CHECK(during_ws["summary"]
+        == "claude-code: error_during_execution: tool crashed");
+}
