@@ -98,29 +98,28 @@ void refused(self_ptr self, const std::string& why) {
   log()->warn("refused {} from {}", why, peer);
 }
 
-// The run a notice from an attempt (its start, its progress) is about,
-// when the attempt is still the current one, in state `expected`, and the
-// notice carries its dispatch's key; else null (a notice with a wrong key
-// is refused, logged as `what`).
-static run_state* notice_of(self_ptr self, const std::string& run_id,
-                            const std::string& ws_id, int32_t attempt,
-                            uint64_t key, ws_state expected,
-                            const char* what) {
+// The run and workstream a notice from an attempt (its start, its
+// progress) is about, when the attempt is still the current one, in state
+// `expected`, and the notice carries its dispatch's key; else nulls (a
+// notice with a wrong key is refused, logged as `what`).
+static std::pair<run_state*, ws_run*>
+notice_of(self_ptr self, const std::string& run_id, const std::string& ws_id,
+          int32_t attempt, uint64_t key, ws_state expected, const char* what) {
   auto i = self->state.runs.find(run_id);
   if (i == self->state.runs.end())
-    return nullptr;
+    return {};
   auto& run = i->second;
   auto w = run.index.find(ws_id);
   if (w == run.index.end())
-    return nullptr;
+    return {};
   auto& ws = run.ws[w->second];
   if (ws.state != expected || ws.attempts != attempt)
-    return nullptr;
+    return {};
   if (key != ws.key) {
     refused(self, std::string{what} + " without its dispatch's key");
-    return nullptr;
+    return {};
   }
-  return &run;
+  return {&run, &ws};
 }
 
 orchestrator_impl::behavior_type
@@ -376,11 +375,11 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
     },
     [=](started_atom, const std::string& run_id, const std::string& ws_id,
         int32_t attempt, const std::string& node, uint64_t key) {
-      auto run = notice_of(self, run_id, ws_id, attempt, key,
-                           ws_state::dispatched, "a start notice");
+      auto [run, ws] = notice_of(self, run_id, ws_id, attempt, key,
+                                 ws_state::dispatched, "a start notice");
       if (run == nullptr)
         return;
-      run->ws[run->index.find(ws_id)->second].state = ws_state::running;
+      ws->state = ws_state::running;
       guarded(self, run_id, [&] {
         emit(self, *run, event_kind::ws_running, ws_id, "running", attempt,
              valid_utf8(node));
@@ -389,14 +388,13 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
     },
     [=](progress_atom, const std::string& run_id, const std::string& ws_id,
         int32_t attempt, uint64_t key, const std::string& how_far) {
-      auto run = notice_of(self, run_id, ws_id, attempt, key,
-                           ws_state::running, "a progress notice");
+      auto [run, ws] = notice_of(self, run_id, ws_id, attempt, key,
+                                 ws_state::running, "a progress notice");
       if (run == nullptr)
         return;
-      auto& ws = run->ws[run->index.find(ws_id)->second];
       guarded(self, run_id, [&] {
-        auto node = ws.pool != npos ? self->state.pools[ws.pool].info.name
-                                    : std::string{};
+        auto node = ws->pool != npos ? self->state.pools[ws->pool].info.name
+                                     : std::string{};
         emit(self, *run, event_kind::ws_progress, ws_id, "running", attempt,
              node, utf8_head(valid_utf8(how_far), 500));
         flush(self, *run);

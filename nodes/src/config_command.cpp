@@ -11,6 +11,7 @@
 #include "commands.hpp"
 #include "troupe/protocol/models.hpp"
 #include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/config.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/prompts.hpp"
@@ -185,7 +186,7 @@ std::string text_of(const json& v) {
   if (v.is_number_float() && v.get<double>() == std::floor(v.get<double>())
       && std::abs(v.get<double>()) < 1e15)
     return std::to_string(static_cast<int64_t>(v.get<double>()));
-  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+  return json_text(v);
 }
 
 void print_section(std::ostream& out, const std::string& title,
@@ -274,8 +275,7 @@ int config_show_command(const std::string& plan_file, bool as_json) {
     if (!plan_file.empty())
       out["plan"] = plan_file;
     // Paths come from the command line and may be any bytes.
-    std::cout << out.dump(2, ' ', false, json::error_handler_t::replace)
-              << '\n';
+    std::cout << json_text(out, 2) << '\n';
     return exit_ok;
   }
   if (cfg.path.empty())

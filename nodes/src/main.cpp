@@ -51,9 +51,7 @@ std::string render_prompts(const plan& p) {
                       {"status", "at run time"},
                       {"summary", "[what " + d + " answers]"}});
     auto context = deps.empty() ? std::string{}
-                                : nlohmann::json{{"dependencies", deps}}.dump(
-                                    -1, ' ', false,
-                                    nlohmann::json::error_handler_t::replace);
+                                : json_text(nlohmann::json{{"dependencies", deps}});
     out += "\n=== " + w.id + " (" + w.persona + ", " + w.executor.kind;
     auto model = resolve_model(p.settings, w);
     if (!model.empty())

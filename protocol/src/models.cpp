@@ -72,6 +72,15 @@ bool starts_family(const std::string& model, std::string_view family) {
              && model.find_first_not_of("0123456789", next) >= next + 8);
 }
 
+// Sets each of `a`'s token counts to `f` of it and `b`'s.
+template <class F>
+void combine_counts(usage& a, const usage& b, F f) {
+  a.input_tokens = f(a.input_tokens, b.input_tokens);
+  a.output_tokens = f(a.output_tokens, b.output_tokens);
+  a.cache_read_tokens = f(a.cache_read_tokens, b.cache_read_tokens);
+  a.cache_write_tokens = f(a.cache_write_tokens, b.cache_write_tokens);
+}
+
 } // namespace
 
 cost_range default_cost_estimate(const std::string& kind, model_tier tier) {
@@ -164,12 +173,7 @@ int64_t sum_tokens(int64_t a, int64_t b) {
 }
 
 usage& operator+=(usage& total, const usage& x) {
-  total.input_tokens = sum_tokens(total.input_tokens, x.input_tokens);
-  total.output_tokens = sum_tokens(total.output_tokens, x.output_tokens);
-  total.cache_read_tokens = sum_tokens(total.cache_read_tokens,
-                                       x.cache_read_tokens);
-  total.cache_write_tokens = sum_tokens(total.cache_write_tokens,
-                                        x.cache_write_tokens);
+  combine_counts(total, x, sum_tokens);
   total.cost_usd += x.cost_usd;
   return total;
 }
@@ -195,12 +199,7 @@ std::vector<usage> usage_less(const std::vector<usage>& all,
     for (auto& p : part) {
       if (p.model != u.model)
         continue;
-      left.input_tokens = less(left.input_tokens, p.input_tokens);
-      left.output_tokens = less(left.output_tokens, p.output_tokens);
-      left.cache_read_tokens = less(left.cache_read_tokens,
-                                    p.cache_read_tokens);
-      left.cache_write_tokens = less(left.cache_write_tokens,
-                                     p.cache_write_tokens);
+      combine_counts(left, p, less);
       left.cost_usd = std::max(0.0, left.cost_usd - p.cost_usd);
     }
     if (left.input_tokens != 0 || left.output_tokens != 0

@@ -171,6 +171,18 @@ void read_line(stream_state& st, std::string_view line) {
   }
 }
 
+// The tokens of a `usage` object of the CLI's (the Messages API's names),
+// on `model`.
+usage tokens_of(const json& u, const std::string& model) {
+  usage x;
+  x.model = model;
+  x.input_tokens = count_of(u, "input_tokens");
+  x.output_tokens = count_of(u, "output_tokens");
+  x.cache_read_tokens = count_of(u, "cache_read_input_tokens");
+  x.cache_write_tokens = count_of(u, "cache_creation_input_tokens");
+  return x;
+}
+
 // The usage the CLI reports: one entry per model it used, with its own
 // cost, which adds up to its total.
 std::vector<usage> usage_of(const json& result, const std::string& model) {
@@ -192,12 +204,7 @@ std::vector<usage> usage_of(const json& result, const std::string& model) {
       return out;
   }
   if (auto u = field(result, "usage"); u && u->is_object()) {
-    usage x;
-    x.model = model;
-    x.input_tokens = count_of(*u, "input_tokens");
-    x.output_tokens = count_of(*u, "output_tokens");
-    x.cache_read_tokens = count_of(*u, "cache_read_input_tokens");
-    x.cache_write_tokens = count_of(*u, "cache_creation_input_tokens");
+    auto x = tokens_of(*u, model);
     x.cost_usd = money_of(result, "total_cost_usd");
     out.push_back(x);
   }
@@ -205,23 +212,21 @@ std::vector<usage> usage_of(const json& result, const std::string& model) {
 }
 
 // The sub-agents' part of `total` (the CLI's usage per model): all but
-// the agent's own calls, which the result's `usage` counts, all on the
-// model it runs. Where its sub-agents ran on that model too, the model's
-// cost is shared by the tokens' worth at `price` (by count if unpriced).
+// the agent's own calls, which the result's `usage` counts, all on
+// `model`, the one it runs. Where its sub-agents ran on that model too, the
+// model's cost is shared by the tokens' worth at `price` (by count if
+// unpriced).
 std::vector<usage> sub_agent_part(const std::vector<usage>& total,
-                                  const json& result, usage own,
+                                  const json& result, const std::string& model,
                                   const model_price& price) {
   auto u = field(result, "usage");
   if (u == nullptr || !u->is_object())
     return {};
   auto main = std::find_if(total.begin(), total.end(),
-                           [&](const usage& x) { return x.model == own.model; });
+                           [&](const usage& x) { return x.model == model; });
   if (main == total.end())
     return {};
-  own.input_tokens = count_of(*u, "input_tokens");
-  own.output_tokens = count_of(*u, "output_tokens");
-  own.cache_read_tokens = count_of(*u, "cache_read_input_tokens");
-  own.cache_write_tokens = count_of(*u, "cache_creation_input_tokens");
+  auto own = tokens_of(*u, model);
   auto worth = [&](const usage& x) {
     double at_price = cost_usd(x, price);
     if (at_price > 0)
@@ -260,8 +265,7 @@ workstream_result to_result(const workstream_spec& spec, process_outcome& o,
     if (spawned > 0) {
       r.outputs["sub_agents"] = std::to_string(spawned);
       r.sub_agent_usage = sub_agent_part(
-        r.usage, res, usage{st.model.empty() ? spec.model : st.model},
-        spec.price);
+        r.usage, res, st.model.empty() ? spec.model : st.model, spec.price);
     }
     if (!st.session_id.empty())
       r.outputs["session_id"] = valid_utf8(st.session_id);
