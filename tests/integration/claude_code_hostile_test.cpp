@@ -1,11 +1,14 @@
-// A `claude` that prints what no CLI should: the claude-code executor
-// reads what makes sense of it, counts nothing twice or past what a count
-// holds, and lets no byte of it reach a terminal as a control sequence.
+// Stand-ins for the `claude` CLI, where the real one cannot say enough: one
+// that prints what no CLI should (the claude-code executor reads what
+// makes sense of it, counts nothing twice or past what a count holds, and
+// lets no byte of it reach a terminal as a control sequence), ones that
+// report errors, and one that records how it was asked.
 
 #include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -159,4 +162,54 @@ workstreams:
   CHECK(during_ws["status"] == "failed");
   CHECK(during_ws["summary"]
         == "claude-code: error_during_execution: tool crashed");
+}
+
+TEST_CASE("the CLI is asked with the workstream's options, the prompt on "
+          "stdin",
+          "[integration][claude]") {
+  test::temp_dir dir;
+  // Records its arguments one per line and its stdin, then succeeds.
+  auto cli = dir.write(
+    "claude",
+    "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > args.txt\n"
+    "cat > stdin.txt\n"
+    "echo '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,"
+    "\"result\":\"done\"}'\n");
+  fs::permissions(cli, fs::perms::owner_all);
+  auto plan = dir.write("plan.yaml", R"yaml(name: options
+settings: {max_cost_usd: 2}
+workstreams:
+  - id: opts
+    persona: security
+    prompt: "Audit the login flow."
+    model: claude-sonnet-4-5
+    estimate_usd: 0.5
+    executor: {kind: claude-code, max_turns: 7, permission_mode: acceptEdits,
+               allowed_tools: [Read, "Bash(git diff:*)"]}
+)yaml");
+  auto r = test::run_troupe(
+    {"run", plan, "-q", "--no-journal", "--workdir", dir.str()}, dir.str(),
+    "export TROUPE_CLAUDE_CLI=" + sh_quote(cli) + "; ");
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto args = test::split_lines(test::read_text(dir.path() / "args.txt"));
+  INFO(test::read_text(dir.path() / "args.txt"));
+  REQUIRE(args.size() >= 15);
+  std::vector<std::string> head(args.begin(), args.begin() + 14);
+  CHECK(head
+        == std::vector<std::string>{"-p", "--output-format", "stream-json",
+                                    "--verbose", "--model",
+                                    "claude-sonnet-4-5", "--max-turns", "7",
+                                    "--allowedTools=Read,Bash(git diff:*)",
+                                    "--permission-mode", "acceptEdits",
+                                    "--max-budget-usd", "2.000000",
+                                    "--append-system-prompt"});
+  // The persona's prompt follows, whole, over several lines.
+  CHECK(args[14].rfind("You are the security engineer", 0) == 0);
+  // The prompt came on stdin, never as an argument.
+  CHECK(test::read_text(dir.path() / "stdin.txt")
+          .rfind("Audit the login flow.", 0)
+        == 0);
+  for (auto& a : args)
+    CHECK(a.find("Audit the login flow.") == std::string::npos);
 }
