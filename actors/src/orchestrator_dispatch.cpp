@@ -80,6 +80,59 @@ nlohmann::json result_summary(const workstream_result& r) {
           {"outputs", r.outputs}};
 }
 
+// Bytes of results the synthesis agent reads at most, shared among them:
+// a huge run's synthesis gets a line or so of each, never more than a
+// model takes.
+constexpr size_t synthesis_context_limit = 256 * 1024;
+
+// What the synthesis agent reads: how the work went, every result (but
+// the gates' command checks, which their gates report) cut to its share of
+// `synthesis_context_limit`, and each gate's verdict.
+void add_synthesis_context(const run_state& run, nlohmann::json& ctx) {
+  size_t results = 0;
+  size_t ok = 0;
+  for (auto& w : run.ws)
+    if (!w.synthesizes && w.checks_gate == npos) {
+      ++results;
+      ok += w.state == ws_state::succeeded ? 1 : 0;
+    }
+  auto share = std::max<size_t>(
+    512,
+    synthesis_context_limit / std::max<size_t>(results + run.gates.size(), 1));
+  auto deps = nlohmann::json::array();
+  for (auto& w : run.ws) {
+    if (w.synthesizes || w.checks_gate != npos)
+      continue;
+    auto r = result_summary(w.result);
+    r["summary"] = utf8_head(w.result.summary, share);
+    for (auto& [key, value] : r["outputs"].items())
+      if (value.is_string())
+        value = utf8_head(value.get<std::string>(), share);
+    deps.push_back(std::move(r));
+  }
+  ctx["dependencies"] = std::move(deps);
+  size_t passed = 0;
+  auto gates = nlohmann::json::array();
+  for (auto& g : run.gates) {
+    passed += g.state == gate_state::passed ? 1 : 0;
+    auto checks = nlohmann::json::array();
+    for (auto& c : g.result.checks)
+      checks.push_back({{"name", c.name},
+                        {"passed", c.passed},
+                        {"detail", utf8_tail(c.detail, share)}});
+    gates.push_back({{"id", g.def.id},
+                     {"status", to_string(g.state)},
+                     {"checks", std::move(checks)}});
+  }
+  ctx["gates"] = std::move(gates);
+  auto outcome = to_string(work_status(run)) + ": " + std::to_string(ok)
+                 + " of " + std::to_string(results) + " workstreams succeeded";
+  if (!run.gates.empty())
+    outcome += ", " + std::to_string(passed) + " of "
+               + std::to_string(run.gates.size()) + " gates passed";
+  ctx["outcome"] = outcome;
+}
+
 // The handoff contract: what a workstream learns from the work before it.
 std::string make_context(const run_state& run, const ws_run& w) {
   nlohmann::json ctx;
@@ -92,11 +145,15 @@ std::string make_context(const run_state& run, const ws_run& w) {
                        {"prompt", w.def->prompt},
                        {"owns", w.def->owns}};
   ctx["attempt"] = w.attempts;
-  auto deps = nlohmann::json::array();
-  for (auto& dep : w.def->depends_on)
-    if (auto i = run.index.find(dep); i != run.index.end())
-      deps.push_back(result_summary(run.ws[i->second].result));
-  ctx["dependencies"] = std::move(deps);
+  if (w.synthesizes) {
+    add_synthesis_context(run, ctx);
+  } else {
+    auto deps = nlohmann::json::array();
+    for (auto& dep : w.def->depends_on)
+      if (auto i = run.index.find(dep); i != run.index.end())
+        deps.push_back(result_summary(run.ws[i->second].result));
+    ctx["dependencies"] = std::move(deps);
+  }
   auto prev = nlohmann::json::array();
   for (auto& f : w.failures)
     prev.push_back({{"attempt", f.attempts},

@@ -171,6 +171,9 @@ void replay(self_ptr self, run_state& run, const std::vector<event>& events) {
       default:
         break;
     }
+    // Should everything else have ended, the synthesis came next, as it did
+    // then: the events that follow may be its own.
+    maybe_synthesize(self, run);
     run.seq = ev.seq;
   }
   run.outbox.clear();

@@ -15,6 +15,7 @@
 #include <caf/all.hpp>
 
 #include "orchestrator_state.hpp"
+#include "troupe/protocol/planning.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
@@ -166,11 +167,15 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
   w.state = r.status;
   w.result = std::move(r);
   run.terminal += 1;
-  if (w.fixes_gate == npos && w.checks_gate == npos)
+  if (w.fixes_gate == npos && w.checks_gate == npos && !w.synthesizes)
     run.plan_ended += 1;
   emit(self, run, event_kind::ws_ended, w.def->id, to_string(w.state),
        w.attempts, w.result.node, w.result.summary)
     .result = w.result;
+  // The synthesis is the run's last work: nothing waits for it, and how it
+  // ends is no failure of the plan's.
+  if (w.synthesizes)
+    return;
   auto state = w.state;
   auto fixes_gate = w.fixes_gate;
   auto gates_after = w.gates_after;
@@ -215,14 +220,14 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
   }
 }
 
-static run_status final_status(const run_state& run) {
+run_status work_status(const run_state& run) {
   if (!run.internal_error.empty())
     return run_status::failed;
   if (run.user_cancelled)
     return run_status::cancelled;
   bool blocked = false;
   for (auto& w : run.ws) {
-    if (w.fixes_gate != npos || w.checks_gate != npos)
+    if (w.fixes_gate != npos || w.checks_gate != npos || w.synthesizes)
       continue;
     if (w.state == ws_state::failed || w.state == ws_state::timed_out)
       return run_status::failed;
@@ -264,6 +269,23 @@ void report_delivered(self_ptr self, run_report report, bool journaled) {
   }
 }
 
+bool maybe_synthesize(self_ptr self, run_state& run) {
+  if (!run.p->synthesis.by_agent() || run.synthesis != npos || run.cancelling
+      || run.terminal < run.ws.size() || run.in_flight > 0
+      || run.gates_busy > 0)
+    return false;
+  run.fixers.push_back(synthesis_workstream(*run.p));
+  ws_run s;
+  s.def = &run.fixers.back();
+  s.synthesizes = true;
+  run.synthesis = run.ws.size();
+  run.index.emplace(s.def->id, run.synthesis);
+  run.ws.push_back(std::move(s));
+  make_ready(self, run, run.synthesis);
+  pump(self, run);
+  return true;
+}
+
 void maybe_finish(self_ptr self, const std::string& run_id) {
   auto& st = self->state;
   auto i = st.runs.find(run_id);
@@ -272,13 +294,14 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   auto& run = i->second;
   if (run.replaying)
     return;
+  maybe_synthesize(self, run);
   if (run.finishing || run.terminal < run.ws.size() || run.in_flight > 0
       || run.gates_busy > 0) {
     flush(self, run);
     return;
   }
   run.finishing = true;
-  auto status = final_status(run);
+  auto status = work_status(run);
   emit(self, run, event_kind::run_finished, run.id, to_string(status));
   flush(self, run);
   log()->info("run {} finished: {}", run.id, to_string(status));

@@ -65,6 +65,9 @@ struct ws_run {
   /// its checks this is.
   size_t checks_gate = npos;
   size_t check_index = 0;
+  /// Set for the agent that writes the run's synthesis, which reads every
+  /// result once everything else has ended.
+  bool synthesizes = false;
   size_t pool = npos;
   /// Its queue in `run_state::shapes`, once it was first ready.
   size_t shape = npos;
@@ -131,9 +134,11 @@ struct run_state {
   /// Workstream ids (viewing the plan's or the fixers' strings) to indexes.
   std::unordered_map<std::string_view, size_t> index;
   std::vector<gate_run> gates;
-  /// Workstreams made by gates (fixers and command checks); a deque keeps
-  /// them in place.
+  /// Workstreams made by gates (fixers and command checks) and the
+  /// synthesis agent's; a deque keeps them in place.
   std::deque<workstream> fixers;
+  /// The synthesis agent's workstream, once it was started.
+  size_t synthesis = npos;
   std::vector<shape_queue> shapes;
   std::unordered_map<std::string, size_t> shape_index;
   /// Workstreams in flight under each of the plan's limits, by persona
@@ -329,6 +334,11 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
                    workstream_result r);
 /// Sends the report once everything has ended.
 void maybe_finish(self_ptr self, const std::string& run_id);
+/// How the run's work went, whatever its synthesis agent does.
+run_status work_status(const run_state& run);
+/// Once everything else has ended in a run that goes on, starts the agent
+/// that writes its synthesis, if its plan has one; true if it did.
+bool maybe_synthesize(self_ptr self, run_state& run);
 void report_delivered(self_ptr self, run_report report, bool journaled);
 /// Builds a run's bookkeeping from a validated plan.
 void prepare(run_state& run);

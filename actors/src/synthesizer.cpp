@@ -44,14 +44,20 @@ std::string cell(const std::string& text) {
   return out;
 }
 
-// The last `n` lines of `s`, with control characters other than newlines
-// and tabs (escape sequences a terminal would obey) as spaces.
-std::string last_lines(const std::string& text, size_t n) {
+// `text` as valid UTF-8 with control characters other than newlines and
+// tabs (escape sequences a terminal would obey) as spaces.
+std::string readable(const std::string& text) {
   auto s = valid_utf8(text);
   for (auto& c : s)
     if ((static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t')
         || c == 0x7F)
       c = ' ';
+  return s;
+}
+
+// The last `n` lines of `text`, `readable`.
+std::string last_lines(const std::string& text, size_t n) {
+  auto s = readable(text);
   size_t pos = s.size();
   while (pos > 0 && (s[pos - 1] == '\n'))
     --pos;
@@ -61,6 +67,17 @@ std::string last_lines(const std::string& text, size_t n) {
       break;
   }
   return s.substr(pos, end - pos);
+}
+
+// What the synthesis agent wrote: an agent's reply, else a command's
+// output; as text to read, control characters (escape sequences a terminal
+// would obey) taken out.
+std::string synthesis_text(const workstream_result& w) {
+  auto i = w.outputs.find("reply");
+  auto text = readable(i != w.outputs.end() ? i->second : w.output);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
+  return text;
 }
 
 } // namespace
@@ -146,20 +163,34 @@ void fold_report(const plan& p, run_report& r) {
       end = i;
     }
   // Remediation runs outside the plan's graph; it can be the longest alone.
+  // The synthesis agent comes after everything else.
+  const workstream_result* synthesis = nullptr;
   std::string lone;
-  for (auto& w : r.workstreams)
+  for (auto& w : r.workstreams) {
+    if (p.synthesis.by_agent() && w.id == synthesis_id) {
+      synthesis = &w;
+      continue;
+    }
     if (def_index.count(w.id) == 0 && w.wall_s > r.critical_path_s) {
       r.critical_path_s = w.wall_s;
       lone = w.id;
     }
+  }
   r.critical_path.clear();
   if (!lone.empty()) {
     r.critical_path.push_back(lone);
-    return;
+  } else {
+    for (auto i = end; i != none; i = via[i])
+      r.critical_path.push_back(p.workstreams[i].id);
+    std::reverse(r.critical_path.begin(), r.critical_path.end());
   }
-  for (auto i = end; i != none; i = via[i])
-    r.critical_path.push_back(p.workstreams[i].id);
-  std::reverse(r.critical_path.begin(), r.critical_path.end());
+  r.synthesis.clear();
+  if (synthesis) {
+    r.critical_path_s += synthesis->wall_s;
+    r.critical_path.push_back(synthesis->id);
+    if (synthesis->status == ws_state::succeeded)
+      r.synthesis = synthesis_text(*synthesis);
+  }
 }
 
 std::string render_markdown(const plan& p, const run_report& r) {
@@ -189,6 +220,24 @@ std::string render_markdown(const plan& p, const run_report& r) {
     for (size_t i = 0; i < r.rerun.size(); ++i)
       md << (i ? ", " : "") << r.rerun[i];
     md << ".\n\n";
+  }
+  if (p.synthesis.by_agent()) {
+    md << "## Synthesis\n\n";
+    auto w = std::find_if(r.workstreams.begin(), r.workstreams.end(),
+                          [](auto& x) { return x.id == synthesis_id; });
+    if (!r.synthesis.empty())
+      md << r.synthesis << "\n\n";
+    else if (w == r.workstreams.end())
+      md << "Not written: the run stopped before its synthesis agent "
+            "started. What follows is Troupe's own account.\n\n";
+    else if (w->status == ws_state::succeeded)
+      md << "Its agent wrote nothing. What follows is Troupe's own "
+            "account.\n\n";
+    else
+      md << "Not written: its agent ended " << to_string(w->status) << " ("
+         << terminal_text(w->summary)
+         << "). What follows is Troupe's own account.\n\n";
+    md << "## Workstreams\n\n";
   }
   md << "| workstream | persona | status | attempts | node | wall | summary |\n"
      << "|---|---|---|---|---|---|---|\n";

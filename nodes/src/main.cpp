@@ -38,8 +38,28 @@ int validate_command(const std::string& file) {
   return cli::exit_ok;
 }
 
-// Each agent's system prompt and task as the run would send them; what its
-// dependencies answer stands in brackets.
+// A workstream's system prompt and task as the run would send them, with
+// `context` for what it learns at run time.
+std::string render_prompt(const plan& p, const workstream& w,
+                          const std::string& context) {
+  std::string out = "\n=== " + w.id + " (" + w.persona + ", " + w.executor.kind;
+  auto model = resolve_model(p.settings, w);
+  if (!model.empty())
+    out += ", " + model;
+  out += ")\n";
+  if (is_agent_executor(w.executor.kind))
+    out += "--- system prompt (" + persona_prompt_source(p.settings, w.persona)
+           + ")\n" + persona_prompt(p.settings, w.persona);
+  if (!out.empty() && out.back() != '\n')
+    out += '\n';
+  out += "--- task\n" + agent_prompt(w.prompt, context);
+  if (!out.empty() && out.back() != '\n')
+    out += '\n';
+  return out;
+}
+
+// Each agent's system prompt and task as the run would send them; what
+// the work before it answers stands in brackets.
 std::string render_prompts(const plan& p) {
   std::string out;
   for (auto& w : p.workstreams) {
@@ -52,19 +72,17 @@ std::string render_prompts(const plan& p) {
                       {"summary", "[what " + d + " answers]"}});
     auto context = deps.empty() ? std::string{}
                                 : json_text(nlohmann::json{{"dependencies", deps}});
-    out += "\n=== " + w.id + " (" + w.persona + ", " + w.executor.kind;
-    auto model = resolve_model(p.settings, w);
-    if (!model.empty())
-      out += ", " + model;
-    out += ")\n";
-    if (is_agent_executor(w.executor.kind))
-      out += "--- system prompt (" + persona_prompt_source(p.settings, w.persona)
-             + ")\n" + persona_prompt(p.settings, w.persona);
-    if (!out.empty() && out.back() != '\n')
-      out += '\n';
-    out += "--- task\n" + agent_prompt(w.prompt, context);
-    if (!out.empty() && out.back() != '\n')
-      out += '\n';
+    out += render_prompt(p, w, context);
+  }
+  if (p.synthesis.by_agent()) {
+    nlohmann::json ctx{{"outcome", "[how the run's work ended]"},
+                       {"dependencies",
+                        {{{"id", "[each workstream, gate fixer]"},
+                          {"status", "at run time"},
+                          {"summary", "[what it answered]"}}}}};
+    if (!p.gates.empty())
+      ctx["gates"] = {{{"id", "[each gate]"}, {"status", "[its verdict]"}}};
+    out += render_prompt(p, synthesis_workstream(p), json_text(ctx));
   }
   if (out.empty())
     out = "\nNo workstream of this plan has a prompt.\n";

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "commands.hpp"
+#include "troupe/protocol/models.hpp"
 
 namespace troupe::cli {
 
@@ -136,7 +137,16 @@ std::string render_plan(const plan& p, const plan_assessment& a,
              "agent has run";
     out << '\n';
   }
-  out << "Synthesis: " << p.synthesis.persona << '\n';
+  if (p.synthesis.by_agent()) {
+    auto w = synthesis_workstream(p);
+    out << "Synthesis: an agent (" << w.persona << ", " << w.executor.kind;
+    if (auto model = resolve_model(p.settings, w); !model.empty())
+      out << ", " << model;
+    out << ") writes it from every result once everything else has ended\n";
+  } else {
+    out << "Synthesis: Troupe's account of the results (synthesis.executor "
+           "has an agent write one)\n";
+  }
   return out.str();
 }
 

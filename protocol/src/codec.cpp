@@ -123,6 +123,19 @@ void to_json(json& j, const gate& x) {
        {"remediate", x.remediate}};
 }
 
+void to_json(json& j, const synthesis_spec& x) {
+  j = {{"persona", x.persona}};
+  // The agent's options only with an agent, as the plan spells them.
+  if (!x.by_agent())
+    return;
+  j["executor"] = x.executor;
+  j["prompt"] = x.prompt;
+  j["model"] = to_string(x.model);
+  j["retries"] = x.retries;
+  if (x.timeout_s != 0)
+    j["timeout_s"] = x.timeout_s;
+}
+
 void to_json(json& j, const plan_settings& x) {
   j = {{"max_parallel_agents", x.max_parallel_agents},
        {"default_timeout_s", x.default_timeout_s},
@@ -155,7 +168,7 @@ void to_json(json& j, const plan& x) {
        {"settings", x.settings},
        {"workstreams", x.workstreams},
        {"gates", x.gates},
-       {"synthesis", {{"persona", x.synthesis.persona}}}};
+       {"synthesis", x.synthesis}};
 }
 
 // -- results ------------------------------------------------------------------
@@ -264,6 +277,8 @@ void to_json(json& j, const run_report& x) {
     j["partial"] = true;
   if (!x.sub_agent_usage.empty())
     j["sub_agent_usage"] = x.sub_agent_usage;
+  if (!x.synthesis.empty())
+    j["synthesis"] = x.synthesis;
   // Only a run with a budget has these.
   if (x.max_cost_usd > 0) {
     j["max_cost_usd"] = x.max_cost_usd;
@@ -295,6 +310,7 @@ void from_json(const json& j, run_report& x) {
   read(j, "synthesized_by", x.synthesized_by);
   read(j, "markdown", x.markdown);
   // Reports written before these were there.
+  x.synthesis = j.value("synthesis", std::string{});
   x.cost_usd = j.value("cost_usd", 0.0);
   x.deep_tier_cost_usd = j.value("deep_tier_cost_usd", 0.0);
   x.max_cost_usd = j.value("max_cost_usd", 0.0);

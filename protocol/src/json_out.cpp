@@ -150,6 +150,10 @@ std::string json_text(const run_report& x) {
     w.key("sub_agent_usage");
     write_all(w, x.sub_agent_usage);
   }
+  if (!x.synthesis.empty()) {
+    w.key("synthesis");
+    w.string(x.synthesis);
+  }
   w.key("synthesized_by");
   w.string(x.synthesized_by);
   w.key("usage");

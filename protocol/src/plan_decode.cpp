@@ -141,6 +141,46 @@ void decode_executor(const json& v, const std::string& path, executor_spec& x,
   }
 }
 
+// `model`: a tier, or an exact model name, which is returned (to become
+// the executor's model); a word close to a tier is taken for a misspelt
+// one.
+std::string read_model(const json& v, const std::string& path, model_tier& tier,
+                       diagnostics& out) {
+  std::string exact;
+  if (has(v, "model") && v["model"].is_string()
+      && !from_string(v["model"].get<std::string>(), tier)) {
+    exact = v["model"].get<std::string>();
+    auto hint
+      = suggestion(exact, std::vector<std::string>{"fast", "balanced", "deep"});
+    if (exact.empty())
+      out.error(key_path(path, "model"), "must not be empty");
+    else if (!hint.empty())
+      out.error(key_path(path, "model"), "unknown tier " + quote(exact) + hint);
+  } else {
+    read_optional(v, path, "model", tier, out);
+  }
+  return exact;
+}
+
+// An exact model name (`read_model`) becomes the executor's, which must be
+// an agent's and name no other model.
+void set_exact_model(const std::string& exact, const std::string& path,
+                     executor_spec& x, diagnostics& out) {
+  if (exact.empty())
+    return;
+  if (x.kind == "noop" || x.kind == "sleep" || x.kind == "command")
+    out.error(key_path(path, "model"),
+              "unknown tier " + quote(exact)
+                + " (expected fast, balanced or deep; an exact model name "
+                  "needs an agent's executor, not "
+                + quote(x.kind) + ")");
+  else if (!x.model.empty() && x.model != exact)
+    out.error(key_path(path, "model"), "names model " + quote(exact)
+                                         + " but its executor names "
+                                         + quote(x.model));
+  x.model = exact;
+}
+
 void decode_workstream(const json& v, const std::string& path, workstream& ws,
                        diagnostics& out) {
   if (!expect_object(v, path, out))
@@ -165,22 +205,7 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
   ws.agent = ws.owns.empty() ? agent_kind::explore : agent_kind::general;
   read_optional(v, path, "agent", ws.agent, out);
   ws.model = default_model(ws.agent);
-  // A tier, or an exact model name (kept as the executor's model); a word
-  // close to a tier is taken for a misspelt one.
-  std::string exact_model;
-  if (has(v, "model") && v["model"].is_string()
-      && !from_string(v["model"].get<std::string>(), ws.model)) {
-    exact_model = v["model"].get<std::string>();
-    auto hint = suggestion(exact_model,
-                           std::vector<std::string>{"fast", "balanced", "deep"});
-    if (exact_model.empty())
-      out.error(key_path(path, "model"), "must not be empty");
-    else if (!hint.empty())
-      out.error(key_path(path, "model"),
-                "unknown tier " + quote(exact_model) + hint);
-  } else {
-    read_optional(v, path, "model", ws.model, out);
-  }
+  auto exact_model = read_model(v, path, ws.model, out);
   if (!read_optional(v, path, "persona", ws.persona, out))
     ws.persona = derive_persona(ws);
   else if (ws.persona.empty())
@@ -189,19 +214,7 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
     decode_executor(v["executor"], key_path(path, "executor"), ws.executor, out);
   else
     out.warn(key_path(path, "executor"), "none given; runs as noop");
-  if (!exact_model.empty()) {
-    auto& kind = ws.executor.kind;
-    if (kind == "noop" || kind == "sleep" || kind == "command")
-      out.error(key_path(path, "model"),
-                "unknown tier " + quote(exact_model)
-                  + " (expected fast, balanced or deep; an exact model name "
-                    "needs an agent's executor, not " + quote(kind) + ")");
-    else if (!ws.executor.model.empty() && ws.executor.model != exact_model)
-      out.error(key_path(path, "model"),
-                "names model " + quote(exact_model) + " but its executor names "
-                  + quote(ws.executor.model));
-    ws.executor.model = exact_model;
-  }
+  set_exact_model(exact_model, path, ws.executor, out);
   if (read_optional(v, path, "timeout_s", ws.timeout_s, out))
     check_positive(ws.timeout_s, key_path(path, "timeout_s"), out);
   if (read_optional(v, path, "retries", ws.retries, out))
@@ -298,6 +311,34 @@ void decode_gate(const json& v, const std::string& path, gate& g,
   }
 }
 
+void decode_synthesis(const json& v, const std::string& path, synthesis_spec& x,
+                      diagnostics& out) {
+  if (!expect_object(v, path, out))
+    return;
+  reject_unknown_keys(
+    v, path, {"persona", "executor", "prompt", "model", "timeout_s", "retries"},
+    out);
+  if (read_optional(v, path, "persona", x.persona, out) && x.persona.empty())
+    out.error(key_path(path, "persona"), "must not be empty");
+  if (has(v, "executor")) {
+    decode_executor(v["executor"], key_path(path, "executor"), x.executor, out);
+  } else {
+    // What only an agent's synthesis reads must not be silently ignored.
+    for (auto key : {"prompt", "model", "timeout_s", "retries"})
+      if (has(v, key))
+        out.error(key_path(path, key),
+                  "applies to the agent that writes the synthesis, and "
+                  "synthesis.executor names none");
+    return;
+  }
+  read_optional(v, path, "prompt", x.prompt, out);
+  set_exact_model(read_model(v, path, x.model, out), path, x.executor, out);
+  if (read_optional(v, path, "timeout_s", x.timeout_s, out))
+    check_positive(x.timeout_s, key_path(path, "timeout_s"), out);
+  if (read_optional(v, path, "retries", x.retries, out))
+    check_at_least(x.retries, 0, key_path(path, "retries"), out);
+}
+
 } // namespace
 
 plan decode_plan(const json& j, diagnostics& out) {
@@ -346,13 +387,8 @@ plan decode_plan(const json& j, diagnostics& out) {
                     p.gates[k], out);
     }
   }
-  if (has(j, "synthesis") && expect_object(j["synthesis"], "synthesis", out)) {
-    auto& s = j["synthesis"];
-    reject_unknown_keys(s, "synthesis", {"persona"}, out);
-    if (read_optional(s, "synthesis", "persona", p.synthesis.persona, out)
-        && p.synthesis.persona.empty())
-      out.error("synthesis.persona", "must not be empty");
-  }
+  if (has(j, "synthesis"))
+    decode_synthesis(j["synthesis"], "synthesis", p.synthesis, out);
   return p;
 }
 

@@ -110,6 +110,31 @@ void write(writer& w, const workstream& x) {
   w.close('}');
 }
 
+void write(writer& w, const synthesis_spec& x) {
+  w.open('{');
+  if (!x.by_agent()) {
+    w.key("persona");
+    w.string(x.persona);
+    w.close('}');
+    return;
+  }
+  w.key("executor");
+  write(w, x.executor);
+  w.key("model");
+  w.string(to_string(x.model));
+  w.key("persona");
+  w.string(x.persona);
+  w.key("prompt");
+  w.string(x.prompt);
+  w.key("retries");
+  w.integer(x.retries);
+  if (x.timeout_s != 0) {
+    w.key("timeout_s");
+    w.number(x.timeout_s);
+  }
+  w.close('}');
+}
+
 void write(writer& w, const gate_check& x) {
   // The plan spelling: a bare word for the built-in checks, an object for
   // commands.
@@ -236,10 +261,7 @@ std::string json_text(const plan& x) {
   }
   w.close('}');
   w.key("synthesis");
-  w.open('{');
-  w.key("persona");
-  w.string(x.synthesis.persona);
-  w.close('}');
+  write(w, x.synthesis);
   w.key("workstreams");
   write_all(w, x.workstreams);
   w.close('}');

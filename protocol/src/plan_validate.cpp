@@ -120,6 +120,40 @@ void check_executor(const executor_spec& x, const std::string& path,
               "must not be negative, got " + format_number(x.seconds));
 }
 
+void validate_synthesis(
+  const plan& p, const std::unordered_map<std::string_view, size_t>& ws_ids,
+  const std::unordered_map<std::string_view, size_t>& gate_ids,
+  const validation_options& opts, diagnostics& out) {
+  auto& x = p.synthesis;
+  if (x.persona.empty())
+    out.error("synthesis.persona", "must not be empty");
+  if (!x.by_agent())
+    return;
+  check_executor(x.executor, "synthesis.executor", opts, out);
+  if (x.executor.kind == "noop" || x.executor.kind == "sleep")
+    out.error("synthesis.executor.kind",
+              "executor " + quote(x.executor.kind)
+                + " writes nothing; the synthesis takes an agent (anthropic, "
+                  "openai, claude-code) or a command that reads "
+                  "$TROUPE_CONTEXT");
+  if (check_finite(x.timeout_s, "synthesis.timeout_s", out) && x.timeout_s < 0)
+    out.error("synthesis.timeout_s",
+              "must be positive, got " + format_number(x.timeout_s));
+  if (x.retries < 0)
+    out.error("synthesis.retries",
+              "must not be negative, got " + std::to_string(x.retries));
+  // The agent's work is reported under this id, beside the plan's.
+  if (auto w = ws_ids.find(synthesis_id); w != ws_ids.end())
+    out.error(ws_path(p, w->second) + ".id",
+              "id " + quote(synthesis_id)
+                + " is the synthesis agent's (synthesis.executor); choose "
+                  "another");
+  if (auto g = gate_ids.find(synthesis_id); g != gate_ids.end())
+    out.error(gate_path(p, g->second) + ".id",
+              "id " + quote(synthesis_id)
+                + " is the synthesis agent's (synthesis.executor); choose "
+                  "another");
+}
 
 } // namespace
 
@@ -320,8 +354,7 @@ void validate_plan(const plan& p, const validation_options& opts,
                   + std::to_string(g.remediate.max_attempts));
     check_executor(g.remediate.executor, rpath + ".executor", opts, out);
   }
-  if (p.synthesis.persona.empty())
-    out.error("synthesis.persona", "must not be empty");
+  validate_synthesis(p, ws_ids, gate_ids, opts, out);
 
   // Cycles, each reported once, on its first member in plan order.
   auto comp = components(succ);

@@ -223,16 +223,45 @@ bool has_wildcard(const std::string& s) {
 
 } // namespace
 
+workstream synthesis_workstream(const plan& p) {
+  auto& x = p.synthesis;
+  workstream w;
+  w.id = synthesis_id;
+  w.title = "Synthesis of the run";
+  w.persona = x.persona;
+  w.agent = agent_kind::plan;
+  w.model = x.model;
+  w.executor = x.executor;
+  w.timeout_s = x.timeout_s;
+  w.retries = x.retries;
+  w.prompt = x.prompt.empty()
+               ? "Write the synthesis of this run for the people who set its "
+                 "goal: how far the work got toward the goal, what each "
+                 "workstream found or changed, what failed, was blocked or "
+                 "is left open and why, and what to do next. Go by the "
+                 "results below, and say so where they do not tell. Write "
+                 "Markdown without a top-level heading; change no file."
+               : x.prompt;
+  w.prompt += "\n\nPlan: " + p.name;
+  if (!p.goal.empty())
+    w.prompt += "\nGoal: " + p.goal;
+  return w;
+}
+
 plan_assessment assess(const plan& p) {
   plan_assessment a;
-  for (auto& w : p.workstreams) {
+  auto count = [&](const workstream& w) {
     if (!is_agent_executor(w.executor.kind))
-      continue;
+      return;
     a.agents += 1;
     auto c = estimated_cost(p.settings, w);
     a.cost_usd.low += c.low;
     a.cost_usd.high += c.high;
-  }
+  };
+  for (auto& w : p.workstreams)
+    count(w);
+  if (p.synthesis.by_agent())
+    count(synthesis_workstream(p));
   auto n = p.workstreams.size();
   auto g = make_graph(p);
 

@@ -72,6 +72,11 @@ std::string agent_prompt(const std::string& prompt, const std::string& context) 
       out += '\n';
     out += "\n## " + title + "\n";
   };
+  auto outcome = text_at(ctx, "outcome");
+  if (!outcome.empty()) {
+    section("How the run's work ended");
+    out += outcome + "\n";
+  }
   auto& deps = array_at(ctx, "dependencies");
   if (!deps.empty()) {
     section("Results of the work this task depends on");
@@ -128,6 +133,27 @@ std::string agent_prompt(const std::string& prompt, const std::string& context) 
         continue;
       out += "\n### " + text_at(c, "name") + "\n```\n"
              + utf8_tail(text_at(c, "detail"), output_excerpt) + "\n```\n";
+    }
+  }
+  auto& gates = array_at(ctx, "gates");
+  if (!gates.empty()) {
+    section("Gates");
+    for (auto& g : gates) {
+      if (!g.is_object())
+        continue;
+      out += "\n### " + text_at(g, "id") + " (" + text_at(g, "status") + ")\n";
+      for (auto& c : array_at(g, "checks")) {
+        if (!c.is_object())
+          continue;
+        auto passed = c.find("passed");
+        bool ok
+          = passed != c.end() && passed->is_boolean() && passed->get<bool>();
+        out += "- " + text_at(c, "name") + ": " + (ok ? "passed" : "failed")
+               + "\n";
+        auto detail = text_at(c, "detail");
+        if (!ok && !detail.empty())
+          out += "```\n" + utf8_tail(detail, output_excerpt) + "\n```\n";
+      }
     }
   }
   return valid_utf8(out);

@@ -64,6 +64,17 @@ plan_settings sample_settings() {
   return {3, 900, failure_policy::continue_run, true, 5};
 }
 
+synthesis_spec sample_synthesis() {
+  synthesis_spec x;
+  x.persona = "docs";
+  x.executor.kind = "anthropic";
+  x.executor.max_tokens = 3000;
+  x.prompt = "Tell the team what was done.";
+  x.timeout_s = 600;
+  x.retries = 1;
+  return x;
+}
+
 plan sample_plan() {
   plan p;
   p.name = "auth-feature";
@@ -75,7 +86,7 @@ plan sample_plan() {
   p.workstreams[2].agent = agent_kind::explore;
   p.workstreams[2].owns.clear();
   p.gates = {sample_gate()};
-  p.synthesis.persona = "docs";
+  p.synthesis = sample_synthesis();
   return p;
 }
 
@@ -212,7 +223,7 @@ TROUPE_SAMPLE(gate_check, sample_check())
 TROUPE_SAMPLE(remediation, sample_remediation())
 TROUPE_SAMPLE(gate, sample_gate())
 TROUPE_SAMPLE(plan_settings, sample_settings())
-TROUPE_SAMPLE(synthesis_spec, synthesis_spec{"docs"})
+TROUPE_SAMPLE(synthesis_spec, sample_synthesis())
 TROUPE_SAMPLE(plan, sample_plan())
 TROUPE_SAMPLE(usage, sample_usage())
 TROUPE_SAMPLE(workstream_spec, sample_spec())

@@ -363,8 +363,11 @@ TEST_CASE("the agents example validates with each of its configs, and its "
   // Each tier's model is the config's, and costs nothing.
   CHECK(mock.requests().size() == 4);
   CHECK(test::workstream_of(j, "map-code")["usage"][0]["model"] == "llama3.2");
-  CHECK(test::workstream_of(j, "summary")["usage"][0]["model"]
+  // The synthesis agent is on the deep tier, and wrote the synthesis.
+  CHECK(test::workstream_of(j, "synthesis")["usage"][0]["model"]
         == "llama3.1:70b");
+  CHECK_THAT(j["synthesis"].get<std::string>(),
+             Catch::StartsWith("mock reply"));
   CHECK(j["cost_usd"] == 0.0);
 }
 

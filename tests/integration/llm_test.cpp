@@ -16,11 +16,13 @@
 
 #include "support/cli.hpp"
 #include "support/mock_llm.hpp"
+#include "support/quiet_run.hpp"
 #include "support/report.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace troupe;
 using nlohmann::json;
+using troupe::test::run_quietly;
 using troupe::test::run_troupe;
 using troupe::test::sh_quote;
 namespace fs = std::filesystem;
@@ -31,29 +33,7 @@ constexpr auto secret_key = "sk-ant-test-5ecr3t-k3y-never-printed";
 
 // Environment for a `troupe` that asks `mock` with the secret key.
 std::string anthropic_env(const test::mock_llm& mock) {
-  return "export ANTHROPIC_BASE_URL=" + sh_quote(mock.url())
-         + " ANTHROPIC_API_KEY=" + secret_key + "; ";
-}
-
-// `troupe run -q --no-journal` of `plan` in `dir`, its environment set by
-// `env`: how it ended, and its JSON report.
-struct quiet_run {
-  test::cli_result cli;
-  json report;
-};
-
-quiet_run run_quietly(const test::temp_dir& dir, const std::string& plan,
-                      const std::string& env) {
-  auto report_file = dir.path() / "report.json";
-  std::error_code ignored;
-  fs::remove(report_file, ignored);
-  quiet_run r;
-  r.cli = run_troupe({"run", plan, "-q", "--no-journal", "--report",
-                      report_file.string()},
-                     dir.str(), env);
-  if (fs::exists(report_file))
-    r.report = test::read_json_file(report_file);
-  return r;
+  return test::anthropic_env(mock, secret_key);
 }
 
 // A loopback port nothing listens on: one the system just handed out and

@@ -378,6 +378,12 @@ TEST_CASE("plans and reports written as text directly read back as "
   p.settings.max_cost_usd = 2.5;
   p.settings.cost_estimates = {{"fast", {0.01, 0.5}}};
   p.workstreams[0].estimate_usd = {0.125, 0.25};
+  p.synthesis.executor.kind = "anthropic";
+  p.synthesis.executor.model = "claude-opus-4-1";
+  p.synthesis.prompt = "Sum it up \u00e9.";
+  p.synthesis.model = troupe::model_tier::balanced;
+  p.synthesis.timeout_s = 90;
+  p.synthesis.retries = 1;
   auto j = json::parse(troupe::json_text(p));
   CHECK(j == json::parse(troupe::json_text(as_json(p))));
   // The plan decoder takes it, and gets the plan back.
@@ -394,14 +400,17 @@ TEST_CASE("plans and reports written as text directly read back as "
     auto r = sample_report();
     r.partial = partial;
     r.rerun = {"jwt", "\x80"};
-    if (partial)
+    if (partial) {
       r.sub_agent_usage = {{"\xff haiku", 1, 2, 3, 4, 0.5}};
+      r.synthesis = "## Done \u2713\n\xff";
+    }
     r.markdown = "# Report\n\n| a | b |\n\u2713 \x01";
     auto text = troupe::json_text(r);
     auto k = json::parse(text);
     CHECK(k == json::parse(troupe::json_text(as_json(r))));
     CHECK(as_json(k.get<troupe::run_report>()) == k);
     CHECK(k.contains("partial") == partial);
+    CHECK(k.contains("synthesis") == partial);
   }
   // The same text as nlohmann's where numbers are spelled alike.
   auto plain = sample_report();

@@ -266,3 +266,77 @@ synthesis: {persona: analyzer}
   CHECK(r.p.workstreams[0].model == troupe::model_tier::fast);
   CHECK(r.p.gates[0].checks.size() == 3);
 }
+
+TEST_CASE("a synthesis agent takes an executor, a prompt, a tier or model, "
+          "a timeout and retries",
+          "[protocol]") {
+  auto r = load(R"(
+workstreams:
+  - {id: a, executor: {kind: noop}}
+synthesis:
+  persona: docs
+  executor: {kind: anthropic, max_tokens: 3000}
+  prompt: Tell the team.
+  model: claude-opus-4-1
+  timeout_s: 120
+  retries: 2
+)");
+  INFO(all(r.d));
+  CHECK(r.d.ok());
+  auto& s = r.p.synthesis;
+  CHECK(s.by_agent());
+  CHECK(s.persona == "docs");
+  CHECK(s.executor.kind == "anthropic");
+  CHECK(s.executor.max_tokens == 3000);
+  // An exact model is the executor's; the tier stays the synthesis's own.
+  CHECK(s.executor.model == "claude-opus-4-1");
+  CHECK(s.model == troupe::model_tier::deep);
+  CHECK(s.prompt == "Tell the team.");
+  CHECK(s.timeout_s == 120);
+  CHECK(s.retries == 2);
+
+  // Without an executor, Troupe writes the report alone.
+  auto plain = load("workstreams: [{id: a, executor: {kind: noop}}]\n");
+  CHECK_FALSE(plain.p.synthesis.by_agent());
+  CHECK(plain.p.synthesis.persona == "analyzer");
+}
+
+TEST_CASE("a synthesis's agent options without an agent, or out of range, "
+          "are refused",
+          "[protocol]") {
+  auto r = load(R"(
+workstreams:
+  - {id: a, executor: {kind: noop}}
+synthesis: {persona: docs, prompt: Tell them., model: deep, retries: 1,
+            timeout_s: 5}
+)");
+  INFO(all(r.d));
+  for (auto key : {"prompt", "model", "retries", "timeout_s"})
+    CHECK(at(r.d, std::string{"synthesis."} + key)
+          == "applies to the agent that writes the synthesis, and "
+             "synthesis.executor names none");
+  CHECK(r.d.error_count() == 4);
+
+  auto bad = load(R"(
+workstreams:
+  - {id: a, executor: {kind: noop}}
+synthesis: {executor: {kind: anthropic}, model: dep, retries: -1,
+            timeout_s: 0, persona: "", colour: red}
+)");
+  INFO(all(bad.d));
+  CHECK(at(bad.d, "synthesis.model")
+        == "unknown tier \"dep\" (did you mean \"deep\"?)");
+  CHECK(at(bad.d, "synthesis.retries") == "must not be negative, got -1");
+  CHECK_THAT(at(bad.d, "synthesis.timeout_s"), Catch::Contains("positive"));
+  CHECK(at(bad.d, "synthesis.persona") == "must not be empty");
+  CHECK(at(bad.d, "synthesis.colour") == "unknown field");
+
+  auto command = load(R"(
+workstreams:
+  - {id: a, executor: {kind: noop}}
+synthesis: {executor: {kind: command, run: ./sum.sh}, model: gpt-5}
+)");
+  CHECK_THAT(at(command.d, "synthesis.model"),
+             Catch::Contains("an exact model name needs an agent's executor, "
+                             "not \"command\""));
+}

@@ -417,3 +417,42 @@ TEST_CASE("a plan that did not come from a file meets the same size bounds",
   // otherwise each have an error.
   CHECK(d.items().size() == 2);
 }
+
+TEST_CASE("a synthesis that writes nothing, or whose id a workstream or gate "
+          "took, is refused",
+          "[protocol]") {
+  auto r = load(R"(
+workstreams:
+  - {id: synthesis, executor: {kind: noop}}
+gates:
+  - {id: g, after: [synthesis]}
+synthesis: {executor: {kind: noop}}
+)");
+  INFO(all(r.d));
+  CHECK_THAT(at(r.d, "synthesis.executor.kind"),
+             Catch::Contains("executor \"noop\" writes nothing"));
+  CHECK(at(r.d, "workstreams[0] (synthesis).id")
+        == "id \"synthesis\" is the synthesis agent's (synthesis.executor); "
+           "choose another");
+  CHECK(r.d.error_count() == 2);
+
+  auto gate = load(R"(
+workstreams:
+  - {id: a, prompt: Do it., executor: {kind: anthropic}}
+gates:
+  - {id: synthesis, after: [a]}
+synthesis: {executor: {kind: command, run: ./sum.sh}}
+)");
+  INFO(all(gate.d));
+  CHECK(at(gate.d, "gates[0] (synthesis).id")
+        == "id \"synthesis\" is the synthesis agent's (synthesis.executor); "
+           "choose another");
+  CHECK(gate.d.error_count() == 1);
+
+  // Without a synthesis agent the id is free.
+  auto free = load(R"(
+workstreams:
+  - {id: synthesis, executor: {kind: noop}}
+)");
+  CHECK(free.d.ok());
+}

@@ -41,6 +41,8 @@ struct cli_result {
   std::string out;
   std::string err;
   bool timed_out = false;
+  /// The signal that ended it, if one did (`exit_code` is -1 then).
+  int signal = 0;
 };
 
 /// Runs a shell command line (the program and its arguments, quoted) in
@@ -59,7 +61,7 @@ inline cli_result run_shell(const std::string& command_line,
   auto f = done.get_future();
   runner.start(req, [&done](process_outcome o) { done.set_value(std::move(o)); });
   auto o = f.get();
-  return {o.exit_code, o.out, o.err, o.timed_out};
+  return {o.exit_code, o.out, o.err, o.timed_out, o.signal};
 }
 
 /// Runs the `troupe` executable with `args`.

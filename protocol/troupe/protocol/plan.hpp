@@ -212,14 +212,43 @@ typename Inspector::result_type inspect(Inspector& f, plan_settings& x) {
            x.limits, x.personas, x.max_cost_usd, x.cost_estimates);
 }
 
-/// Who writes the report.
+/// An executor of no kind: none at all.
+inline executor_spec no_executor() {
+  executor_spec x;
+  x.kind.clear();
+  return x;
+}
+
+/// The id of the synthesis agent's work in a run, which no workstream or
+/// gate of a plan with one may take.
+inline const std::string synthesis_id{"synthesis"};
+
+/// How the run's report is synthesized. Troupe always folds the results
+/// into its own account (tables of status, time, tokens and cost); when
+/// `executor` names an agent, that agent also reads every result once the
+/// work has ended and writes the report's synthesis, on the deep tier
+/// unless `model` says otherwise.
 struct synthesis_spec {
   std::string persona = "analyzer";
+  /// The agent that writes the synthesis; an empty kind for none.
+  executor_spec executor = no_executor();
+  /// Its task; empty takes the built-in one (`synthesis_workstream`).
+  std::string prompt;
+  model_tier model = model_tier::deep;
+  /// Seconds before an attempt is killed; 0 takes the plan's default.
+  double timeout_s = 0;
+  /// Attempts after the first one.
+  int32_t retries = 0;
+
+  bool by_agent() const {
+    return !executor.kind.empty();
+  }
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, synthesis_spec& x) {
-  return f(caf::meta::type_name("troupe::synthesis_spec"), x.persona);
+  return f(caf::meta::type_name("troupe::synthesis_spec"), x.persona,
+           x.executor, x.prompt, x.model, x.timeout_s, x.retries);
 }
 
 /// A goal broken into workstreams, gates and a synthesis.

@@ -44,6 +44,13 @@ typename Inspector::result_type inspect(Inspector& f, plan_assessment& x) {
            x.sequential_s, x.parallel_s, x.strategy, x.cost_usd, x.agents);
 }
 
+/// The work of the agent that writes the run's synthesis
+/// (`plan.synthesis.executor`), as the run dispatches it once everything
+/// else has ended: id `synthesis_id`, read-only, its task the synthesis's
+/// prompt (or the built-in one) with the plan's name and goal. Its context
+/// holds every result and every gate's verdict.
+workstream synthesis_workstream(const plan& p);
+
 /// Assesses a validated plan: phases, critical path by `estimate_s`,
 /// sequential and parallel estimates, complexity and strategy.
 plan_assessment assess(const plan& p);

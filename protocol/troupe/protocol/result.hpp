@@ -14,7 +14,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 8;
+constexpr int32_t protocol_version = 9;
 
 /// Workstream states:
 ///
@@ -203,6 +203,9 @@ struct run_report {
   /// killed), and ran again when it was resumed.
   std::vector<std::string> rerun;
   std::string synthesized_by;
+  /// What the synthesis agent wrote (`plan.synthesis.executor`); empty
+  /// when the plan has none, or it wrote nothing.
+  std::string synthesis;
   /// The report as Markdown.
   std::string markdown;
   /// What the agents spent, in US dollars: every attempt's tokens.
@@ -218,10 +221,10 @@ struct run_report {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_report& x) {
-  return f(caf::meta::type_name("troupe::run_report"), x.run_id, x.plan,
-           x.goal, x.status, x.partial, x.wall_s, x.sequential_s,
-           x.critical_path_s, x.critical_path, x.workstreams, x.gates, x.usage,
-           x.sub_agent_usage, x.rerun, x.synthesized_by, x.markdown, x.cost_usd,
+  return f(caf::meta::type_name("troupe::run_report"), x.run_id, x.plan, x.goal,
+           x.status, x.partial, x.wall_s, x.sequential_s, x.critical_path_s,
+           x.critical_path, x.workstreams, x.gates, x.usage, x.sub_agent_usage,
+           x.rerun, x.synthesized_by, x.synthesis, x.markdown, x.cost_usd,
            x.deep_tier_cost_usd, x.max_cost_usd, x.budget_stopped);
 }
 

@@ -31,8 +31,9 @@ std::string system_prompt_of(const workstream_spec& spec);
 /// What an agent is asked: the workstream's `prompt`, then what `context`
 /// (the handoff's JSON, as commands get it in TROUPE_CONTEXT) holds: the
 /// results of the work it depends on, the attempts of it that failed before
-/// (their output cut to what is worth reading), and for a gate's fixer the
-/// checks that failed. Context that is not a JSON object adds nothing.
+/// (their output cut to what is worth reading), for a gate's fixer the
+/// checks that failed, and for the synthesis agent how the run's work ended
+/// and every gate's verdict. Context that is not a JSON object adds nothing.
 std::string agent_prompt(const std::string& prompt, const std::string& context);
 
 } // namespace troupe
