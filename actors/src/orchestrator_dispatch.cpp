@@ -85,9 +85,25 @@ nlohmann::json result_summary(const workstream_result& r) {
 // model takes.
 constexpr size_t synthesis_context_limit = 256 * 1024;
 
+// `files` cut to what fits in about `bytes`, saying how many were left out.
+nlohmann::json some_files(const std::vector<std::string>& files, size_t bytes) {
+  auto out = nlohmann::json::array();
+  size_t used = 0;
+  for (size_t i = 0; i < files.size(); ++i) {
+    used += files[i].size() + 3;
+    if (used > bytes && i > 0) {
+      out.push_back("... and " + std::to_string(files.size() - i) + " more");
+      break;
+    }
+    out.push_back(utf8_head(files[i], bytes));
+  }
+  return out;
+}
+
 // What the synthesis agent reads: how the work went, every result (but
 // the gates' command checks, which their gates report) cut to its share of
-// `synthesis_context_limit`, and each gate's verdict.
+// `synthesis_context_limit`, and each gate's verdict. Results past the
+// limit are only counted.
 void add_synthesis_context(const run_state& run, nlohmann::json& ctx) {
   size_t results = 0;
   size_t ok = 0;
@@ -97,20 +113,9 @@ void add_synthesis_context(const run_state& run, nlohmann::json& ctx) {
       ok += w.state == ws_state::succeeded ? 1 : 0;
     }
   auto share = std::max<size_t>(
-    512,
+    64,
     synthesis_context_limit / std::max<size_t>(results + run.gates.size(), 1));
-  auto deps = nlohmann::json::array();
-  for (auto& w : run.ws) {
-    if (w.synthesizes || w.checks_gate != npos)
-      continue;
-    auto r = result_summary(w.result);
-    r["summary"] = utf8_head(w.result.summary, share);
-    for (auto& [key, value] : r["outputs"].items())
-      if (value.is_string())
-        value = utf8_head(value.get<std::string>(), share);
-    deps.push_back(std::move(r));
-  }
-  ctx["dependencies"] = std::move(deps);
+  size_t used = 0;
   size_t passed = 0;
   auto gates = nlohmann::json::array();
   for (auto& g : run.gates) {
@@ -123,7 +128,30 @@ void add_synthesis_context(const run_state& run, nlohmann::json& ctx) {
     gates.push_back({{"id", g.def.id},
                      {"status", to_string(g.state)},
                      {"checks", std::move(checks)}});
+    used += json_text(gates.back()).size();
   }
+  auto deps = nlohmann::json::array();
+  size_t left_out = 0;
+  for (auto& w : run.ws) {
+    if (w.synthesizes || w.checks_gate != npos)
+      continue;
+    auto r = result_summary(w.result);
+    r["summary"] = utf8_head(w.result.summary, share);
+    r["files_changed"] = some_files(w.result.files_changed, share);
+    for (auto& [key, value] : r["outputs"].items())
+      if (value.is_string())
+        value = utf8_head(value.get<std::string>(), share);
+    auto size = json_text(r).size();
+    if (used + size > synthesis_context_limit) {
+      ++left_out;
+      continue;
+    }
+    used += size;
+    deps.push_back(std::move(r));
+  }
+  ctx["dependencies"] = std::move(deps);
+  if (left_out > 0)
+    ctx["left_out"] = left_out;
   ctx["gates"] = std::move(gates);
   auto outcome = to_string(work_status(run)) + ": " + std::to_string(ok)
                  + " of " + std::to_string(results) + " workstreams succeeded";

@@ -104,6 +104,10 @@ std::string agent_prompt(const std::string& prompt, const std::string& context) 
                    + "\n";
     }
   }
+  if (auto left = ctx.find("left_out");
+      left != ctx.end() && left->is_number_unsigned())
+    out += "\n" + std::to_string(left->get<uint64_t>())
+           + " more results do not fit here; the run's report lists them.\n";
   auto& failures = array_at(ctx, "previous_attempts");
   if (!failures.empty()) {
     section("Earlier attempts at this task that failed");

@@ -307,3 +307,46 @@ synthesis:
            "gates passed\"\n 1 \"id\":\"a\"\n 1 \"id\":\"b\"\n 1 "
            "\"id\":\"g\"");
 }
+
+TEST_CASE("the synthesis reads a huge run within its bound, counting what "
+          "does not fit",
+          "[integration][synthesis]") {
+  test::temp_dir dir;
+  // A result of a megabyte, and thousands of small ones.
+  std::string text = R"yaml(name: huge
+workstreams:
+  - id: big
+    executor:
+      kind: command
+      run: head -c 1000000 /dev/zero | tr '\0' x; echo
+synthesis:
+  executor:
+    kind: command
+    run: >-
+      wc -c < "$TROUPE_CONTEXT";
+      grep -o '"left_out":[0-9]*' "$TROUPE_CONTEXT";
+      grep -o '"id":"w[0-9]*"' "$TROUPE_CONTEXT" | wc -l
+)yaml";
+  text.insert(text.find("synthesis:"), [] {
+    std::string ws;
+    for (int i = 0; i < 4000; ++i)
+      ws += "  - {id: w" + std::to_string(i) + "}\n";
+    return ws;
+  }());
+  auto plan = dir.write("plan.yaml", text);
+  auto [r, report] = run_quietly(dir, plan);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto lines = test::split_lines(report["synthesis"].get<std::string>());
+  REQUIRE(lines.size() == 3);
+  // The context stays within the bound, with room for the rest of it.
+  auto bytes = std::stoul(lines[0]);
+  CHECK(bytes <= 256 * 1024 + 4096);
+  CHECK(bytes > 128 * 1024);
+  // What did not fit is counted; what did is there, and nothing twice.
+  REQUIRE(lines[1].rfind("\"left_out\":", 0) == 0);
+  auto left_out = std::stoul(lines[1].substr(11));
+  auto listed = std::stoul(lines[2]);
+  CHECK(left_out > 0);
+  CHECK(listed + left_out == 4000);
+}

@@ -345,6 +345,33 @@ TEST_CASE("an agent's prompt carries the handoff and earlier failures",
   CHECK_NOTHROW(agent_prompt("x", R"({"dependencies": [1, {"id": 2}], "gate": 3})"));
 }
 
+TEST_CASE("the synthesis agent's prompt says how the work ended, and every "
+          "gate's verdict",
+          "[runtime]") {
+  auto ctx = R"({
+    "outcome": "blocked: 1 of 3 workstreams succeeded, 0 of 1 gates passed",
+    "dependencies": [{"id": "a", "status": "succeeded", "summary": "did a"}],
+    "left_out": 2,
+    "gates": [{"id": "g", "status": "failed",
+               "checks": [{"name": "completion", "passed": true, "detail": ""},
+                          {"name": "run: make test", "passed": false,
+                           "detail": "2 tests failed"}]},
+              7, {"id": "h", "checks": "none"}]})";
+  auto p = agent_prompt("Sum it up.", ctx);
+  CHECK(p.rfind("Sum it up.\n\n## How the run's work ended\nblocked: 1 of 3 "
+                "workstreams succeeded, 0 of 1 gates passed\n",
+                0)
+        == 0);
+  CHECK(p.find("### a (succeeded)\ndid a\n\n2 more results do not fit here; "
+               "the run's report lists them.\n")
+        != std::string::npos);
+  CHECK(p.find("## Gates\n\n### g (failed)\n- completion: passed\n- run: make "
+               "test: failed\n```\n2 tests failed\n```\n\n### h ()\n")
+        != std::string::npos);
+  // What is not a count, or not there, adds nothing.
+  CHECK(agent_prompt("x", R"({"left_out": "many", "outcome": 3})") == "x");
+}
+
 TEST_CASE("an agent's budget bounds the reply it asks for", "[runtime]") {
   llm_question q;
   q.system = std::string(270, 's');
