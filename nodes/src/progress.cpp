@@ -241,6 +241,10 @@ void on_event(progress_state& st, const event& ev) {
                          : (d->second->executor.kind == "sleep"
                                 ? d->second->executor.seconds
                                 : 0);
+      } else if (st.cfg.p && st.cfg.p->synthesis.by_agent()
+                 && ev.subject == synthesis_id) {
+        r.persona = st.cfg.p->synthesis.persona;
+        r.title = "the run's synthesis";
       } else {
         // Not the plan's: a gate's check (`g.check1`) or fixer (`g.fix1`).
         r.persona = ev.subject.find(".check") != std::string::npos
