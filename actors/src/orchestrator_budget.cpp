@@ -44,6 +44,10 @@ bool reserve_budget(run_state& run, size_t idx) {
     if (!is_terminal(x.state) && x.state != ws_state::dispatched
         && x.state != ws_state::running && is_agent_executor(x.def->executor.kind))
       ++waiting;
+  // The synthesis agent comes last, and must find its share left.
+  if (run.synthesis == npos
+      && is_agent_executor(run.p->synthesis.executor.kind))
+    ++waiting;
   auto share = left / static_cast<double>(std::max<int64_t>(waiting, 1));
   w.reserved_usd = std::min(left, std::max(share, low));
   run.reserved_usd += w.reserved_usd;

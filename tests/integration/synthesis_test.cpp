@@ -350,3 +350,34 @@ synthesis:
   CHECK(left_out > 0);
   CHECK(listed + left_out == 4000);
 }
+
+TEST_CASE("under a budget, the synthesis agent's share is kept for it",
+          "[integration][llm][synthesis]") {
+  test::temp_dir dir;
+  test::mock_llm mock{
+    dir.path(),
+    {{"rules",
+      {{{"match", "Write the synthesis of this run"}, {"text", "all done"}},
+       {{"match", "STEP"},
+        {"text", "step done"},
+        {"usage", {{"input_tokens", 1000}, {"output_tokens", 200}}}}}}}};
+  auto plan = dir.write("plan.yaml", R"yaml(name: budgeted
+settings:
+  max_cost_usd: 1.0
+  prices: {m: {input: 0, output: 1000}}
+workstreams:
+  - {id: a, prompt: "STEP", estimate_usd: [0.01, 0.02],
+     executor: {kind: anthropic, model: m}}
+synthesis: {executor: {kind: anthropic, model: m}}
+)yaml");
+  auto [r, report] = run_quietly(dir, plan, anthropic_env(mock));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(report["synthesis"] == "all done");
+  // $1 between two agents: $0.50 for the first, 500 tokens at $1,000 a
+  // million; what is left after its $0.20 for the synthesis, 800 tokens.
+  auto reqs = mock.requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK(reqs[0]["body"]["max_tokens"] == 500);
+  CHECK(reqs[1]["body"]["max_tokens"] == 800);
+}
