@@ -16,6 +16,7 @@
 
 #include "orchestrator_state.hpp"
 #include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/models.hpp"
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
@@ -151,7 +152,15 @@ void replay(self_ptr self, run_state& run, const std::vector<event>& events) {
                       run.id, ev.subject);
           break;
         }
-        accept_attempt(self, run, idx, npos, ev.result);
+        auto r = ev.result;
+        // A workstream's end holds every attempt's tokens; the failed
+        // attempts' came with their own events, replayed already.
+        if (ev.kind == event_kind::ws_ended)
+          for (auto& f : run.ws[idx].failures) {
+            r.usage = usage_less(r.usage, f.usage);
+            r.sub_agent_usage = usage_less(r.sub_agent_usage, f.sub_agent_usage);
+          }
+        accept_attempt(self, run, idx, npos, std::move(r));
         break;
       }
       case event_kind::run_cancelling:

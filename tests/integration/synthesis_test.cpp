@@ -381,3 +381,63 @@ synthesis: {executor: {kind: anthropic, model: m}}
   CHECK(reqs[0]["body"]["max_tokens"] == 500);
   CHECK(reqs[1]["body"]["max_tokens"] == 800);
 }
+
+TEST_CASE("kill -9 after a retried agent ended, then resume: every "
+          "attempt's tokens count once",
+          "[integration][llm][journal]") {
+  // The first attempt's stream is cut after its start, with its input
+  // tokens counted, and the provider is not asked again within the
+  // attempt; the workstream's retry succeeds. The run goes on to a command.
+  json script
+    = {{"rules",
+        {{{"match", "STEP"},
+          {"unless", "Earlier attempts"},
+          {"cut_after_events", 1},
+          {"usage", {{"input_tokens", 700}, {"output_tokens", 50}}}},
+         {{"match", "STEP"},
+          {"text", "done"},
+          {"usage", {{"input_tokens", 1000}, {"output_tokens", 200}}}}}}};
+  auto plan_text = R"yaml(name: retried
+settings: {max_cost_usd: 5}
+workstreams:
+  - {id: a, prompt: "STEP", retries: 1, executor: {kind: anthropic}}
+  - {id: b, depends_on: [a], executor: {kind: command, run: "echo b"}}
+)yaml";
+  auto env = [](const test::mock_llm& mock, const test::temp_dir& d) {
+    return anthropic_env(mock) + "export TROUPE_CONFIG="
+           + sh_quote(
+             d.write("config.yaml", "providers: {anthropic: {retries: 0}}\n"))
+           + "; ";
+  };
+  // Uninterrupted, for reference.
+  test::temp_dir ref_dir;
+  test::mock_llm ref_mock{ref_dir.path(), script};
+  auto [ref, ref_report] = run_quietly(
+    ref_dir, ref_dir.write("plan.yaml", plan_text), env(ref_mock, ref_dir));
+  INFO(ref.err);
+  REQUIRE(ref.exit_code == 0);
+  auto& ref_a = test::workstream_of(ref_report, "a");
+  REQUIRE(ref_a["attempts"] == 2);
+  REQUIRE(ref_a["usage"][0]["input_tokens"] == 1700);
+
+  test::temp_dir dir;
+  test::mock_llm mock{dir.path(), script};
+  auto plan = dir.write("plan.yaml", plan_text);
+  auto journal = (dir.path() / "journal.db").string();
+  auto killed = run_troupe(
+    {"run", plan, "--workdir", dir.str(), "--journal", journal, "-q"},
+    dir.str(),
+    env(mock, dir) + "export TROUPE_JOURNAL_KILL_AFTER=ws_ended:a; ");
+  REQUIRE(killed.signal == SIGKILL);
+  auto report_file = dir.path() / "report.json";
+  auto r = run_troupe({"resume", test::only_run(journal), "--journal", journal,
+                       "--report", report_file.string(), "-q"},
+                      dir.str(), env(mock, dir));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto report = test::read_json_file(report_file);
+  CHECK(mock.requests().size() == 2);
+  CHECK(test::workstream_of(report, "a")["usage"] == ref_a["usage"]);
+  CHECK(report["usage"] == ref_report["usage"]);
+  CHECK(report["cost_usd"] == ref_report["cost_usd"]);
+}
