@@ -100,61 +100,93 @@ nlohmann::json some_files(const std::vector<std::string>& files, size_t bytes) {
   return out;
 }
 
+// Appends `item` to `list` if its JSON fits in what is left of `limit`
+// (`used` so far); else counts it in `left_out`.
+void add_within(nlohmann::json& list, nlohmann::json item, size_t limit,
+                size_t& used, size_t& left_out) {
+  auto size = json_text(item).size() + 1;
+  if (used + size > limit) {
+    ++left_out;
+    return;
+  }
+  used += size;
+  list.push_back(std::move(item));
+}
+
 // What the synthesis agent reads: how the work went, every result (but
-// the gates' command checks, which their gates report) cut to its share of
-// `synthesis_context_limit`, and each gate's verdict. Results past the
-// limit are only counted.
+// the gates' command checks, which their gates report) and each gate's
+// verdict, within `synthesis_context_limit`. The gates take a quarter of
+// it at most, the results the rest: each one's text is cut to its share,
+// and what still does not fit is only counted.
 void add_synthesis_context(const run_state& run, nlohmann::json& ctx) {
-  size_t results = 0;
+  constexpr size_t floor = 64;
+  size_t entries = 0;
+  size_t planned = 0;
   size_t ok = 0;
-  for (auto& w : run.ws)
-    if (!w.synthesizes && w.checks_gate == npos) {
-      ++results;
+  for (auto& w : run.ws) {
+    if (w.synthesizes || w.checks_gate != npos)
+      continue;
+    ++entries;
+    if (w.fixes_gate == npos) {
+      ++planned;
       ok += w.state == ws_state::succeeded ? 1 : 0;
     }
-  auto share = std::max<size_t>(
-    64,
-    synthesis_context_limit / std::max<size_t>(results + run.gates.size(), 1));
+  }
+  // The gates: which passed, and what the checks that failed said.
+  size_t failed_checks = 0;
+  for (auto& g : run.gates)
+    for (auto& c : g.result.checks)
+      failed_checks += c.passed ? 0 : 1;
+  auto gate_limit = synthesis_context_limit / 4;
+  auto detail_share
+    = std::max(floor, gate_limit / std::max<size_t>(failed_checks, 1));
   size_t used = 0;
   size_t passed = 0;
+  size_t gates_left_out = 0;
   auto gates = nlohmann::json::array();
   for (auto& g : run.gates) {
     passed += g.state == gate_state::passed ? 1 : 0;
     auto checks = nlohmann::json::array();
     for (auto& c : g.result.checks)
-      checks.push_back({{"name", c.name},
-                        {"passed", c.passed},
-                        {"detail", utf8_tail(c.detail, share)}});
-    gates.push_back({{"id", g.def.id},
-                     {"status", to_string(g.state)},
-                     {"checks", std::move(checks)}});
-    used += json_text(gates.back()).size();
+      checks.push_back(
+        {{"name", utf8_head(c.name, floor * 4)},
+         {"passed", c.passed},
+         {"detail",
+          c.passed ? std::string{} : utf8_tail(c.detail, detail_share)}});
+    add_within(gates,
+               {{"id", g.def.id},
+                {"status", to_string(g.state)},
+                {"checks", std::move(checks)}},
+               gate_limit, used, gates_left_out);
   }
+  // The results, in the run's order, with what the gates left.
+  auto limit = synthesis_context_limit - used;
+  used = 0;
+  auto share = std::max(floor, limit / std::max<size_t>(entries, 1));
   auto deps = nlohmann::json::array();
   size_t left_out = 0;
   for (auto& w : run.ws) {
     if (w.synthesizes || w.checks_gate != npos)
       continue;
     auto r = result_summary(w.result);
-    r["summary"] = utf8_head(w.result.summary, share);
-    r["files_changed"] = some_files(w.result.files_changed, share);
-    for (auto& [key, value] : r["outputs"].items())
+    r["summary"] = utf8_head(w.result.summary, share / 2);
+    r["files_changed"] = some_files(w.result.files_changed, share / 4);
+    auto& outputs = r["outputs"];
+    auto each
+      = std::max(floor, share / 2 / std::max<size_t>(outputs.size(), 1));
+    for (auto& [key, value] : outputs.items())
       if (value.is_string())
-        value = utf8_head(value.get<std::string>(), share);
-    auto size = json_text(r).size();
-    if (used + size > synthesis_context_limit) {
-      ++left_out;
-      continue;
-    }
-    used += size;
-    deps.push_back(std::move(r));
+        value = utf8_head(value.get<std::string>(), each);
+    add_within(deps, std::move(r), limit, used, left_out);
   }
   ctx["dependencies"] = std::move(deps);
   if (left_out > 0)
     ctx["left_out"] = left_out;
   ctx["gates"] = std::move(gates);
+  if (gates_left_out > 0)
+    ctx["gates_left_out"] = gates_left_out;
   auto outcome = to_string(work_status(run)) + ": " + std::to_string(ok)
-                 + " of " + std::to_string(results) + " workstreams succeeded";
+                 + " of " + std::to_string(planned) + " workstreams succeeded";
   if (!run.gates.empty())
     outcome += ", " + std::to_string(passed) + " of "
                + std::to_string(run.gates.size()) + " gates passed";

@@ -9,8 +9,10 @@ namespace troupe {
 namespace {
 
 // The persona of a workstream outside the plan: a gate's fixer has its
-// gate's remediation persona.
+// gate's remediation persona, the synthesis agent the synthesis's.
 std::string extra_persona(const plan& p, const std::string& id) {
+  if (p.synthesis.by_agent() && id == synthesis_id)
+    return p.synthesis.persona;
   for (auto& g : p.gates)
     if (id.rfind(g.id + ".fix", 0) == 0)
       return g.remediate.persona;
@@ -123,6 +125,11 @@ void run_tracker::add(const event& ev) {
   if (is_terminal(w.status)) {
     w.ended = ev.t_s;
     w.summary = ev.message;
+    if (ev.kind == event_kind::ws_ended && p_->synthesis.by_agent()
+        && ev.subject == synthesis_id) {
+      synthesis_outputs_ = ev.result.outputs;
+      synthesis_output_ = ev.result.output;
+    }
   } else if (!ev.message.empty()) {
     w.summary = ev.message;
   }
@@ -150,6 +157,10 @@ run_report run_tracker::partial_report(double wall_s,
       w.attempts = s.attempts;
       w.node = s.node;
       w.summary = s.summary;
+      if (id == synthesis_id && p.synthesis.by_agent()) {
+        w.outputs = synthesis_outputs_;
+        w.output = synthesis_output_;
+      }
       // One still going, as far as anyone here knows, counts its time so
       // far; one waiting for another attempt has none running.
       bool going

@@ -10,6 +10,7 @@
 
 #include "troupe/actors/gate.hpp"
 #include "troupe/protocol/models.hpp"
+#include "troupe/protocol/planning.hpp"
 #include "troupe/protocol/utf8.hpp"
 
 namespace troupe {
@@ -104,13 +105,22 @@ void fold_report(const plan& p, run_report& r) {
   r.cost_usd = 0;
   r.deep_tier_cost_usd = 0;
   r.max_cost_usd = p.settings.max_cost_usd;
+  const workstream* synthesis_def = nullptr;
+  workstream synthesis_ws;
+  if (p.synthesis.by_agent()) {
+    synthesis_ws = synthesis_workstream(p);
+    synthesis_def = &synthesis_ws;
+  }
   for (auto& w : r.workstreams) {
     auto d = def_index.find(w.id);
+    auto def = d != def_index.end() ? &p.workstreams[d->second]
+               : synthesis_def && w.id == synthesis_id ? synthesis_def
+                                                       : nullptr;
     for (auto& u : w.usage) {
       r.cost_usd += u.cost_usd;
       double deep = u.cost_usd;
-      if (d != def_index.end())
-        deep_tier_cost(p.settings, p.workstreams[d->second], u, deep);
+      if (def)
+        deep_tier_cost(p.settings, *def, u, deep);
       r.deep_tier_cost_usd += deep;
     }
   }
@@ -185,12 +195,13 @@ void fold_report(const plan& p, run_report& r) {
     std::reverse(r.critical_path.begin(), r.critical_path.end());
   }
   r.synthesis.clear();
-  if (synthesis) {
+  // Only a synthesis that ran is on the path.
+  if (synthesis && synthesis->attempts > 0) {
     r.critical_path_s += synthesis->wall_s;
     r.critical_path.push_back(synthesis->id);
-    if (synthesis->status == ws_state::succeeded)
-      r.synthesis = synthesis_text(*synthesis);
   }
+  if (synthesis && synthesis->status == ws_state::succeeded)
+    r.synthesis = synthesis_text(*synthesis);
 }
 
 std::string render_markdown(const plan& p, const run_report& r) {
@@ -199,10 +210,16 @@ std::string render_markdown(const plan& p, const run_report& r) {
      << to_string(r.status) << "\n\n";
   if (!r.goal.empty())
     md << "Goal: " << r.goal << "\n\n";
+  // The synthesis agent's work is the report's own, not one of the run's.
   size_t ok = 0;
-  for (auto& w : r.workstreams)
+  size_t all = 0;
+  for (auto& w : r.workstreams) {
+    if (p.synthesis.by_agent() && w.id == synthesis_id)
+      continue;
+    ++all;
     ok += w.status == ws_state::succeeded ? 1 : 0;
-  md << "Run `" << r.run_id << "`: " << ok << " of " << r.workstreams.size()
+  }
+  md << "Run `" << r.run_id << "`: " << ok << " of " << all
      << " workstreams succeeded in " << seconds(r.wall_s) << " (sequential "
      << seconds(r.sequential_s);
   if (r.sequential_s > r.wall_s)

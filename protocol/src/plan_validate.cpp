@@ -127,9 +127,31 @@ void validate_synthesis(
   auto& x = p.synthesis;
   if (x.persona.empty())
     out.error("synthesis.persona", "must not be empty");
-  if (!x.by_agent())
+  if (!x.by_agent()) {
+    // As decoding refuses them: a plan sent by a peer may hold them, and
+    // no plan file could carry them.
+    auto none = [&](bool set, const char* key) {
+      if (set)
+        out.error(std::string{"synthesis."} + key,
+                  "applies to the agent that writes the synthesis, and "
+                  "synthesis.executor names none");
+    };
+    none(!x.prompt.empty(), "prompt");
+    none(x.model != model_tier::deep, "model");
+    none(x.timeout_s != 0, "timeout_s");
+    none(x.retries != 0, "retries");
     return;
+  }
   check_executor(x.executor, "synthesis.executor", opts, out);
+  if (is_agent_executor(x.executor.kind)) {
+    auto w = synthesis_workstream(p);
+    if (resolve_model(p.settings, w).empty())
+      out.error("synthesis.model",
+                "no model for tier " + quote(to_string(w.model))
+                  + " with executor " + quote(w.executor.kind)
+                  + ": name one in settings.models." + to_string(w.model)
+                  + " or the executor's model");
+  }
   if (x.executor.kind == "noop" || x.executor.kind == "sleep")
     out.error("synthesis.executor.kind",
               "executor " + quote(x.executor.kind)

@@ -160,6 +160,10 @@ std::string agent_prompt(const std::string& prompt, const std::string& context) 
       }
     }
   }
+  if (auto left = ctx.find("gates_left_out");
+      left != ctx.end() && left->is_number_unsigned())
+    out += "\n" + std::to_string(left->get<uint64_t>())
+           + " more gates do not fit here; the run's report lists them.\n";
   return valid_utf8(out);
 }
 

@@ -134,3 +134,38 @@ TEST_CASE("a partial report before any event lists the plan as pending",
   REQUIRE(r.gates.size() == 1);
   CHECK(r.gates[0].status == gate_state::pending);
 }
+
+TEST_CASE("a partial report keeps what the synthesis agent wrote, under its "
+          "persona",
+          "[actors]") {
+  auto p = tracked_plan();
+  p.synthesis.persona = "docs";
+  p.synthesis.executor.kind = "anthropic";
+  run_tracker t{p};
+  feeder ev{t};
+  for (auto id : {"a", "b", "c"})
+    ev(event_kind::ws_ended, id, "succeeded", 1.0, 1, "n1", "done");
+  ev(event_kind::ws_dispatched, "synthesis", "dispatched", 1.5, 1, "n1");
+  event end;
+  end.run_id = "run-7";
+  end.seq = 100;
+  end.t_s = 2.5;
+  end.kind = event_kind::ws_ended;
+  end.subject = "synthesis";
+  end.state = "succeeded";
+  end.attempt = 1;
+  end.message = "All three are done.";
+  end.result.status = ws_state::succeeded;
+  end.result.outputs["reply"] = "## Done\n\nAll three are done.";
+  t.add(end);
+  auto r = t.partial_report(3.0, "the coordinator was lost");
+  auto& s = ws(r, "synthesis");
+  CHECK(s.persona == "docs");
+  CHECK(s.status == ws_state::succeeded);
+  CHECK(r.synthesis == "## Done\n\nAll three are done.");
+  CHECK(r.markdown.find("## Synthesis\n\n## Done\n\nAll three are done.\n")
+        != std::string::npos);
+  // Its time ends the critical path; the headline counts the run's own work.
+  CHECK(r.critical_path.back() == "synthesis");
+  CHECK(r.markdown.find("3 of 3 workstreams succeeded") != std::string::npos);
+}

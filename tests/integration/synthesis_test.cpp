@@ -319,15 +319,22 @@ workstreams:
     executor:
       kind: command
       run: head -c 1000000 /dev/zero | tr '\0' x; echo
+gates:
+  - id: g
+    after: [big]
+    checks:
+      - completion
+      - {run: "head -c 1000000 /dev/zero | tr '\\0' y; exit 1"}
 synthesis:
   executor:
     kind: command
     run: >-
       wc -c < "$TROUPE_CONTEXT";
       grep -o '"left_out":[0-9]*' "$TROUPE_CONTEXT";
-      grep -o '"id":"w[0-9]*"' "$TROUPE_CONTEXT" | wc -l
+      grep -o '"id":"w[0-9]*"' "$TROUPE_CONTEXT" | wc -l;
+      grep -o '"id":"g"' "$TROUPE_CONTEXT" | wc -l
 )yaml";
-  text.insert(text.find("synthesis:"), [] {
+  text.insert(text.find("gates:"), [] {
     std::string ws;
     for (int i = 0; i < 4000; ++i)
       ws += "  - {id: w" + std::to_string(i) + "}\n";
@@ -336,9 +343,12 @@ synthesis:
   auto plan = dir.write("plan.yaml", text);
   auto [r, report] = run_quietly(dir, plan);
   INFO(r.err);
-  REQUIRE(r.exit_code == 0);
+  // The gate's command failed: the run is blocked, and synthesized.
+  REQUIRE(report["status"] == "blocked");
   auto lines = test::split_lines(report["synthesis"].get<std::string>());
-  REQUIRE(lines.size() == 3);
+  REQUIRE(lines.size() == 4);
+  // The gate is there, its huge output cut to a quarter of the bound.
+  CHECK(lines[3] == "1");
   // The context stays within the bound, with room for the rest of it.
   auto bytes = std::stoul(lines[0]);
   CHECK(bytes <= 256 * 1024 + 4096);

@@ -456,3 +456,39 @@ workstreams:
 )");
   CHECK(free.d.ok());
 }
+
+TEST_CASE("a synthesis agent needs a model, and one that is no agent takes "
+          "no agent's options",
+          "[protocol]") {
+  auto r = load(R"(
+workstreams:
+  - {id: a, executor: {kind: noop}}
+synthesis: {executor: {kind: openai}}
+)");
+  INFO(all(r.d));
+  CHECK(at(r.d, "synthesis.model")
+        == "no model for tier \"deep\" with executor \"openai\": name one in "
+           "settings.models.deep or the executor's model");
+  auto named = load(R"(
+settings: {models: {deep: llama3.1:70b}}
+workstreams:
+  - {id: a, executor: {kind: noop}}
+synthesis: {executor: {kind: openai}}
+)");
+  CHECK(named.d.ok());
+
+  // A plan built in code (one a peer sent) meets what decoding refuses.
+  auto p = load("workstreams: [{id: a, executor: {kind: noop}}]\n").p;
+  p.synthesis.prompt = "Sum up.";
+  p.synthesis.retries = 2;
+  troupe::diagnostics d;
+  troupe::validate_plan(p, {}, d);
+  INFO(all(d));
+  CHECK(at(d, "synthesis.prompt")
+        == "applies to the agent that writes the synthesis, and "
+           "synthesis.executor names none");
+  CHECK(at(d, "synthesis.retries")
+        == "applies to the agent that writes the synthesis, and "
+           "synthesis.executor names none");
+  CHECK(d.error_count() == 2);
+}

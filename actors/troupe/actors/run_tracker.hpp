@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,6 +54,9 @@ private:
   /// Workstreams outside the plan, in order of appearance.
   std::vector<std::string> extra_;
   std::unordered_map<std::string, gate_result> gates_;
+  /// What the synthesis agent wrote, once it ended: its outputs and output.
+  std::map<std::string, std::string> synthesis_outputs_;
+  std::string synthesis_output_;
 };
 
 } // namespace troupe
