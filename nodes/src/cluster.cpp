@@ -174,6 +174,10 @@ bool configure_network(caf::actor_system_config& cfg, const tls_flags& tls,
   return true;
 }
 
+void drop_spawn_server(caf::actor_system& sys) {
+  sys.registry().erase(caf::atom("SpawnServ"));
+}
+
 caf::io::middleman_actor middleman_of(caf::actor_system& sys,
                                       const tls_flags& tls) {
   return tls.enabled() ? sys.openssl_manager().actor_handle()
@@ -217,6 +221,7 @@ int coordinator_command(const coordinator_flags& flags) {
     return exit_bad_input;
   signal_watch::block_signals();
   caf::actor_system sys{cfg};
+  drop_spawn_server(sys);
   auto executors = executors_for(configuration());
   ocfg.token = token;
   ocfg.owner_key = make_secret();
@@ -328,6 +333,7 @@ int worker_command(const worker_flags& flags) {
     return exit_bad_input;
   signal_watch::block_signals();
   caf::actor_system sys{cfg};
+  drop_spawn_server(sys);
   pool_config pcfg;
   pcfg.info.name = name;
   pcfg.info.slots = flags.slots;
@@ -379,6 +385,7 @@ int nodes_command(const nodes_flags& flags) {
   if (!configure_network(cfg, flags.tls, network_role::client))
     return exit_bad_input;
   caf::actor_system sys{cfg};
+  drop_spawn_server(sys);
   orchestrator_actor orch;
   if (!connect_coordinator(sys, host, port, flags.tls, orch))
     return exit_run_failed;

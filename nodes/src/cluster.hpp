@@ -52,6 +52,17 @@ enum class network_role { coordinator, client };
 bool configure_network(caf::actor_system_config& cfg, const tls_flags& tls,
                        network_role role);
 
+/// Unregisters `sys`'s spawn server, which no Troupe node uses, right after
+/// `sys` starts, so that no peer finds it.
+///
+/// CAF 0.17 asks every node it connects to for its spawn server; a node
+/// that answers hands the asker a proxy that its helper actor holds until
+/// it is killed at shutdown. That helper, the proxy and the network layer
+/// hold each other, and when the process ends before the helper has read
+/// its kill, all of them are left allocated. Without an answer, the helper
+/// holds nothing of the network's.
+void drop_spawn_server(caf::actor_system& sys);
+
 /// The middleman that connects (plain or TLS).
 caf::io::middleman_actor middleman_of(caf::actor_system& sys,
                                       const tls_flags& tls);

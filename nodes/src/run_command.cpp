@@ -339,6 +339,7 @@ int submit_command(const run_flags& flags) {
   if (!configure_network(cfg, flags.tls, network_role::client))
     return exit_bad_input;
   caf::actor_system sys{cfg};
+  drop_spawn_server(sys);
   orchestrator_actor orch;
   if (!connect_coordinator(sys, at.host, at.port, flags.tls, orch))
     return exit_run_failed;

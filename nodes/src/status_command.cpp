@@ -207,6 +207,7 @@ bool connect(const runs_flags& flags, remote& out) {
   if (!configure_network(*out.cfg, flags.tls, network_role::client))
     return false;
   out.sys = std::make_unique<caf::actor_system>(*out.cfg);
+  drop_spawn_server(*out.sys);
   out.token = at.token;
   return connect_coordinator(*out.sys, at.host, at.port, flags.tls, out.orch);
 }
