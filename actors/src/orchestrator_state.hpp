@@ -1,7 +1,8 @@
 #pragma once
 
 // The orchestrator's state and the steps its handlers are made of, shared
-// by orchestrator*.cpp: runs (orchestrator_run.cpp), their dispatch
+// by orchestrator*.cpp: runs (orchestrator_run.cpp), their end
+// (orchestrator_finish.cpp), their dispatch
 // (orchestrator_dispatch.cpp), gates (orchestrator_gates.cpp), nodes and
 // the watchdog (orchestrator_nodes.cpp), and the behaviour
 // (orchestrator.cpp).
