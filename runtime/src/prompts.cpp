@@ -104,10 +104,14 @@ std::string agent_prompt(const std::string& prompt, const std::string& context) 
                    + "\n";
     }
   }
-  if (auto left = ctx.find("left_out");
-      left != ctx.end() && left->is_number_unsigned())
-    out += "\n" + std::to_string(left->get<uint64_t>())
-           + " more results do not fit here; the run's report lists them.\n";
+  // What a bounded context counted rather than held.
+  auto left_out = [&](const char* key, const char* what) {
+    auto left = ctx.find(key);
+    if (left != ctx.end() && left->is_number_unsigned())
+      out += "\n" + std::to_string(left->get<uint64_t>()) + " more " + what
+             + " do not fit here; the run's report lists them.\n";
+  };
+  left_out("left_out", "results");
   auto& failures = array_at(ctx, "previous_attempts");
   if (!failures.empty()) {
     section("Earlier attempts at this task that failed");
@@ -160,10 +164,7 @@ std::string agent_prompt(const std::string& prompt, const std::string& context) 
       }
     }
   }
-  if (auto left = ctx.find("gates_left_out");
-      left != ctx.end() && left->is_number_unsigned())
-    out += "\n" + std::to_string(left->get<uint64_t>())
-           + " more gates do not fit here; the run's report lists them.\n";
+  left_out("gates_left_out", "gates");
   return valid_utf8(out);
 }
 
