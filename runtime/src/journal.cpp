@@ -106,18 +106,27 @@ sqlite3* open_db(const std::string& path, int flags) {
   return db;
 }
 
-// Brings the schema of a journal opened for writing up to date.
-void migrate(sqlite3* db, const std::string& path) {
-  auto version = user_version(db, path);
+void refuse_newer(int version, const std::string& path) {
   if (version > journal::schema_version)
     throw journal_error("journal " + path + " was written by a newer Troupe "
                         "(schema " + std::to_string(version)
                         + "; this one knows up to "
                         + std::to_string(journal::schema_version) + ")");
+}
+
+// Brings the schema of a journal opened for writing up to date. Two
+// processes may create the same journal at once: the version read before
+// the write lock only says whether to take it, the one read under it says
+// what is left to do.
+void migrate(sqlite3* db, const std::string& path) {
+  auto version = user_version(db, path);
+  refuse_newer(version, path);
   if (version == journal::schema_version)
     return;
   exec(db, path, "BEGIN IMMEDIATE", "upgrading the schema");
   try {
+    version = user_version(db, path);
+    refuse_newer(version, path);
     for (auto v = version; v < journal::schema_version; ++v)
       exec(db, path, migrations[v], "upgrading the schema");
     auto set = "PRAGMA user_version = "
@@ -196,6 +205,7 @@ std::unique_ptr<journal> journal::open(const std::string& path,
   auto fd = take_lock(path, how);
   sqlite3* db = nullptr;
   try {
+    locks::setup_guard setting_up{fd, path};
     db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     // A file that is no database fails here, before anything is written.
     user_version(db, path);

@@ -64,6 +64,30 @@ int take_lock(const std::string& path, journal::access how) {
                         "--journal (or --no-journal)");
 }
 
+setup_guard::setup_guard(int lock_fd, const std::string& path) : fd_(lock_fd) {
+  // An open-file-description lock on the lock file's first byte: it does
+  // not touch the flock() writers share, and like it it belongs to this
+  // open file, so threads of one process exclude each other too.
+  struct flock l = {};
+  l.l_type = F_WRLCK;
+  l.l_whence = SEEK_SET;
+  l.l_start = 0;
+  l.l_len = 1;
+  while (::fcntl(fd_, F_OFD_SETLKW, &l) != 0)
+    if (errno != EINTR)
+      throw journal_error("cannot lock journal " + path
+                          + " to set it up: " + std::strerror(errno));
+}
+
+setup_guard::~setup_guard() {
+  struct flock l = {};
+  l.l_type = F_UNLCK;
+  l.l_whence = SEEK_SET;
+  l.l_start = 0;
+  l.l_len = 1;
+  ::fcntl(fd_, F_OFD_SETLK, &l);
+}
+
 std::string run_lock_path(const std::string& journal_path,
                           const std::string& run_id) {
   auto dir = std::filesystem::path(journal_path).parent_path();

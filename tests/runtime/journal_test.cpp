@@ -148,6 +148,51 @@ TEST_CASE("a journal's writers share it, except a coordinator, and never "
   CHECK_THAT(why, Catch::Contains(path));
 }
 
+TEST_CASE("processes that create one journal at once all open it",
+          "[runtime]") {
+  // Two `troupe run` started side by side in one directory both find no
+  // journal and both create it: neither may fail for the other.
+  test::temp_dir dir;
+  constexpr int rounds = 10;
+  constexpr int openers = 6;
+  for (int round = 0; round < rounds; ++round) {
+    auto path = dir.str() + "/j" + std::to_string(round) + ".db";
+    std::vector<pid_t> children;
+    int gate[2];
+    REQUIRE(::pipe(gate) == 0);
+    for (int i = 0; i < openers; ++i) {
+      auto pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        ::close(gate[1]);
+        char c;
+        // All start when the gate closes, as near together as can be.
+        while (::read(gate[0], &c, 1) > 0) {
+        }
+        try {
+          auto j = journal::open(path);
+          j->begin_run("run-" + std::to_string(i), two_step_plan(), 1, "/",
+                       1.7e9);
+        } catch (const std::exception& e) {
+          ::dprintf(2, "%s\n", e.what());
+          ::_exit(1);
+        }
+        ::_exit(0);
+      }
+      children.push_back(pid);
+    }
+    ::close(gate[0]);
+    ::close(gate[1]);
+    for (auto pid : children) {
+      int status = 0;
+      REQUIRE(::waitpid(pid, &status, 0) == pid);
+      CHECK(WIFEXITED(status));
+      CHECK(WEXITSTATUS(status) == 0);
+    }
+    CHECK(journal::open_read_only(path)->runs().size() == openers);
+  }
+}
+
 TEST_CASE("a journal that is no database, or from a newer Troupe, is refused",
           "[runtime]") {
   test::temp_dir dir;
