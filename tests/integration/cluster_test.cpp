@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "support/background.hpp"
+#include "support/certs.hpp"
 #include "support/cli.hpp"
 #include "support/cluster.hpp"
 #include "support/reaper.hpp"
@@ -271,16 +272,9 @@ TEST_CASE("a TLS cluster runs plans and refuses nodes without a valid "
           "[integration][cluster]") {
   test::temp_dir dir;
   // A CA, certificates it signs, and a second CA nobody trusts.
-  auto certs = test::run_shell(R"(set -e
-exec 2>/dev/null
-mkca() { openssl req -x509 -newkey rsa:2048 -nodes -keyout $1.key -out $1.pem -days 2 -subj /CN=$1; }
-mkcert() { openssl req -newkey rsa:2048 -nodes -keyout $1.key -out $1.csr -subj /CN=$1
-           openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key -CAcreateserial -out $1.pem -days 2; }
-mkca ca; mkca rogue-ca
-mkcert coord ca; mkcert w1 ca; mkcert client ca; mkcert rogue rogue-ca
-)",
-                               dir.str());
-  REQUIRE(certs.exit_code == 0);
+  REQUIRE(test::make_certs(
+    dir, {"ca", "rogue-ca"},
+    {{"coord", "ca"}, {"w1", "ca"}, {"client", "ca"}, {"rogue", "rogue-ca"}}));
   auto tls = [&](const std::string& who) {
     return std::vector<std::string>{"--tls-cert", dir.str() + "/" + who + ".pem",
                                     "--tls-key", dir.str() + "/" + who + ".key",

@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/certs.hpp"
 #include "support/cli.hpp"
 #include "support/mock_llm.hpp"
 #include "support/quiet_run.hpp"
@@ -255,6 +256,52 @@ workstreams:
   }
   CHECK(denied_asks == 1);
   CHECK(busy_asks == 5);
+}
+
+TEST_CASE("anthropic over HTTPS trusts the config's CA file beside the "
+          "system's, and no certificate they do not vouch for",
+          "[integration][llm]") {
+  test::temp_dir dir;
+  // A private CA, a certificate it signs for 127.0.0.1, and one signed by
+  // a CA nobody trusts.
+  REQUIRE(test::make_certs(dir, {"ca", "rogue-ca"},
+                           {{"server", "ca"}, {"rogue", "rogue-ca"}}));
+  auto files = [&](const std::string& who) {
+    return test::mock_llm::tls_files{dir.str() + "/" + who + ".pem",
+                                     dir.str() + "/" + who + ".key"};
+  };
+  json script = {{"rules", {{{"text", "Sealed."}}}}};
+  fs::create_directories(dir.path() / "trusted");
+  fs::create_directories(dir.path() / "rogue");
+  test::mock_llm trusted{dir.path() / "trusted", script, files("server")};
+  test::mock_llm rogue{dir.path() / "rogue", script, files("rogue")};
+  REQUIRE(trusted.url().rfind("https://127.0.0.1:", 0) == 0);
+  auto config
+    = dir.write("config.yaml", "providers:\n  anthropic: {retries: 0, ca_file: "
+                                 + dir.str() + "/ca.pem}\n");
+  auto plan = dir.write("plan.yaml", R"(name: tls
+workstreams:
+  - {id: ask, prompt: "Seal it.", executor: {kind: anthropic}}
+)");
+  auto run = [&](const test::mock_llm& mock) {
+    return run_quietly(
+      dir, plan, "export TROUPE_CONFIG=" + config + "; " + anthropic_env(mock));
+  };
+  auto ok = run(trusted);
+  INFO(ok.cli.out << ok.cli.err);
+  REQUIRE(ok.cli.exit_code == 0);
+  CHECK(test::workstream_of(ok.report, "ask")["summary"] == "Sealed.");
+  REQUIRE(trusted.requests().size() == 1);
+  CHECK(trusted.requests()[0]["headers"]["x-api-key"] == secret_key);
+  // The key is never sent where the certificate does not hold.
+  auto refused = run(rogue);
+  INFO(refused.cli.out << refused.cli.err);
+  CHECK(refused.cli.exit_code == 1);
+  auto why
+    = test::workstream_of(refused.report, "ask")["summary"].get<std::string>();
+  CHECK_THAT(why, Catch::Contains("certificate verify failed"));
+  CHECK(rogue.requests().empty());
+  CHECK(refused.cli.err.find(secret_key) == std::string::npos);
 }
 
 TEST_CASE("a reply slower than the attempt's timeout times the attempt out",

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,22 +18,29 @@ namespace troupe::test {
 
 class mock_llm {
 public:
+  /// A certificate and key in PEM files, for serving HTTPS.
+  struct tls_files {
+    std::string cert;
+    std::string key;
+  };
+
   /// Serves the replies `script` describes (its `rules`; none: every
   /// request gets the automatic reply), logging requests in `dir`.
   explicit mock_llm(const std::filesystem::path& dir,
-                    const nlohmann::json& script = {{"rules",
-                                                     nlohmann::json::array()}})
-    : log_((dir / "mock-requests.jsonl").string()),
-      proc_(start(dir, script, log_)) {
+                    const nlohmann::json& script
+                    = {{"rules", nlohmann::json::array()}},
+                    const std::optional<tls_files>& tls = std::nullopt)
+      : log_((dir / "mock-requests.jsonl").string()),
+        proc_(start(dir, script, log_, tls)) {
     auto l = proc_.line();
     auto at = l.rfind(':');
     if (l.rfind("listening on ", 0) != 0 || at == std::string::npos)
       throw std::runtime_error("the mock LLM did not start: " + l + " "
                                + proc_.err_text());
-    url_ = "http://" + l.substr(13);
+    url_ = (tls ? "https://" : "http://") + l.substr(13);
   }
 
-  /// `http://127.0.0.1:PORT`.
+  /// `http://127.0.0.1:PORT`, or `https://` when it serves TLS.
   const std::string& url() const {
     return url_;
   }
@@ -63,10 +71,15 @@ public:
 private:
   static std::vector<std::string> start(const std::filesystem::path& dir,
                                         const nlohmann::json& script,
-                                        const std::string& log) {
+                                        const std::string& log,
+                                        const std::optional<tls_files>& tls) {
     auto file = (dir / "mock-script.json").string();
     std::ofstream{file} << script.dump();
-    return {TROUPE_MOCK_LLM, "--port", "0", "--script", file, "--log", log};
+    std::vector<std::string> args{
+      TROUPE_MOCK_LLM, "--port", "0", "--script", file, "--log", log};
+    if (tls)
+      args.insert(args.end(), {"--tls-cert", tls->cert, "--tls-key", tls->key});
+    return args;
   }
 
   std::string log_;
