@@ -11,7 +11,7 @@ namespace {
 // The persona of a workstream outside the plan: a gate's fixer has its
 // gate's remediation persona, the synthesis agent the synthesis's.
 std::string extra_persona(const plan& p, const std::string& id) {
-  if (p.synthesis.by_agent() && id == synthesis_id)
+  if (is_synthesis(p, id))
     return p.synthesis.persona;
   for (auto& g : p.gates)
     if (id.rfind(g.id + ".fix", 0) == 0)
@@ -125,8 +125,7 @@ void run_tracker::add(const event& ev) {
   if (is_terminal(w.status)) {
     w.ended = ev.t_s;
     w.summary = ev.message;
-    if (ev.kind == event_kind::ws_ended && p_->synthesis.by_agent()
-        && ev.subject == synthesis_id) {
+    if (ev.kind == event_kind::ws_ended && is_synthesis(*p_, ev.subject)) {
       synthesis_outputs_ = ev.result.outputs;
       synthesis_output_ = ev.result.output;
     }
@@ -157,7 +156,7 @@ run_report run_tracker::partial_report(double wall_s,
       w.attempts = s.attempts;
       w.node = s.node;
       w.summary = s.summary;
-      if (id == synthesis_id && p.synthesis.by_agent()) {
+      if (is_synthesis(p, id)) {
         w.outputs = synthesis_outputs_;
         w.output = synthesis_output_;
       }

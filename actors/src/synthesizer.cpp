@@ -105,17 +105,12 @@ void fold_report(const plan& p, run_report& r) {
   r.cost_usd = 0;
   r.deep_tier_cost_usd = 0;
   r.max_cost_usd = p.settings.max_cost_usd;
-  const workstream* synthesis_def = nullptr;
-  workstream synthesis_ws;
-  if (p.synthesis.by_agent()) {
-    synthesis_ws = synthesis_workstream(p);
-    synthesis_def = &synthesis_ws;
-  }
+  auto synthesis_ws = synthesis_workstream(p);
   for (auto& w : r.workstreams) {
     auto d = def_index.find(w.id);
-    auto def = d != def_index.end() ? &p.workstreams[d->second]
-               : synthesis_def && w.id == synthesis_id ? synthesis_def
-                                                       : nullptr;
+    auto def = d != def_index.end()    ? &p.workstreams[d->second]
+               : is_synthesis(p, w.id) ? &synthesis_ws
+                                       : nullptr;
     for (auto& u : w.usage) {
       r.cost_usd += u.cost_usd;
       double deep = u.cost_usd;
@@ -177,7 +172,7 @@ void fold_report(const plan& p, run_report& r) {
   const workstream_result* synthesis = nullptr;
   std::string lone;
   for (auto& w : r.workstreams) {
-    if (p.synthesis.by_agent() && w.id == synthesis_id) {
+    if (is_synthesis(p, w.id)) {
       synthesis = &w;
       continue;
     }
@@ -214,7 +209,7 @@ std::string render_markdown(const plan& p, const run_report& r) {
   size_t ok = 0;
   size_t all = 0;
   for (auto& w : r.workstreams) {
-    if (p.synthesis.by_agent() && w.id == synthesis_id)
+    if (is_synthesis(p, w.id))
       continue;
     ++all;
     ok += w.status == ws_state::succeeded ? 1 : 0;

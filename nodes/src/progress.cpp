@@ -241,8 +241,7 @@ void on_event(progress_state& st, const event& ev) {
                          : (d->second->executor.kind == "sleep"
                                 ? d->second->executor.seconds
                                 : 0);
-      } else if (st.cfg.p && st.cfg.p->synthesis.by_agent()
-                 && ev.subject == synthesis_id) {
+      } else if (st.cfg.p && is_synthesis(*st.cfg.p, ev.subject)) {
         r.persona = st.cfg.p->synthesis.persona;
         r.title = "the run's synthesis";
       } else {

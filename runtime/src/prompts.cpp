@@ -29,6 +29,17 @@ const json& array_at(const json& j, const char* key) {
   return i != j.end() && i->is_array() ? *i : empty;
 }
 
+// Whether a gate's check in a context says it passed.
+bool check_passed(const json& c) {
+  auto passed = c.find("passed");
+  return passed != c.end() && passed->is_boolean() && passed->get<bool>();
+}
+
+// The end of `text` worth reading, fenced.
+std::string fenced_tail(const std::string& text) {
+  return "```\n" + utf8_tail(text, output_excerpt) + "\n```\n";
+}
+
 } // namespace
 
 const std::map<std::string, std::string>& builtin_persona_prompts() {
@@ -127,20 +138,17 @@ std::string agent_prompt(const std::string& prompt, const std::string& context) 
              + "\n";
       auto output = text_at(f, "output");
       if (!output.empty())
-        out += "```\n" + utf8_tail(output, output_excerpt) + "\n```\n";
+        out += fenced_tail(output);
     }
   }
   auto gate = ctx.find("gate");
   if (gate != ctx.end() && gate->is_object()) {
     section("Checks of gate " + text_at(*gate, "id") + " that failed");
     for (auto& c : array_at(*gate, "checks")) {
-      if (!c.is_object())
+      if (!c.is_object() || check_passed(c))
         continue;
-      auto passed = c.find("passed");
-      if (passed != c.end() && passed->is_boolean() && passed->get<bool>())
-        continue;
-      out += "\n### " + text_at(c, "name") + "\n```\n"
-             + utf8_tail(text_at(c, "detail"), output_excerpt) + "\n```\n";
+      out += "\n### " + text_at(c, "name") + "\n"
+             + fenced_tail(text_at(c, "detail"));
     }
   }
   auto& gates = array_at(ctx, "gates");
@@ -153,14 +161,12 @@ std::string agent_prompt(const std::string& prompt, const std::string& context) 
       for (auto& c : array_at(g, "checks")) {
         if (!c.is_object())
           continue;
-        auto passed = c.find("passed");
-        bool ok
-          = passed != c.end() && passed->is_boolean() && passed->get<bool>();
+        bool ok = check_passed(c);
         out += "- " + text_at(c, "name") + ": " + (ok ? "passed" : "failed")
                + "\n";
         auto detail = text_at(c, "detail");
         if (!ok && !detail.empty())
-          out += "```\n" + utf8_tail(detail, output_excerpt) + "\n```\n";
+          out += fenced_tail(detail);
       }
     }
   }

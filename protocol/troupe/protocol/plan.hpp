@@ -267,6 +267,12 @@ typename Inspector::result_type inspect(Inspector& f, plan& x) {
            x.workstreams, x.gates, x.synthesis);
 }
 
+/// Whether `id` names the work of the agent that writes the synthesis of
+/// a run of `p`.
+inline bool is_synthesis(const plan& p, const std::string& id) {
+  return p.synthesis.by_agent() && id == synthesis_id;
+}
+
 void to_json(nlohmann::json& j, const executor_spec& x);
 void to_json(nlohmann::json& j, const model_price& x);
 void to_json(nlohmann::json& j, const cost_range& x);
