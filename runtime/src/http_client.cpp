@@ -19,6 +19,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 
 namespace troupe {
 
@@ -123,6 +124,11 @@ struct http_client::impl {
   std::thread worker;
 
   impl() {
+    // OpenSSL first: it frees its state at exit, the thread's included only
+    // if the thread ended before. Exit handlers run last registered first,
+    // so OpenSSL's must be registered before this client's, which joins the
+    // thread.
+    OPENSSL_init_ssl(0, nullptr);
     worker = std::thread([this] { ioc.run(); });
   }
 
