@@ -69,9 +69,9 @@ std::optional<int> prepare(const run_flags& flags,
   if (p.settings.confirm_before_execute && !flags.yes) {
     if (!isatty(STDIN_FILENO)) {
       std::cerr << flags.plan_file
-                << ": the plan asks for confirmation (settings."
-                   "confirm_before_execute) and there is no terminal to ask "
-                   "on; pass --yes to run it\n";
+                << ": settings.confirm_before_execute (of the plan or the "
+                   "config file) asks for confirmation, and there is no "
+                   "terminal to ask on; pass --yes to run it\n";
       return exit_bad_input;
     }
     auto shown = p;

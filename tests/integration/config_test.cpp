@@ -216,6 +216,32 @@ workstreams:
   CHECK(test::text_under(dir.path()).find(secret_key) == std::string::npos);
 }
 
+TEST_CASE("a config file that asks for confirmation holds every run for "
+          "it, unless the plan says otherwise",
+          "[integration][config]") {
+  test::temp_dir dir;
+  auto config
+    = dir.write("config.yaml", "settings: {confirm_before_execute: true}\n");
+  auto plan = [&](const std::string& settings) {
+    return dir.write("plan.yaml", "name: careful\n" + settings + R"(workstreams:
+  - {id: a, agent: explore, executor: {kind: command, run: "echo ran >> ran.txt"}}
+)");
+  };
+  auto run = [&](const std::string& file) {
+    return run_troupe({"run", file, "-q", "--no-journal", "--config", config},
+                      dir.str(), std::string{no_provider_env} + "</dev/null ");
+  };
+  auto refused = run(plan(""));
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.err, Catch::Contains("settings.confirm_before_execute"));
+  CHECK_THAT(refused.err, Catch::Contains("--yes"));
+  CHECK_FALSE(fs::exists(dir.path() / "ran.txt"));
+  auto waived = run(plan("settings: {confirm_before_execute: false}\n"));
+  INFO(waived.err);
+  CHECK(waived.exit_code == 0);
+  CHECK(dir.read("ran.txt") == "ran\n");
+}
+
 TEST_CASE("a bad config file stops every command that uses it, naming the "
           "file and the field, before anything runs",
           "[integration][config]") {
