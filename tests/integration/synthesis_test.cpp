@@ -215,7 +215,15 @@ TEST_CASE("kill -9 around the synthesis, then resume: it runs again only if "
                  {"usage", {{"input_tokens", 5000}, {"output_tokens", 300}}}})};
   auto text = team_plan("{executor: {kind: anthropic}}");
   text.replace(text.find("exit 3"), 6, "exit 0");
+  // Lint waits for `go`, so that a run killed after the scout's end still
+  // has lint running and cannot have started its synthesis: were lint
+  // done, the synthesis could start right after the scout's end and be
+  // journaled in the same commit.
+  text.replace(text.find("echo 'lint"), 4,
+               "test -e go || exec sleep 600; echo");
   auto plan = dir.write("plan.yaml", text);
+  if (after != "ws_ended:scout")
+    dir.write("go", "");
   auto journal = (dir.path() / "journal.db").string();
   auto killed = run_troupe(
     {"run", plan, "--workdir", dir.str(), "--journal", journal, "-q"},
@@ -228,6 +236,7 @@ TEST_CASE("kill -9 around the synthesis, then resume: it runs again only if "
   REQUIRE(killed.signal == SIGKILL);
   auto asked_before = synthesis_requests(mock).size();
   auto id = test::only_run(journal);
+  dir.write("go", "");
   auto report_file = dir.path() / "report.json";
   auto r = run_troupe({"resume", id, "--journal", journal, "--report",
                        report_file.string(), "-q"},
