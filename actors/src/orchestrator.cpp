@@ -1,6 +1,7 @@
 #include "troupe/actors/orchestrator.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -181,6 +182,19 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
       make_valid_utf8_fields(opts);
       diagnostics diags;
       validate_plan(p, offered_executors(self), diags);
+      // Planning usage a submitter claims: a few models, no negative or
+      // endless numbers (they count against the budget).
+      if (opts.planning_usage.size() > 64)
+        diags.error("planning_usage",
+                    "too many models: "
+                      + std::to_string(opts.planning_usage.size()));
+      for (auto& u : opts.planning_usage)
+        if (!std::isfinite(u.cost_usd) || u.cost_usd < 0 || u.input_tokens < 0
+            || u.output_tokens < 0 || u.cache_read_tokens < 0
+            || u.cache_write_tokens < 0) {
+          diags.error("planning_usage", "negative or not finite");
+          break;
+        }
       if (!diags.ok()) {
         std::string text;
         for (auto& d : diags.items())

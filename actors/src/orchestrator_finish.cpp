@@ -115,6 +115,7 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   report.wall_s = run.now_s();
   report.rerun = run.rerun;
   report.budget_stopped = run.budget_stopped;
+  report.planning_usage = run.opts.planning_usage;
   report.workstreams.reserve(run.ws.size());
   for (auto& w : run.ws)
     if (w.checks_gate == npos) // checks report in their gates

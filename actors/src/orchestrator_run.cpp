@@ -319,6 +319,9 @@ run_state& open_run(self_ptr self, const std::string& id, plan p,
                 std::chrono::duration<double>(
                   std::max(0.0, unix_now() - started_at)));
   run.max_parallel = max_parallel;
+  // Making the plan was paid for out of the same budget.
+  for (auto& u : run.opts.planning_usage)
+    run.spent_usd += u.cost_usd;
   prepare(run);
   return run;
 }

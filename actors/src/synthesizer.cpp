@@ -87,6 +87,8 @@ void fold_report(const plan& p, run_report& r) {
   r.sequential_s = 0;
   r.usage.clear();
   r.sub_agent_usage.clear();
+  for (auto& u : r.planning_usage)
+    add_usage(r.usage, u);
   for (auto& w : r.workstreams) {
     r.sequential_s += w.wall_s;
     for (auto& u : w.usage)
@@ -105,6 +107,11 @@ void fold_report(const plan& p, run_report& r) {
   r.cost_usd = 0;
   r.deep_tier_cost_usd = 0;
   r.max_cost_usd = p.settings.max_cost_usd;
+  // Planning asks the deep tier: it saved nothing.
+  for (auto& u : r.planning_usage) {
+    r.cost_usd += u.cost_usd;
+    r.deep_tier_cost_usd += u.cost_usd;
+  }
   auto synthesis_ws = synthesis_workstream(p);
   for (auto& w : r.workstreams) {
     auto d = def_index.find(w.id);
@@ -290,6 +297,8 @@ std::string render_markdown(const plan& p, const run_report& r) {
     };
     // An agent's own calls, then its sub-agents', apart; each token once.
     size_t rows = 0;
+    for (auto& u : r.planning_usage)
+      row("planning", u);
     for (auto& w : r.workstreams) {
       auto own = w.sub_agent_usage.empty()
                    ? w.usage

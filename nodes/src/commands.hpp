@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/planning.hpp"
+#include "troupe/protocol/result.hpp"
 #include "troupe/runtime/journal.hpp"
 
 namespace troupe {
@@ -76,8 +78,57 @@ struct journal_flags {
 bool open_journal(const journal_flags& flags, journal::access how,
                   std::shared_ptr<journal>& out);
 
+/// Where a plan made on the command line comes from: a goal (`--goal`,
+/// `--goal-file`) or tasks (`troupe parallel`), and what its workstreams
+/// run on.
+struct plan_source {
+  std::string goal;
+  std::string goal_file;
+  /// `heuristic` or `llm`.
+  std::string planner = "heuristic";
+  std::vector<std::string> tasks;
+  /// `--executor` (default claude-code), `--run` for a command executor,
+  /// `--model`: a tier for every workstream, or an exact model.
+  std::string executor;
+  std::string run;
+  std::string model;
+
+  /// True when the plan comes from here rather than from a file.
+  bool given() const;
+};
+
+/// A plan made from a `plan_source`: valid, with the configuration's
+/// settings under it.
+struct planned_plan {
+  plan p;
+  /// Its text as a plan file.
+  std::string yaml;
+  /// What the map shows: the goal's assessment (complexity, reasons,
+  /// strategy) over the plan's phases and estimates.
+  plan_assessment shown;
+  /// What the LLM planner spent, and a line about it.
+  std::vector<usage> planning_usage;
+  std::string note;
+};
+
+/// Makes the plan `src` asks for, validated with `vopts`; returns an exit
+/// code when it cannot, having said why.
+std::optional<int> make_plan(const plan_source& src,
+                             const validation_options& vopts,
+                             planned_plan& out);
+
+/// The map of a planned plan, as `troupe plan` prints it.
+std::string planned_view(const planned_plan& pp, int32_t max_parallel);
+
+/// `troupe plan --goal`: prints (or with `output` writes) the plan a goal
+/// becomes, with its assessment.
+int plan_goal_command(const plan_source& src, const std::string& output,
+                      bool json);
+
 struct run_flags {
   std::string plan_file;
+  /// Instead of `plan_file`: a goal or tasks.
+  plan_source source;
   int32_t max_parallel = 0;
   /// `--max-cost`: the run's budget in US dollars over the plan's; 0 for
   /// none, negative when not given.

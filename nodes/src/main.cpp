@@ -126,6 +126,13 @@ int plan_command(const std::string& file, int32_t max_parallel, bool json,
   return cli::exit_ok;
 }
 
+// A usage error CLI11 cannot see: said as CLI11 says its own.
+int usage_error(CLI::App* cmd, const std::string& what) {
+  std::cerr << what << "\nRun with --help for more information.\n";
+  (void)cmd;
+  return cli::exit_bad_input;
+}
+
 void set_up_logging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("troupe");
   logger->set_pattern("%^%l%$: %v");
@@ -157,7 +164,49 @@ int main(int argc, char** argv) {
   bool plan_json = false;
   auto plan_cmd = app.add_subcommand(
     "plan", "show the workstream map, estimates and complexity, run nothing");
-  plan_cmd->add_option("PLAN", file, "plan file (YAML or JSON)")->required();
+  auto plan_file
+    = plan_cmd->add_option("PLAN", file, "plan file (YAML or JSON)");
+  cli::plan_source plan_src;
+  std::string plan_output;
+  auto add_goal = [](CLI::App* cmd, cli::plan_source& src, CLI::Option* file) {
+    auto goal = cmd
+                  ->add_option("--goal", src.goal,
+                               "plan this goal instead of reading a plan")
+                  ->group("Planning");
+    auto goal_file = cmd
+                       ->add_option("--goal-file", src.goal_file,
+                                    "plan the goal (a requirements "
+                                    "document) in this file")
+                       ->group("Planning");
+    goal->excludes(goal_file)->excludes(file);
+    goal_file->excludes(file);
+    cmd
+      ->add_option("--planner", src.planner,
+                   "heuristic (no model asked) or llm (the deep tier)")
+      ->check(CLI::IsMember({"heuristic", "llm"}))
+      ->capture_default_str()
+      ->group("Planning");
+  };
+  auto add_agents = [](CLI::App* cmd, cli::plan_source& src) {
+    cmd
+      ->add_option("--executor", src.executor,
+                   "what every workstream runs on (default: claude-code)")
+      ->group("Planning");
+    cmd
+      ->add_option("--run", src.run,
+                   "with --executor command: the command each workstream "
+                   "runs (its task in TROUPE_PROMPT)")
+      ->group("Planning");
+    cmd
+      ->add_option("--model", src.model,
+                   "a tier (fast, balanced, deep) or an exact model for "
+                   "every workstream")
+      ->group("Planning");
+  };
+  add_goal(plan_cmd, plan_src, plan_file);
+  add_agents(plan_cmd, plan_src);
+  plan_cmd->add_option("-o,--output", plan_output,
+                       "with --goal: write the plan here (default: print it)");
   plan_cmd->add_option("--max-parallel", plan_parallel,
                        "parallel agents to estimate with")
     ->check(CLI::PositiveNumber);
@@ -179,8 +228,10 @@ int main(int argc, char** argv) {
 
   cli::run_flags rf;
   auto run = app.add_subcommand("run", "run a plan on this machine");
-  run->add_option("PLAN", rf.plan_file, "plan file (YAML or JSON)")
-    ->required();
+  auto run_file
+    = run->add_option("PLAN", rf.plan_file, "plan file (YAML or JSON)");
+  add_goal(run, rf.source, run_file);
+  add_agents(run, rf.source);
   run->add_option("--max-parallel", rf.max_parallel,
                   "agents at once (default: the plan's max_parallel_agents)")
     ->check(CLI::PositiveNumber);
@@ -256,6 +307,37 @@ int main(int argc, char** argv) {
   submit->add_flag("--yes,-y", rf.yes, "run without asking for confirmation");
   submit->add_flag("--quiet,-q", rf.quiet, "no progress, only the report");
   add_tls(submit, rf.tls);
+
+  cli::run_flags pf;
+  auto parallel = app.add_subcommand(
+    "parallel", "run each task as one workstream, all at once, and print "
+                "the synthesized report");
+  parallel
+    ->add_option("TASKS", pf.source.tasks,
+                 "tasks; a prefix explore:, plan: or general: picks the "
+                 "agent kind (default general)")
+    ->required();
+  add_agents(parallel, pf.source);
+  parallel->add_option("--coordinator", pf.coordinator,
+                       "run on the coordinator at HOST:PORT instead of here");
+  parallel
+    ->add_option("--max-parallel", pf.max_parallel,
+                 "agents at once (default: every task)")
+    ->check(CLI::PositiveNumber);
+  add_max_cost(parallel, pf.max_cost);
+  parallel->add_option("--report", pf.report_file,
+                       "write the JSON report here");
+  parallel->add_option("--events", pf.events_file,
+                       "write every event here as a JSON line");
+  parallel->add_option("--workdir", pf.workdir,
+                       "directory workstreams run in (default: the current "
+                       "one)");
+  parallel->add_option("--token-file", pf.token_file,
+                       "with --coordinator: file holding the cluster's token");
+  parallel->add_flag("--yes,-y", pf.yes, "run without asking for confirmation");
+  parallel->add_flag("--quiet,-q", pf.quiet, "no progress, only the report");
+  add_journal(parallel, pf.journal);
+  add_tls(parallel, pf.tls);
 
   cli::coordinator_flags cf;
   auto coordinator = app.add_subcommand(
@@ -379,18 +461,31 @@ int main(int argc, char** argv) {
     return cli::exit_bad_input;
   }
   set_up_logging(log_level);
-  for (auto* cmd : {validate, plan_cmd, run, resume, submit, coordinator,
-                    worker, config})
+  for (auto* cmd : {validate, plan_cmd, run, resume, submit, parallel,
+                    coordinator, worker, config})
     if (*cmd && !cli::load_configuration(config_file))
       return cli::exit_bad_input;
   if (*config_show)
     return cli::config_show_command(config_plan, config_json);
   if (*validate)
     return validate_command(file);
-  if (*plan_cmd)
+  if (*plan_cmd) {
+    if (plan_src.given())
+      return cli::plan_goal_command(plan_src, plan_output, plan_json);
+    if (file.empty())
+      return usage_error(plan_cmd, "PLAN, --goal or --goal-file is required");
+    if (!plan_output.empty() || plan_src.planner != "heuristic")
+      return usage_error(plan_cmd, "-o and --planner go with --goal");
     return plan_command(file, plan_parallel, plan_json, plan_prompts);
-  if (*run)
+  }
+  if (*run) {
+    if (!rf.source.given() && rf.plan_file.empty())
+      return usage_error(run, "PLAN, --goal or --goal-file is required");
     return cli::run_command(rf);
+  }
+  if (*parallel)
+    return pf.coordinator.empty() ? cli::run_command(pf)
+                                  : cli::submit_command(pf);
   if (*submit)
     return cli::submit_command(rf);
   if (*coordinator)

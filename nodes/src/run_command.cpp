@@ -47,16 +47,29 @@ struct prepared_run {
   std::string resume_id;
   /// Where the run is journaled, when known here.
   std::string journal_path;
+  /// What planning it spent, for the report.
+  std::vector<usage> planning_usage;
 };
 
 // Everything before a run starts; returns an exit code when it must not.
 std::optional<int> prepare(const run_flags& flags,
                            const validation_options& vopts,
                            prepared_run& out) {
-  diagnostics diags;
-  out.p = load_plan_file(flags.plan_file, vopts, diags);
-  if (!report_diagnostics(flags.plan_file, diags))
-    return exit_bad_input;
+  // A plan made from a goal or tasks is shown before it runs, unless
+  // --yes: nobody has read it yet.
+  bool made = flags.source.given();
+  planned_plan pp;
+  if (made) {
+    if (auto rc = make_plan(flags.source, vopts, pp))
+      return rc;
+    out.p = pp.p;
+    out.planning_usage = pp.planning_usage;
+  } else {
+    diagnostics diags;
+    out.p = load_plan_file(flags.plan_file, vopts, diags);
+    if (!report_diagnostics(flags.plan_file, diags))
+      return exit_bad_input;
+  }
   if (flags.max_parallel < 0) {
     std::cerr << "--max-parallel: must be at least 1\n";
     return exit_bad_input;
@@ -66,20 +79,30 @@ std::optional<int> prepare(const run_flags& flags,
     p.settings.max_cost_usd = flags.max_cost;
   out.max_parallel = flags.max_parallel > 0 ? flags.max_parallel
                                             : p.settings.max_parallel_agents;
-  if (p.settings.confirm_before_execute && !flags.yes) {
+  // `troupe parallel` runs what it was told: there is nothing to review.
+  bool asks
+    = (made && flags.source.tasks.empty()) || p.settings.confirm_before_execute;
+  if (asks && !flags.yes) {
     if (!isatty(STDIN_FILENO)) {
-      std::cerr << flags.plan_file
-                << ": settings.confirm_before_execute (of the plan or the "
-                   "config file) asks for confirmation, and there is no "
-                   "terminal to ask on; pass --yes to run it\n";
+      std::cerr << (made ? std::string{"the plan made from the goal"}
+                         : flags.plan_file)
+                << (made ? " is shown before it runs"
+                         : ": settings.confirm_before_execute (of the plan "
+                           "or the config file) asks for confirmation")
+                << ", and there is no terminal to ask on; pass --yes to run "
+                   "it\n";
       return exit_bad_input;
     }
     auto shown = p;
     shown.settings.max_parallel_agents = out.max_parallel;
-    if (!confirm(p, render_plan(shown, assess(shown), out.max_parallel))) {
+    auto map = made ? planned_view(pp, out.max_parallel)
+                    : render_plan(shown, assess(shown), out.max_parallel);
+    if (!confirm(p, map)) {
       std::cerr << "troupe: not confirmed, nothing was run\n";
       return exit_run_failed;
     }
+  } else if (asks && made && !flags.quiet) {
+    std::cerr << planned_view(pp, out.max_parallel) << '\n';
   }
   if (!flags.events_file.empty()) {
     if (auto ec = out.events.open(flags.events_file)) {
@@ -141,6 +164,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   auto observer = spawn_progress(sys, prog);
   opts.max_parallel = pr.max_parallel;
   opts.workdir = pr.workdir;
+  opts.planning_usage = pr.planning_usage;
   opts.cancel_key = make_secret();
   std::string run_id;
   std::string failure;

@@ -277,6 +277,8 @@ void to_json(json& j, const run_report& x) {
     j["partial"] = true;
   if (!x.sub_agent_usage.empty())
     j["sub_agent_usage"] = x.sub_agent_usage;
+  if (!x.planning_usage.empty())
+    j["planning_usage"] = x.planning_usage;
   if (!x.synthesis.empty())
     j["synthesis"] = x.synthesis;
   // Only a run with a budget has these.
@@ -307,6 +309,9 @@ void from_json(const json& j, run_report& x) {
   x.rerun.clear();
   if (auto i = j.find("rerun"); i != j.end())
     i->get_to(x.rerun);
+  x.planning_usage.clear();
+  if (auto i = j.find("planning_usage"); i != j.end())
+    i->get_to(x.planning_usage);
   read(j, "synthesized_by", x.synthesized_by);
   read(j, "markdown", x.markdown);
   // Reports written before these were there.

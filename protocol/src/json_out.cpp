@@ -138,6 +138,10 @@ std::string json_text(const run_report& x) {
   }
   w.key("plan");
   w.string(x.plan);
+  if (!x.planning_usage.empty()) {
+    w.key("planning_usage");
+    write_all(w, x.planning_usage);
+  }
   w.key("rerun");
   w.strings(x.rerun);
   w.key("run_id");

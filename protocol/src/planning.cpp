@@ -176,11 +176,16 @@ std::vector<std::string> words(const std::string& text) {
   return result;
 }
 
-/// The strategy the words of a plan point at; "feature" when none does.
-/// A keyword ending in '*' matches every word it starts.
-std::string strategy_of(const plan& p) {
+} // namespace
+
+std::string strategy_of_text(const std::string& text,
+                             std::vector<std::string>* matched) {
+  // Feature first: it wins ties ("add X and fix Y" is a feature).
   static const std::vector<std::pair<std::string, std::vector<std::string>>>
     strategies{
+      {"feature",
+       {"feature*", "add", "adds", "adding", "implement*", "introduc*",
+        "support*", "new", "build", "create"}},
       {"bug investigation",
        {"bug*", "fix", "fixes", "fixed", "fixing", "crash*", "regress*"}},
       {"security audit", {"secur*", "audit*", "vulnerab*", "cve*"}},
@@ -190,9 +195,6 @@ std::string strategy_of(const plan& p) {
       {"deployment", {"deploy*", "release*", "ci"}},
       {"data pipeline", {"pipeline*", "etl", "ingest*"}},
     };
-  auto text = p.goal + " " + p.name;
-  for (auto& ws : p.workstreams)
-    text += " " + ws.title;
   auto ws_words = words(text);
   auto matches = [](const std::string& word, const std::string& key) {
     if (key.back() == '*')
@@ -201,20 +203,38 @@ std::string strategy_of(const plan& p) {
   };
   std::string best = "feature";
   size_t best_hits = 0;
+  std::vector<std::string> best_words;
   for (auto& [name, keys] : strategies) {
     size_t hits = 0;
+    std::vector<std::string> hit_words;
     for (auto& w : ws_words)
       for (auto& k : keys)
         if (matches(w, k)) {
           ++hits;
+          if (std::find(hit_words.begin(), hit_words.end(), w)
+              == hit_words.end())
+            hit_words.push_back(w);
           break;
         }
     if (hits > best_hits) {
       best = name;
       best_hits = hits;
+      best_words = std::move(hit_words);
     }
   }
+  if (matched != nullptr)
+    *matched = std::move(best_words);
   return best;
+}
+
+namespace {
+
+/// The strategy the words of a plan point at; "feature" when none does.
+std::string strategy_of(const plan& p) {
+  auto text = p.goal + " " + p.name;
+  for (auto& ws : p.workstreams)
+    text += " " + ws.title;
+  return strategy_of_text(text);
 }
 
 bool has_wildcard(const std::string& s) {

@@ -2,6 +2,7 @@
 // environment over it (see config.hpp).
 
 #include "troupe/runtime/config.hpp"
+#include "troupe/runtime/files.hpp"
 
 #include <cerrno>
 #include <cmath>
@@ -56,29 +57,6 @@ std::string describe(const json& v) {
 
 std::string join_path(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
-}
-
-// Reads the regular file `path`, at most `max` bytes, into `text`; says
-// why not, or nothing.
-std::string read_small_file(const std::string& path, size_t max,
-                            std::string& text) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0)
-    return std::strerror(errno);
-  if (S_ISDIR(st.st_mode))
-    return "is a directory";
-  if (!S_ISREG(st.st_mode))
-    return "not a regular file";
-  if (static_cast<uint64_t>(st.st_size) > max)
-    return "too large: " + std::to_string(st.st_size) + " bytes (at most "
-           + std::to_string(max) + ")";
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
-    return std::strerror(errno);
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  text = buf.str();
-  return {};
 }
 
 /// Reads a config file and the files it names, collecting what is wrong.

@@ -4,7 +4,10 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -194,6 +197,27 @@ void staged_file::discard() {
   out_ = nullptr;
   if (!direct_)
     ::unlink(partial_.c_str());
+}
+
+std::string read_small_file(const std::string& path, size_t max,
+                            std::string& text) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    return std::strerror(errno);
+  if (S_ISDIR(st.st_mode))
+    return "is a directory";
+  if (!S_ISREG(st.st_mode))
+    return "not a regular file";
+  if (static_cast<uint64_t>(st.st_size) > max)
+    return "too large: " + std::to_string(st.st_size) + " bytes (at most "
+           + std::to_string(max) + ")";
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return std::strerror(errno);
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  text = buf.str();
+  return {};
 }
 
 } // namespace troupe

@@ -281,6 +281,7 @@ void to_json(nlohmann::json& j, const gate_check& x);
 void to_json(nlohmann::json& j, const remediation& x);
 void to_json(nlohmann::json& j, const gate& x);
 void to_json(nlohmann::json& j, const plan_settings& x);
+void to_json(nlohmann::json& j, const synthesis_spec& x);
 void to_json(nlohmann::json& j, const plan& x);
 /// `x` as one line of JSON, the text `to_json` makes, written without
 /// building a JSON tree.

@@ -51,6 +51,12 @@ typename Inspector::result_type inspect(Inspector& f, plan_assessment& x) {
 /// holds every result and every gate's verdict.
 workstream synthesis_workstream(const plan& p);
 
+/// The strategy the words of `text` point at (feature, bug investigation,
+/// security audit, performance, refactor, deployment, data pipeline);
+/// "feature" when none does. `matched` gets the words that pointed at it.
+std::string strategy_of_text(const std::string& text,
+                             std::vector<std::string>* matched = nullptr);
+
 /// Assesses a validated plan: phases, critical path by `estimate_s`,
 /// sequential and parallel estimates, complexity and strategy.
 plan_assessment assess(const plan& p);

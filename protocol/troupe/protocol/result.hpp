@@ -14,7 +14,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 9;
+constexpr int32_t protocol_version = 10;
 
 /// Workstream states:
 ///
@@ -217,6 +217,9 @@ struct run_report {
   /// it stopped the run: work was left unrun so as not to pass it.
   double max_cost_usd = 0;
   bool budget_stopped = false;
+  /// What making the plan spent, per model (the LLM planner); in `usage`
+  /// and `cost_usd` too.
+  std::vector<troupe::usage> planning_usage;
 };
 
 template <class Inspector>
@@ -225,7 +228,8 @@ typename Inspector::result_type inspect(Inspector& f, run_report& x) {
            x.status, x.partial, x.wall_s, x.sequential_s, x.critical_path_s,
            x.critical_path, x.workstreams, x.gates, x.usage, x.sub_agent_usage,
            x.rerun, x.synthesized_by, x.synthesis, x.markdown, x.cost_usd,
-           x.deep_tier_cost_usd, x.max_cost_usd, x.budget_stopped);
+           x.deep_tier_cost_usd, x.max_cost_usd, x.budget_stopped,
+           x.planning_usage);
 }
 
 /// What an event tells. Every state change of a run, its workstreams,
@@ -378,12 +382,15 @@ struct run_options {
   /// A secret the submitter chooses: `cancel_atom` must present it, so only
   /// the submitter can cancel its run. Empty: nobody can.
   std::string cancel_key;
+  /// What making the plan spent (the LLM planner), per model: the report
+  /// counts it, and so does the budget.
+  std::vector<troupe::usage> planning_usage;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_options& x) {
   return f(caf::meta::type_name("troupe::run_options"), x.max_parallel,
-           x.workdir, x.run_id, x.token, x.cancel_key);
+           x.workdir, x.run_id, x.token, x.cancel_key, x.planning_usage);
 }
 
 /// A worker's request to lend its pool to a coordinator.

@@ -65,4 +65,9 @@ private:
   std::error_code error_;
 };
 
+/// Reads the regular file `path`, at most `max` bytes, into `text`; says
+/// why not, or nothing.
+std::string read_small_file(const std::string& path, size_t max,
+                            std::string& text);
+
 } // namespace troupe
