@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 
 #include "troupe/protocol/errors.hpp"
+#include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/log.hpp"
 
@@ -36,6 +37,42 @@ workstream_result noop_result(const workstream_spec& spec,
   return r;
 }
 
+/// Bytes of a failing check's output kept in its verdict.
+constexpr size_t check_detail_bytes = 8000;
+
+/// The attempt that runs `spec`'s `until` check: its command, in its
+/// directory, as the command executor runs work.
+workstream_spec check_spec(const workstream_spec& spec) {
+  auto c = spec;
+  c.ws.executor = executor_spec{};
+  c.ws.executor.kind = "command";
+  c.ws.executor.run = spec.ws.until.run;
+  c.ws.executor.cwd = spec.ws.until.cwd;
+  c.ws.prompt.clear();
+  c.context.clear();
+  c.system_prompt.clear();
+  c.timeout_s = spec.ws.until.timeout_s > 0 ? spec.ws.until.timeout_s
+                                            : default_check_timeout_s;
+  return c;
+}
+
+check_result verdict(const workstream_spec& spec, const workstream_result& c) {
+  check_result v;
+  v.name = "until: " + spec.ws.until.run;
+  v.passed = c.status == ws_state::succeeded;
+  if (v.passed)
+    v.detail = "exit 0";
+  else if (c.status == ws_state::timed_out)
+    v.detail = "timed out";
+  else
+    v.detail = "exit " + std::to_string(c.exit_code);
+  if (!c.output.empty())
+    v.detail += "\n" + utf8_tail(c.output, check_detail_bytes);
+  else if (!v.passed && !c.summary.empty())
+    v.detail += ": " + c.summary;
+  return v;
+}
+
 struct agent_state {
   static inline const char* name = "troupe.agent";
   std::string persona;
@@ -44,6 +81,36 @@ struct agent_state {
   executor_actor exec;
   bool cancelled = false;
 };
+
+using agent_ptr = agent_actor::stateful_pointer<agent_state>;
+
+/// Runs the `until` check of `spec` after its work `r` succeeded, then
+/// answers `rp` with `r` and the check's verdict.
+void run_check(agent_ptr self, const workstream_spec& spec, workstream_result r,
+               const executor_factory& checker,
+               caf::typed_response_promise<workstream_result> rp) {
+  auto c = check_spec(spec);
+  self->state.exec = checker(self->system());
+  if (self->state.cancelled)
+    self->send(self->state.exec, cancel_atom_v);
+  auto done = [=](workstream_result outcome) mutable {
+    r.check = verdict(spec, outcome);
+    rp.deliver(std::move(r));
+    self->quit();
+  };
+  self->request(self->state.exec, request_timeout(c), run_atom_v, c)
+    .then([=](workstream_result& outcome) mutable { done(std::move(outcome)); },
+          [=](caf::error& err) mutable {
+            workstream_result outcome;
+            outcome.status = err == caf::sec::request_timeout
+                               ? ws_state::timed_out
+                               : ws_state::failed;
+            outcome.summary = self->system().render(err);
+            if (outcome.status == ws_state::timed_out)
+              self->send(self->state.exec, cancel_atom_v);
+            done(std::move(outcome));
+          });
+}
 
 agent_actor::behavior_type
 agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
@@ -55,7 +122,7 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
     [=](dispatch_atom, workstream_spec& spec, progress_actor& progress)
       -> caf::result<workstream_result> {
       auto& st = self->state;
-      if (spec.ws.executor.kind == "noop") {
+      if (spec.ws.executor.kind == "noop" && !spec.ws.iterates()) {
         // Nothing to drive: answer at once, without an executor actor or a
         // start notice (the answer says it ran).
         auto r = noop_result(spec, st.node);
@@ -64,7 +131,14 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
       }
       auto factory = st.executors ? st.executors->find(spec.ws.executor.kind)
                                   : nullptr;
-      if (factory == nullptr) {
+      auto checker = spec.ws.iterates() && st.executors
+                       ? st.executors->find("command")
+                       : nullptr;
+      if (spec.ws.iterates() && checker == nullptr) {
+        self->quit();
+        return caf::make_error(errc::unknown_executor, "command", st.node);
+      }
+      if (factory == nullptr && spec.ws.executor.kind != "noop") {
         self->quit();
         return caf::make_error(errc::unknown_executor, spec.ws.executor.kind,
                                st.node);
@@ -73,10 +147,16 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
         self->send(progress, started_atom_v, spec.run_id, spec.ws.id,
                    spec.attempt, st.node, spec.key);
       spec.progress = caf::actor_cast<caf::strong_actor_ptr>(progress);
-      st.exec = (*factory)(self->system());
+      if (factory != nullptr)
+        st.exec = (*factory)(self->system());
       if (st.cancelled)
         self->send(st.exec, cancel_atom_v);
       auto rp = self->make_response_promise<workstream_result>();
+      if (!st.exec) {
+        // A noop that iterates: only its check runs.
+        run_check(self, spec, noop_result(spec, st.node), *checker, rp);
+        return rp;
+      }
       auto started = std::chrono::steady_clock::now();
       auto timeout = request_timeout(spec);
       self->request(st.exec, timeout, run_atom_v, spec)
@@ -84,6 +164,11 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
           [=](workstream_result& r) mutable {
             r.node = self->state.node;
             r.persona = spec.ws.persona;
+            if (checker != nullptr && r.status == ws_state::succeeded
+                && !self->state.cancelled) {
+              run_check(self, spec, std::move(r), *checker, rp);
+              return;
+            }
             rp.deliver(std::move(r));
             self->quit();
           },
@@ -177,7 +262,7 @@ pool_actor::behavior_type agent_pool(pool_ptr self, pool_config cfg) {
       auto key = spec.key;
       // A noop has nothing to drive or cancel: the pool answers it at once.
       if (custom == st.cfg.custom_agents.end()
-          && spec.ws.executor.kind == "noop") {
+          && spec.ws.executor.kind == "noop" && !spec.ws.iterates()) {
         auto r = noop_result(spec, st.cfg.info.name);
         r.key = key;
         return r;

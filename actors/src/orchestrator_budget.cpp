@@ -66,12 +66,13 @@ void settle_budget(run_state& run, size_t idx, const workstream_result* r) {
 }
 
 void add_failed_usage(const ws_run& w, workstream_result& r) {
-  for (auto& f : w.failures) {
-    for (auto& u : f.usage)
-      add_usage(r.usage, u);
-    for (auto& u : f.sub_agent_usage)
-      add_usage(r.sub_agent_usage, u);
-  }
+  for (auto* earlier : {&w.failures, &w.iteration_results})
+    for (auto& f : *earlier) {
+      for (auto& u : f.usage)
+        add_usage(r.usage, u);
+      for (auto& u : f.sub_agent_usage)
+        add_usage(r.sub_agent_usage, u);
+    }
 }
 
 void stop_for_budget(self_ptr self, run_state& run, size_t idx) {

@@ -222,6 +222,16 @@ std::string make_context(const run_state& run, const ws_run& w) {
                     {"summary", f.summary},
                     {"output", utf8_tail(f.output, retry_context_limit)}});
   ctx["previous_attempts"] = std::move(prev);
+  if (!w.iteration_results.empty()) {
+    auto& last = w.iteration_results.back();
+    ctx["previous_iteration"]
+      = {{"iteration", w.iteration_results.size()},
+         {"summary", last.summary},
+         {"output", utf8_tail(last.output, retry_context_limit)},
+         {"check",
+          {{"name", last.check.name},
+           {"detail", utf8_tail(last.check.detail, retry_context_limit)}}}};
+  }
   if (w.fixes_gate != npos) {
     auto& g = run.gates[w.fixes_gate];
     auto checks = nlohmann::json::array();

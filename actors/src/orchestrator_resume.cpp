@@ -141,6 +141,7 @@ void replay(self_ptr self, run_state& run, const std::vector<event>& events) {
           in_flight[idx] = false;
         break;
       case event_kind::ws_retrying:
+      case event_kind::ws_iterating:
       case event_kind::ws_ended: {
         auto idx = find(ev.subject);
         if (idx == npos || !in_flight[idx])
@@ -156,10 +157,13 @@ void replay(self_ptr self, run_state& run, const std::vector<event>& events) {
         // A workstream's end holds every attempt's tokens; the failed
         // attempts' came with their own events, replayed already.
         if (ev.kind == event_kind::ws_ended)
-          for (auto& f : run.ws[idx].failures) {
-            r.usage = usage_less(r.usage, f.usage);
-            r.sub_agent_usage = usage_less(r.sub_agent_usage, f.sub_agent_usage);
-          }
+          for (auto* earlier :
+               {&run.ws[idx].failures, &run.ws[idx].iteration_results})
+            for (auto& f : *earlier) {
+              r.usage = usage_less(r.usage, f.usage);
+              r.sub_agent_usage
+                = usage_less(r.sub_agent_usage, f.sub_agent_usage);
+            }
         accept_attempt(self, run, idx, npos, std::move(r));
         break;
       }

@@ -8,7 +8,9 @@
 #include <caf/all.hpp>
 
 #include "orchestrator_state.hpp"
+#include "troupe/protocol/utf8.hpp"
 #include "troupe/protocol/valid_text.hpp"
+#include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
 
@@ -53,6 +55,51 @@ static void release_slot(self_ptr self, size_t pool_idx, uint64_t key) {
 }
 
 // Takes the end of the workstream's current dispatch into account.
+namespace {
+
+// Bytes of a check's output each iteration keeps in the report.
+constexpr size_t iteration_detail_bytes = 2000;
+
+} // namespace
+
+void iteration_ended(self_ptr self, run_state& run, size_t idx,
+                     workstream_result r) {
+  auto& w = run.ws[idx];
+  auto n = static_cast<int32_t>(w.iterations.size()) + 1;
+  auto bound = w.def->max_iterations > 0 ? w.def->max_iterations
+                                         : default_max_iterations;
+  // A node that ran no check (it cannot run commands) gave no verdict.
+  if (r.check.name.empty())
+    r.check = {"until: " + w.def->until.run, false,
+               "the check did not run on node " + r.node};
+  auto& v = w.iterations.emplace_back(r.check);
+  v.name = "iteration " + std::to_string(n);
+  v.detail = utf8_tail(v.detail, iteration_detail_bytes);
+  if (r.check.passed) {
+    r.iterations = w.iterations;
+    mark_terminal(self, run, idx, std::move(r));
+    return;
+  }
+  if (n >= bound) {
+    r.status = ws_state::failed;
+    r.summary = "until: `" + w.def->until.run + "` still fails after "
+                + std::to_string(n) + " iteration" + (n == 1 ? "" : "s") + ": "
+                + last_line(r.check.detail);
+    r.iterations = w.iterations;
+    mark_terminal(self, run, idx, std::move(r));
+    return;
+  }
+  emit(self, run, event_kind::ws_iterating, w.def->id, "iterating", n, r.node,
+       "check failed: " + last_line(r.check.detail))
+    .result
+    = r;
+  w.iteration_results.push_back(std::move(r));
+  // An iteration is no failed attempt: the retry budget stays whole.
+  w.attempts -= 1;
+  w.state = ws_state::ready;
+  enqueue(self, run, idx);
+}
+
 void accept_attempt(self_ptr self, run_state& run, size_t idx,
                     size_t pool_idx, workstream_result r) {
   auto& st = self->state;
@@ -90,7 +137,11 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
     if (r.summary.empty())
       r.summary = "cancelled by its agent";
   }
-  if (r.status == ws_state::succeeded || r.status == ws_state::cancelled) {
+  if (w.def->iterates() && r.status == ws_state::succeeded && !run.cancelling) {
+    iteration_ended(self, run, idx, std::move(r));
+  } else if (r.status == ws_state::succeeded
+             || r.status == ws_state::cancelled) {
+    r.iterations = w.iterations;
     mark_terminal(self, run, idx, std::move(r));
   } else if (w.attempts <= w.def->retries) {
     emit(self, run, event_kind::ws_retrying, w.def->id, "retrying", w.attempts,
@@ -100,6 +151,7 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
     w.state = ws_state::ready;
     enqueue(self, run, idx);
   } else {
+    r.iterations = w.iterations;
     mark_terminal(self, run, idx, std::move(r));
   }
   pump_all(self);
@@ -112,8 +164,13 @@ namespace {
 void send_dispatch(self_ptr self, run_state& run, outgoing_dispatch& out) {
   auto& st = self->state;
   auto& w = run.ws[out.idx];
-  w.deadline
-    = clock_type::now() + to_ms(out.spec.timeout_s) + st.cfg.dispatch_grace;
+  // An `until` workstream's node runs its check too.
+  auto& until = out.spec.ws.until;
+  auto check_s = !out.spec.ws.iterates() ? 0.0
+                 : until.timeout_s > 0   ? until.timeout_s
+                                         : default_check_timeout_s;
+  w.deadline = clock_type::now() + to_ms(out.spec.timeout_s + check_s)
+               + st.cfg.dispatch_grace;
   auto run_id = run.id;
   auto idx = out.idx;
   auto pool_idx = out.pool;

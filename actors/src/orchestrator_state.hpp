@@ -80,6 +80,10 @@ struct ws_run {
   clock_type::time_point deadline;
   workstream_result result;
   std::vector<workstream_result> failures;
+  /// For an `until` workstream: the iterations whose check failed, and
+  /// every iteration's verdict so far.
+  std::vector<workstream_result> iteration_results;
+  std::vector<check_result> iterations;
   /// The share of the run's budget its attempt in flight may spend.
   double reserved_usd = 0;
 };
@@ -323,6 +327,11 @@ bool requeue(self_ptr self, run_state& run, size_t idx,
 /// `pool_idx` is `npos` for a result replayed from the journal.
 void accept_attempt(self_ptr self, run_state& run, size_t idx,
                     size_t pool_idx, workstream_result r);
+/// An iteration of an `until` workstream succeeded and its check ran: the
+/// workstream succeeds (the check passed), runs again, or fails at its
+/// bound.
+void iteration_ended(self_ptr self, run_state& run, size_t idx,
+                     workstream_result r);
 void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
                     int32_t token, size_t pool_idx, workstream_result r);
 void block(self_ptr self, run_state& run, size_t idx, const std::string& why);

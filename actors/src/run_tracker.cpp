@@ -100,6 +100,7 @@ void run_tracker::add(const event& ev) {
     case event_kind::ws_dispatched:
     case event_kind::ws_running:
     case event_kind::ws_retrying:
+    case event_kind::ws_iterating:
     case event_kind::ws_requeued:
     case event_kind::ws_ended:
       break;

@@ -12,6 +12,7 @@
 #include "troupe/protocol/models.hpp"
 #include "troupe/protocol/planning.hpp"
 #include "troupe/protocol/utf8.hpp"
+#include "troupe/runtime/executors.hpp"
 
 namespace troupe {
 
@@ -273,6 +274,22 @@ std::string render_markdown(const plan& p, const run_report& r) {
   if (shown_ok > markdown_ok_rows)
     md << "\n" << shown_ok - markdown_ok_rows
        << " more succeeded workstreams are in the JSON report.\n";
+  bool iterated = std::any_of(r.workstreams.begin(), r.workstreams.end(),
+                              [](auto& w) { return !w.iterations.empty(); });
+  if (iterated) {
+    md << "\n## Iterations\n\n| workstream | iteration | check | detail |\n"
+       << "|---|---|---|---|\n";
+    size_t rows = 0;
+    for (auto& w : r.workstreams)
+      for (auto& it : w.iterations)
+        if (++rows <= markdown_ok_rows)
+          md << "| " << cell(w.id) << " | " << cell(it.name) << " | "
+             << (it.passed ? "passed" : "failed") << " | "
+             << cell(last_line(it.detail)) << " |\n";
+    if (rows > markdown_ok_rows)
+      md << "| " << rows - markdown_ok_rows
+         << " more iterations in the JSON report | | | |\n";
+  }
   if (!r.gates.empty()) {
     md << "\n## Gates\n\n| gate | status | attempts | checks |\n"
        << "|---|---|---|---|\n";

@@ -150,6 +150,8 @@ void draw_live(progress_state& st) {
 
 // What an event is about, as a line names it.
 const char* topic(event_kind k) {
+  if (k == event_kind::ws_iterating)
+    return "workstream";
   if (k >= event_kind::node_joined)
     return "node";
   if (k >= event_kind::gate_evaluating)
@@ -168,8 +170,10 @@ std::string event_line(const event& ev) {
   line = t;
   line += std::string{topic(ev.kind)} + " " + ev.subject + " " + ev.state;
   if (ev.attempt > 0)
-    line += " (attempt " + std::to_string(ev.attempt)
-            + (ev.node.empty() ? "" : ", node " + ev.node) + ")";
+    line
+      += (ev.kind == event_kind::ws_iterating ? " (iteration " : " (attempt ")
+         + std::to_string(ev.attempt)
+         + (ev.node.empty() ? "" : ", node " + ev.node) + ")";
   if (!ev.message.empty())
     line += ": " + ev.message;
   return terminal_text(line) + '\n';
@@ -267,6 +271,7 @@ void on_event(progress_state& st, const event& ev) {
       notable = !st.cfg.live;
       break;
     case event_kind::ws_retrying:
+    case event_kind::ws_iterating:
     case event_kind::ws_requeued:
       st.running.erase(ev.subject);
       break;

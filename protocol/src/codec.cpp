@@ -89,6 +89,16 @@ void to_json(json& j, const workstream& x) {
   // the key out.
   if (x.timeout_s != 0)
     j["timeout_s"] = x.timeout_s;
+  if (x.iterates()) {
+    auto& u = j["until"];
+    u = {{"run", x.until.run}};
+    if (!x.until.cwd.empty())
+      u["cwd"] = x.until.cwd;
+    if (x.until.timeout_s != 0)
+      u["timeout_s"] = x.until.timeout_s;
+    if (x.max_iterations != 0)
+      j["max_iterations"] = x.max_iterations;
+  }
 }
 
 void to_json(json& j, const gate_check& x) {
@@ -209,6 +219,11 @@ void to_json(json& j, const workstream_result& x) {
   // Only an agent that ran sub-agents has this.
   if (!x.sub_agent_usage.empty())
     j["sub_agent_usage"] = x.sub_agent_usage;
+  // Only an `until` workstream has these.
+  if (!x.check.name.empty())
+    j["check"] = x.check;
+  if (!x.iterations.empty())
+    j["iterations"] = x.iterations;
 }
 
 void from_json(const json& j, workstream_result& x) {
@@ -229,6 +244,12 @@ void from_json(const json& j, workstream_result& x) {
   x.sub_agent_usage.clear();
   if (auto i = j.find("sub_agent_usage"); i != j.end())
     i->get_to(x.sub_agent_usage);
+  x.check = {};
+  if (auto i = j.find("check"); i != j.end())
+    i->get_to(x.check);
+  x.iterations.clear();
+  if (auto i = j.find("iterations"); i != j.end())
+    i->get_to(x.iterations);
 }
 
 void to_json(json& j, const check_result& x) {

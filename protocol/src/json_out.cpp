@@ -52,12 +52,21 @@ void write(writer& w, const workstream_result& x) {
   w.open('{');
   w.key("attempts");
   w.integer(x.attempts);
+  // Only an `until` workstream has these.
+  if (!x.check.name.empty()) {
+    w.key("check");
+    write(w, x.check);
+  }
   w.key("exit_code");
   w.integer(x.exit_code);
   w.key("files_changed");
   w.strings(x.files_changed);
   w.key("id");
   w.string(x.id);
+  if (!x.iterations.empty()) {
+    w.key("iterations");
+    write_all(w, x.iterations);
+  }
   w.key("node");
   w.string(x.node);
   w.key("output");

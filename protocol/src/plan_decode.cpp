@@ -181,6 +181,25 @@ void set_exact_model(const std::string& exact, const std::string& path,
   x.model = exact;
 }
 
+// `until`: the command an iterating workstream repeats until it passes, as
+// `{run, cwd, timeout_s}` or the command alone.
+void decode_until(const json& v, const std::string& path, gate_check& c,
+                  diagnostics& out) {
+  c.kind = "command";
+  if (v.is_string()) {
+    c.run = v.get<std::string>();
+  } else if (expect_object(v, path, out)) {
+    reject_unknown_keys(v, path, {"run", "cwd", "timeout_s"}, out);
+    read_required(v, path, "run", c.run, out);
+    read_optional(v, path, "cwd", c.cwd, out);
+    if (read_optional(v, path, "timeout_s", c.timeout_s, out))
+      check_positive(c.timeout_s, key_path(path, "timeout_s"), out);
+  }
+  if (c.run.empty() && (v.is_string() || has(v, "run")))
+    out.error(v.is_string() ? path : key_path(path, "run"),
+              "must not be empty");
+}
+
 void decode_workstream(const json& v, const std::string& path, workstream& ws,
                        diagnostics& out) {
   if (!expect_object(v, path, out))
@@ -188,7 +207,7 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
   reject_unknown_keys(v, path,
                       {"id", "title", "persona", "agent", "model", "prompt",
                        "owns", "depends_on", "executor", "timeout_s", "retries",
-                       "estimate_s", "estimate_usd"},
+                       "estimate_s", "estimate_usd", "until", "max_iterations"},
                       out);
   if (read_required(v, path, "id", ws.id, out))
     check_id(ws.id, key_path(path, "id"), out);
@@ -222,6 +241,14 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
   read_optional(v, path, "estimate_usd", ws.estimate_usd, out);
   if (read_optional(v, path, "estimate_s", ws.estimate_s, out))
     check_non_negative(ws.estimate_s, key_path(path, "estimate_s"), out);
+  if (has(v, "until"))
+    decode_until(v["until"], key_path(path, "until"), ws.until, out);
+  if (read_optional(v, path, "max_iterations", ws.max_iterations, out)) {
+    check_at_least(ws.max_iterations, 1, key_path(path, "max_iterations"), out);
+    if (!has(v, "until"))
+      out.error(key_path(path, "max_iterations"),
+                "needs `until`, the check that ends the iterations");
+  }
 }
 
 bool decode_check(const json& v, const std::string& path, gate_check& c,

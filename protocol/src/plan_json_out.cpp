@@ -89,6 +89,10 @@ void write(writer& w, const workstream& x) {
   write(w, x.executor);
   w.key("id");
   w.string(x.id);
+  if (x.iterates() && x.max_iterations != 0) {
+    w.key("max_iterations");
+    w.integer(x.max_iterations);
+  }
   w.key("model");
   w.string(to_string(x.model));
   w.key("owns");
@@ -107,6 +111,21 @@ void write(writer& w, const workstream& x) {
   }
   w.key("title");
   w.string(x.title);
+  if (x.iterates()) {
+    w.key("until");
+    w.open('{');
+    if (!x.until.cwd.empty()) {
+      w.key("cwd");
+      w.string(x.until.cwd);
+    }
+    w.key("run");
+    w.string(x.until.run);
+    if (x.until.timeout_s != 0) {
+      w.key("timeout_s");
+      w.number(x.until.timeout_s);
+    }
+    w.close('}');
+  }
   w.close('}');
 }
 

@@ -196,6 +196,15 @@ void validate_plan(const plan& p, const validation_options& opts,
     if (ws.retries < 0)
       out.error(path + ".retries",
                 "must not be negative, got " + std::to_string(ws.retries));
+    if (ws.iterates()) {
+      if (ws.max_iterations < 0 || ws.max_iterations > max_iterations_limit)
+        out.error(path + ".max_iterations",
+                  "must be from 1 to " + std::to_string(max_iterations_limit)
+                    + ", got " + std::to_string(ws.max_iterations));
+      if (!std::isfinite(ws.until.timeout_s) || ws.until.timeout_s < 0)
+        out.error(path + ".until.timeout_s",
+                  "must be positive, got " + format_number(ws.until.timeout_s));
+    }
     if (!(ws.estimate_usd.low >= 0 && ws.estimate_usd.high >= ws.estimate_usd.low
           && std::isfinite(ws.estimate_usd.high)))
       out.error(path + ".estimate_usd",

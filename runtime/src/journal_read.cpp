@@ -149,7 +149,8 @@ std::vector<event> journal::results(const std::string& run_id,
     each_line(s.text(0), [&](std::string_view line) {
       // Events are written compact: only these lines can carry a result.
       if (line.find("\"kind\":\"ws_ended\"") == std::string_view::npos
-          && line.find("\"kind\":\"ws_retrying\"") == std::string_view::npos)
+          && line.find("\"kind\":\"ws_retrying\"") == std::string_view::npos
+          && line.find("\"kind\":\"ws_iterating\"") == std::string_view::npos)
         return;
       auto ev = read_event(path_, line);
       if (carries_result(ev.kind) && ev.subject == subject)

@@ -141,6 +141,23 @@ std::string agent_prompt(const std::string& prompt, const std::string& context) 
         out += fenced_tail(output);
     }
   }
+  auto iteration = ctx.find("previous_iteration");
+  if (iteration != ctx.end() && iteration->is_object()) {
+    auto n = iteration->find("iteration");
+    section("Your previous iteration"
+            + (n != iteration->end() && n->is_number_integer()
+                 ? " (" + std::to_string(n->get<int64_t>()) + ")"
+                 : std::string{})
+            + ": its check still fails");
+    auto output = text_at(*iteration, "output");
+    if (!output.empty())
+      out += "\n### What it did\n" + fenced_tail(output);
+    auto check = iteration->find("check");
+    if (check != iteration->end() && check->is_object())
+      out += "\n### " + text_at(*check, "name") + "\n"
+             + fenced_tail(text_at(*check, "detail"));
+    out += "\nGo on from there until the check passes.\n";
+  }
   auto gate = ctx.find("gate");
   if (gate != ctx.end() && gate->is_object()) {
     section("Checks of gate " + text_at(*gate, "id") + " that failed");

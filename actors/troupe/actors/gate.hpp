@@ -9,9 +9,6 @@
 
 namespace troupe {
 
-/// Default seconds a gate's command check may take.
-constexpr double default_check_timeout_s = 600;
-
 /// A gate's `completion` check: passes when every workstream it guards
 /// succeeded.
 check_result check_completion(const std::vector<workstream_result>& results);

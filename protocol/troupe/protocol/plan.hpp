@@ -92,6 +92,20 @@ typename Inspector::result_type inspect(Inspector& f, cost_range& x) {
   return f(caf::meta::type_name("troupe::cost_range"), x.low, x.high);
 }
 
+/// One check a gate runs: `completion`, `conflicts`, or `command` (`run`).
+struct gate_check {
+  std::string kind;
+  std::string run;
+  std::string cwd;
+  double timeout_s = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gate_check& x) {
+  return f(caf::meta::type_name("troupe::gate_check"), x.kind, x.run, x.cwd,
+           x.timeout_s);
+}
+
 /// One unit of work in a plan, handled by one agent.
 struct workstream {
   std::string id;
@@ -112,27 +126,33 @@ struct workstream {
   /// Expected cost of an agent's attempt; empty takes its tier's
   /// (`settings.cost_estimates`).
   cost_range estimate_usd;
+  /// Repeat until this command passes (`run` empty: no repeating): after
+  /// each iteration that succeeds, the check runs in the workstream's
+  /// directory; while it fails, the workstream runs again with the
+  /// iteration's output and the check's failure in its context.
+  gate_check until;
+  /// Iterations at most while `until` fails (0 takes the default, 5).
+  int32_t max_iterations = 0;
+
+  bool iterates() const {
+    return !until.run.empty();
+  }
 };
+
+/// Iterations of an `until` workstream when it names no bound, and the
+/// most it may name.
+constexpr int32_t default_max_iterations = 5;
+/// Seconds a command check (a gate's, or an `until`) may take when it names
+/// no timeout.
+constexpr double default_check_timeout_s = 600;
+constexpr int32_t max_iterations_limit = 1000;
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workstream& x) {
-  return f(caf::meta::type_name("troupe::workstream"), x.id, x.title,
-           x.persona, x.agent, x.model, x.prompt, x.owns, x.depends_on,
-           x.executor, x.timeout_s, x.retries, x.estimate_s, x.estimate_usd);
-}
-
-/// One check a gate runs: `completion`, `conflicts`, or `command` (`run`).
-struct gate_check {
-  std::string kind;
-  std::string run;
-  std::string cwd;
-  double timeout_s = 0;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, gate_check& x) {
-  return f(caf::meta::type_name("troupe::gate_check"), x.kind, x.run, x.cwd,
-           x.timeout_s);
+  return f(caf::meta::type_name("troupe::workstream"), x.id, x.title, x.persona,
+           x.agent, x.model, x.prompt, x.owns, x.depends_on, x.executor,
+           x.timeout_s, x.retries, x.estimate_s, x.estimate_usd, x.until,
+           x.max_iterations);
 }
 
 /// What a failing gate dispatches before it checks again.

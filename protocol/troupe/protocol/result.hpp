@@ -14,7 +14,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 10;
+constexpr int32_t protocol_version = 11;
 
 /// Workstream states:
 ///
@@ -116,6 +116,19 @@ typename Inspector::result_type inspect(Inspector& f, workstream_spec& x) {
            x.model, x.price, x.system_prompt, x.budget_usd);
 }
 
+/// The verdict of one gate check.
+struct check_result {
+  std::string name;
+  bool passed = false;
+  std::string detail;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, check_result& x) {
+  return f(caf::meta::type_name("troupe::check_result"), x.name, x.passed,
+           x.detail);
+}
+
 /// The outcome of one attempt, or of a whole workstream in a report.
 struct workstream_result {
   std::string id;
@@ -142,27 +155,18 @@ struct workstream_result {
   /// The key of the dispatch this answers (see `workstream_spec::key`);
   /// set by the agent pool, never written to reports.
   uint64_t key = 0;
+  /// For an `until` workstream: this attempt's check (`name` empty when
+  /// none ran), and in the end every iteration's, in order.
+  check_result check;
+  std::vector<check_result> iterations;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workstream_result& x) {
-  return f(caf::meta::type_name("troupe::workstream_result"), x.id,
-           x.persona, x.title, x.status, x.attempts, x.node, x.wall_s,
-           x.started_s, x.exit_code, x.summary, x.output, x.files_changed,
-           x.outputs, x.usage, x.sub_agent_usage, x.key);
-}
-
-/// The verdict of one gate check.
-struct check_result {
-  std::string name;
-  bool passed = false;
-  std::string detail;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, check_result& x) {
-  return f(caf::meta::type_name("troupe::check_result"), x.name, x.passed,
-           x.detail);
+  return f(caf::meta::type_name("troupe::workstream_result"), x.id, x.persona,
+           x.title, x.status, x.attempts, x.node, x.wall_s, x.started_s,
+           x.exit_code, x.summary, x.output, x.files_changed, x.outputs,
+           x.usage, x.sub_agent_usage, x.key, x.check, x.iterations);
 }
 
 /// The verdict of a gate, after any remediation.
@@ -272,6 +276,10 @@ enum class event_kind : uint8_t {
   node_draining,
   node_left,
   node_lost,
+  /// An `until` workstream's iteration ended and its check failed: it runs
+  /// again; `attempt` is the iteration, `result` its result with the
+  /// check's verdict.
+  ws_iterating,
 };
 
 std::string to_string(event_kind x);
@@ -310,7 +318,8 @@ typename Inspector::result_type inspect(Inspector& f, event& x) {
 
 /// True for the events whose `result` is set.
 inline bool carries_result(event_kind k) {
-  return k == event_kind::ws_retrying || k == event_kind::ws_ended;
+  return k == event_kind::ws_retrying || k == event_kind::ws_ended
+         || k == event_kind::ws_iterating;
 }
 
 /// True for the events whose `checks` are set.
