@@ -117,9 +117,9 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   report.budget_stopped = run.budget_stopped;
   report.planning_usage = run.opts.planning_usage;
   report.workstreams.reserve(run.ws.size());
-  for (auto& w : run.ws)
-    if (w.checks_gate == npos) // checks report in their gates
-      report.workstreams.push_back(std::move(w.result));
+  for (auto i : report_order(run))
+    if (run.ws[i].checks_gate == npos) // checks report in their gates
+      report.workstreams.push_back(std::move(run.ws[i].result));
   for (auto& g : run.gates) {
     auto r = g.result;
     r.id = g.def.id;

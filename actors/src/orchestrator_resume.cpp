@@ -142,6 +142,7 @@ void replay(self_ptr self, run_state& run, const std::vector<event>& events) {
         break;
       case event_kind::ws_retrying:
       case event_kind::ws_iterating:
+      case event_kind::ws_expanded:
       case event_kind::ws_ended: {
         auto idx = find(ev.subject);
         if (idx == npos || !in_flight[idx])

@@ -163,6 +163,7 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
   auto& w = run.ws[idx];
   if (is_terminal(w.state))
     return;
+  auto parent = w.parent;
   add_failed_usage(w, r);
   w.state = r.status;
   w.result = std::move(r);
@@ -218,6 +219,8 @@ void mark_terminal(self_ptr self, run_state& run, size_t idx,
     if (g.remaining_after == 0 && !run.cancelling)
       evaluate_gate(self, run, gi);
   }
+  if (parent != npos)
+    child_ended(self, run, parent);
 }
 
 std::string failure_reason(const std::exception& e) {
@@ -269,14 +272,16 @@ run_snapshot snapshot(self_ptr self, const run_state& run,
   s.started_at = run.started_at;
   s.t_s = run.now_s();
   s.seq = run.seq;
-  s.total = static_cast<int64_t>(run.p->workstreams.size());
+  s.total
+    = static_cast<int64_t>(run.p->workstreams.size() + run.children.size());
   s.ended = run.plan_ended;
   s.rerun = run.rerun;
   if (summary_only)
     return s;
   auto& pools = self->state.pools;
   s.workstreams.reserve(run.ws.size());
-  for (auto& w : run.ws) {
+  for (auto i : report_order(run)) {
+    auto& w = run.ws[i];
     if (is_terminal(w.state)) {
       s.workstreams.push_back(w.result);
       continue;
@@ -346,8 +351,15 @@ void prepare(run_state& run) {
   }
   run.gates.resize(run.p->gates.size());
   for (size_t gi = 0; gi < run.p->gates.size(); ++gi) {
+    run.gates[gi].def = run.p->gates[gi];
+    wire_gate(run, gi);
+  }
+}
+
+void wire_gate(run_state& run, size_t gi) {
+  auto n = run.ws.size();
+  {
     auto& g = run.gates[gi];
-    g.def = run.p->gates[gi];
     g.result.id = g.def.id;
     std::unordered_set<size_t> after;
     for (auto& id : g.def.after)

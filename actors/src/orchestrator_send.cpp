@@ -137,6 +137,14 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
     if (r.summary.empty())
       r.summary = "cancelled by its agent";
   }
+  // Work that made a plan runs it; a plan that cannot run fails the work
+  // (`expand` adds to `run.ws` only when it runs).
+  if (w.def->makes_plan() && r.status == ws_state::succeeded && !run.cancelling
+      && expand(self, run, idx, r)) {
+    pump_all(self);
+    maybe_finish(self, run_id);
+    return;
+  }
   if (w.def->iterates() && r.status == ws_state::succeeded && !run.cancelling) {
     iteration_ended(self, run, idx, std::move(r));
   } else if (r.status == ws_state::succeeded

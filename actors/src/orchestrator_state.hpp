@@ -86,6 +86,15 @@ struct ws_run {
   std::vector<check_result> iterations;
   /// The share of the run's budget its attempt in flight may spend.
   double reserved_usd = 0;
+  /// For a sub-plan's workstreams: the workstream whose plan they are, and
+  /// how deep that nests (0 for the plan's own).
+  size_t parent = npos;
+  int32_t depth = 0;
+  /// For a workstream whose work made a plan: its children, how many have
+  /// not ended, and the result of the work that made it.
+  std::vector<size_t> children;
+  size_t children_left = 0;
+  workstream_result plan_result;
 };
 
 /// Ready workstreams that need the same kind of node (persona, executor
@@ -144,6 +153,9 @@ struct run_state {
   std::deque<workstream> fixers;
   /// The synthesis agent's workstream, once it was started.
   size_t synthesis = npos;
+  /// The workstreams of sub-plans, their ids prefixed with their parent's;
+  /// a deque keeps them in place.
+  std::deque<workstream> children;
   std::vector<shape_queue> shapes;
   std::unordered_map<std::string, size_t> shape_index;
   /// Workstreams in flight under each of the plan's limits, by persona
@@ -352,6 +364,22 @@ bool maybe_synthesize(self_ptr self, run_state& run);
 void report_delivered(self_ptr self, run_report report, bool journaled);
 /// Builds a run's bookkeeping from a validated plan.
 void prepare(run_state& run);
+/// Wires gate `gi` of `run.gates` (its `def` set) to the workstreams it
+/// waits for and those it guards.
+void wire_gate(run_state& run, size_t gi);
+
+// -- sub-plans: orchestrator_subplans.cpp -------------------------------------
+
+/// The work of `idx` (`output: plan`) succeeded with `r`: runs the plan in
+/// it as the workstream's children and says true; or, when that plan
+/// cannot run (invalid, too deep, too many workstreams), makes `r` a
+/// failure saying why and says false.
+bool expand(self_ptr self, run_state& run, size_t idx, workstream_result& r);
+/// A child of `parent` ended: once all have, so does the parent.
+void child_ended(self_ptr self, run_state& run, size_t parent);
+/// The order a report lists the run's workstreams in: the plan's, each
+/// followed by its children (depth first), then the rest.
+std::vector<size_t> report_order(const run_state& run);
 /// The run's state now, with every workstream unless `summary_only`.
 run_snapshot snapshot(self_ptr self, const run_state& run,
                       bool summary_only = false);

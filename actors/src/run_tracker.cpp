@@ -101,6 +101,7 @@ void run_tracker::add(const event& ev) {
     case event_kind::ws_running:
     case event_kind::ws_retrying:
     case event_kind::ws_iterating:
+    case event_kind::ws_expanded:
     case event_kind::ws_requeued:
     case event_kind::ws_ended:
       break;

@@ -89,6 +89,13 @@ std::string render_plan(const plan& p, const plan_assessment& a,
       }
       if (ws.title != ws.id)
         out << "  \"" << ws.title << '"';
+      if (ws.makes_plan())
+        out << "  -> a sub-plan, run as its children";
+      if (ws.iterates())
+        out << "  until `" << ws.until.run << "` passes (at most "
+            << (ws.max_iterations > 0 ? ws.max_iterations
+                                      : default_max_iterations)
+            << " iterations)";
       out << '\n';
     }
     // Gates whose last workstream finishes in this phase.

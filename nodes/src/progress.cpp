@@ -4,7 +4,10 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <cctype>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -40,6 +43,9 @@ struct progress_state {
   static inline const char* name = "troupe.progress";
   progress_config cfg;
   std::unordered_map<std::string, const workstream*> defs;
+  /// Workstreams of sub-plans seen so far (`parent/child`): they count as
+  /// the plan's.
+  std::unordered_set<std::string> children;
   std::map<std::string, running_ws> running;
   /// What the events said so far, for a partial report (always set).
   std::optional<run_tracker> tracker;
@@ -150,7 +156,7 @@ void draw_live(progress_state& st) {
 
 // What an event is about, as a line names it.
 const char* topic(event_kind k) {
-  if (k == event_kind::ws_iterating)
+  if (k == event_kind::ws_iterating || k == event_kind::ws_expanded)
     return "workstream";
   if (k >= event_kind::node_joined)
     return "node";
@@ -159,6 +165,24 @@ const char* topic(event_kind k) {
   if (k >= event_kind::ws_ready)
     return "workstream";
   return "run";
+}
+
+bool is_workstream_event(event_kind k) {
+  return std::string_view{topic(k)} == "workstream";
+}
+
+// A gate's command check (`g.check1`) or fixer (`g.fix2`).
+bool gate_work(const std::string& id) {
+  auto dot = id.rfind('.');
+  if (dot == std::string::npos || dot < id.rfind('/'))
+    return false;
+  auto tail = id.substr(dot + 1);
+  for (std::string_view kind : {"check", "fix"})
+    if (tail.size() > kind.size() && tail.compare(0, kind.size(), kind) == 0
+        && std::all_of(tail.begin() + kind.size(), tail.end(),
+                       [](unsigned char c) { return std::isdigit(c); }))
+      return true;
+  return false;
 }
 
 } // namespace
@@ -233,6 +257,13 @@ void on_event(progress_state& st, const event& ev) {
   st.tracker->add(ev);
   bool notable = true;
   auto d = st.defs.find(ev.subject);
+  // Plan ids have no '/': a sub-plan's workstream does (its gates' checks
+  // and fixers are the gates').
+  bool child = d == st.defs.end() && is_workstream_event(ev.kind)
+               && ev.subject.find('/') != std::string::npos
+               && !gate_work(ev.subject);
+  if (child && st.children.insert(ev.subject).second)
+    st.total += 1;
   switch (ev.kind) {
     case event_kind::ws_dispatched:
     case event_kind::ws_running: {
@@ -245,6 +276,9 @@ void on_event(progress_state& st, const event& ev) {
                          : (d->second->executor.kind == "sleep"
                                 ? d->second->executor.seconds
                                 : 0);
+      } else if (child) {
+        r.persona = "sub-plan";
+        r.title = ev.subject;
       } else if (st.cfg.p && is_synthesis(*st.cfg.p, ev.subject)) {
         r.persona = st.cfg.p->synthesis.persona;
         r.title = "the run's synthesis";
@@ -281,7 +315,7 @@ void on_event(progress_state& st, const event& ev) {
         st.done_time += ev.t_s - r->second.since;
         st.running.erase(r);
       }
-      if (d != st.defs.end()) {
+      if (d != st.defs.end() || child) {
         st.done += 1;
         auto s = ev.result.status;
         if (s == ws_state::failed || s == ws_state::timed_out)

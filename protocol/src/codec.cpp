@@ -89,6 +89,8 @@ void to_json(json& j, const workstream& x) {
   // the key out.
   if (x.timeout_s != 0)
     j["timeout_s"] = x.timeout_s;
+  if (!x.output.empty())
+    j["output"] = x.output;
   if (x.iterates()) {
     auto& u = j["until"];
     u = {{"run", x.until.run}};
@@ -170,6 +172,8 @@ void to_json(json& j, const plan_settings& x) {
     j["max_cost_usd"] = x.max_cost_usd;
   if (!x.cost_estimates.empty())
     j["cost_estimates"] = x.cost_estimates;
+  j["max_subplan_depth"] = x.max_subplan_depth;
+  j["max_workstreams"] = x.max_workstreams;
 }
 
 void to_json(json& j, const plan& x) {

@@ -27,13 +27,13 @@ constexpr std::array<const char*, 4> run_status_names{"succeeded", "failed",
                                                       "blocked", "cancelled"};
 constexpr std::array<const char*, 6> gate_state_names{
   "pending", "evaluating", "remediating", "passed", "failed", "cancelled"};
-constexpr std::array<const char*, 22> event_kind_names{
+constexpr std::array<const char*, 23> event_kind_names{
   "run_started",  "run_resumed",     "run_cancelling",   "run_failing",
   "run_finished", "ws_ready",        "ws_waiting",       "ws_dispatched",
   "ws_running",   "ws_progress",     "ws_retrying",      "ws_requeued",
   "ws_ended",     "gate_evaluating", "gate_remediating", "gate_passed",
   "gate_failed",  "node_joined",     "node_draining",    "node_left",
-  "node_lost",    "ws_iterating"};
+  "node_lost",    "ws_iterating",    "ws_expanded"};
 constexpr std::array<const char*, 4> complexity_names{"SIMPLE", "MODERATE",
                                                       "COMPLEX", "EPIC"};
 constexpr std::array<const char*, 13> errc_names{

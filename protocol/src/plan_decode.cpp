@@ -207,7 +207,8 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
   reject_unknown_keys(v, path,
                       {"id", "title", "persona", "agent", "model", "prompt",
                        "owns", "depends_on", "executor", "timeout_s", "retries",
-                       "estimate_s", "estimate_usd", "until", "max_iterations"},
+                       "estimate_s", "estimate_usd", "until", "max_iterations",
+                       "output"},
                       out);
   if (read_required(v, path, "id", ws.id, out))
     check_id(ws.id, key_path(path, "id"), out);
@@ -243,6 +244,13 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
     check_non_negative(ws.estimate_s, key_path(path, "estimate_s"), out);
   if (has(v, "until"))
     decode_until(v["until"], key_path(path, "until"), ws.until, out);
+  if (read_optional(v, path, "output", ws.output, out)) {
+    if (ws.output == "result")
+      ws.output.clear();
+    else if (ws.output != "plan")
+      out.error(key_path(path, "output"), "unknown output " + quote(ws.output)
+                                            + " (expected result or plan)");
+  }
   if (read_optional(v, path, "max_iterations", ws.max_iterations, out)) {
     check_at_least(ws.max_iterations, 1, key_path(path, "max_iterations"), out);
     if (!has(v, "until"))

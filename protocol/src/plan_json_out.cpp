@@ -95,6 +95,10 @@ void write(writer& w, const workstream& x) {
   }
   w.key("model");
   w.string(to_string(x.model));
+  if (!x.output.empty()) {
+    w.key("output");
+    w.string(x.output);
+  }
   w.key("owns");
   w.strings(x.owns);
   w.key("persona");
@@ -259,6 +263,10 @@ std::string json_text(const plan& x) {
   w.integer(x.settings.max_parallel_agents);
   w.key("max_phase_width");
   w.integer(x.settings.max_phase_width);
+  w.key("max_subplan_depth");
+  w.integer(x.settings.max_subplan_depth);
+  w.key("max_workstreams");
+  w.integer(x.settings.max_workstreams);
   if (!x.settings.models.empty()) {
     w.key("models");
     w.strings(x.settings.models);

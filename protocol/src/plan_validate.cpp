@@ -101,6 +101,13 @@ void validate_settings(const plan_settings& s, diagnostics& out) {
   if (s.max_phase_width < 1)
     out.error("settings.max_phase_width",
               "must be at least 1, got " + std::to_string(s.max_phase_width));
+  if (s.max_subplan_depth < 0)
+    out.error("settings.max_subplan_depth",
+              "must not be negative, got "
+                + std::to_string(s.max_subplan_depth));
+  if (s.max_workstreams < 1)
+    out.error("settings.max_workstreams",
+              "must be at least 1, got " + std::to_string(s.max_workstreams));
   if (check_finite(s.max_cost_usd, "settings.max_cost_usd", out)
       && s.max_cost_usd < 0)
     out.error("settings.max_cost_usd",
@@ -196,6 +203,9 @@ void validate_plan(const plan& p, const validation_options& opts,
     if (ws.retries < 0)
       out.error(path + ".retries",
                 "must not be negative, got " + std::to_string(ws.retries));
+    if (ws.makes_plan() && ws.iterates())
+      out.error(path + ".output",
+                "a workstream that makes a plan cannot iterate (until)");
     if (ws.iterates()) {
       if (ws.max_iterations < 0 || ws.max_iterations > max_iterations_limit)
         out.error(path + ".max_iterations",

@@ -84,7 +84,8 @@ void decode_settings(const json& v, const std::string& path, plan_settings& s,
                       {"max_parallel_agents", "default_timeout_s", "on_failure",
                        "confirm_before_execute", "max_phase_width", "models",
                        "prices", "limits", "personas", "max_cost_usd",
-                       "cost_estimates"},
+                       "cost_estimates", "max_subplan_depth",
+                       "max_workstreams"},
                       out);
   if (has(v, "limits"))
     decode_limits(v["limits"], key_path(path, "limits"), s.limits, out);
@@ -125,6 +126,12 @@ void decode_settings(const json& v, const std::string& path, plan_settings& s,
                 out);
   if (read_optional(v, path, "max_phase_width", s.max_phase_width, out))
     check_at_least(s.max_phase_width, 1, key_path(path, "max_phase_width"), out);
+  if (read_optional(v, path, "max_subplan_depth", s.max_subplan_depth, out))
+    check_at_least(s.max_subplan_depth, 0, key_path(path, "max_subplan_depth"),
+                   out);
+  if (read_optional(v, path, "max_workstreams", s.max_workstreams, out))
+    check_at_least(s.max_workstreams, 1, key_path(path, "max_workstreams"),
+                   out);
 }
 
 } // namespace

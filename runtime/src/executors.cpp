@@ -286,6 +286,17 @@ workstream_result to_result(const workstream_spec& spec,
     r.output = "[troupe] " + std::to_string(o.dropped)
                + " bytes of output dropped\n" + r.output;
   r.summary = last_line(o.out);
+  // A plan is what the command printed, unless its result file says.
+  if (spec.ws.makes_plan() && r.status == ws_state::succeeded) {
+    if (o.dropped > 0) {
+      r.status = ws_state::failed;
+      r.summary = "the plan printed is longer than "
+                  + std::to_string(max_plan_output_bytes) + " bytes";
+    } else {
+      r.outputs["plan"] = o.out;
+    }
+    r.output = utf8_tail(r.output, 64 * 1024);
+  }
   read_result_file(scratch / "result.json", r);
   if (r.status == ws_state::timed_out)
     r.summary = "timed out after " + std::to_string(spec.timeout_s) + " s";

@@ -1,5 +1,6 @@
 // Reading the journal: runs, plans, events and reports.
 
+#include <algorithm>
 #include "troupe/runtime/journal.hpp"
 
 #include <string>
@@ -148,9 +149,12 @@ std::vector<event> journal::results(const std::string& run_id,
   while (s.step("reading results"))
     each_line(s.text(0), [&](std::string_view line) {
       // Events are written compact: only these lines can carry a result.
-      if (line.find("\"kind\":\"ws_ended\"") == std::string_view::npos
-          && line.find("\"kind\":\"ws_retrying\"") == std::string_view::npos
-          && line.find("\"kind\":\"ws_iterating\"") == std::string_view::npos)
+      static constexpr std::string_view kinds[]{
+        "\"kind\":\"ws_ended\"", "\"kind\":\"ws_retrying\"",
+        "\"kind\":\"ws_iterating\"", "\"kind\":\"ws_expanded\""};
+      if (std::none_of(std::begin(kinds), std::end(kinds), [&](auto k) {
+            return line.find(k) != std::string_view::npos;
+          }))
         return;
       auto ev = read_event(path_, line);
       if (carries_result(ev.kind) && ev.subject == subject)

@@ -26,9 +26,9 @@ using json = nlohmann::json;
 // Bytes of a rejected reply quoted back to the model.
 constexpr size_t quoted_reply_bytes = 16 * 1024;
 
-// The YAML or JSON in a reply: inside its first code fence, else from the
-// first line a plan starts with.
-std::string plan_text_of(const std::string& reply) {
+} // namespace
+
+std::string plan_text_in(const std::string& reply) {
   auto fence = reply.find("```");
   if (fence != std::string::npos) {
     auto start = reply.find('\n', fence);
@@ -49,6 +49,8 @@ std::string plan_text_of(const std::string& reply) {
   }
   return reply;
 }
+
+namespace {
 
 std::string error_lines(const diagnostics& d) {
   std::string out;
@@ -106,7 +108,7 @@ std::string llm_planner_prompt(const std::string& goal,
 plan plan_from_reply(const std::string& reply, const goal_options& opts,
                      const validation_options& vopts, diagnostics& out) {
   json j;
-  if (!parse_plan_text(plan_text_of(reply), "", j, out))
+  if (!parse_plan_text(plan_text_in(reply), "", j, out))
     return {};
   if (!j.is_object()) {
     out.error("plan", "must be a mapping with name, goal and workstreams");

@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "troupe/protocol/errors.hpp"
+#include "troupe/runtime/executors.hpp"
 
 namespace troupe::detail {
 
@@ -94,6 +95,9 @@ process_request attempt_request(const workstream_spec& spec) {
   if (spec.timeout_s > 0)
     req.timeout = std::chrono::milliseconds(
       static_cast<int64_t>(spec.timeout_s * 1000));
+  // A plan on stdout is read whole, not only its tail.
+  if (spec.ws.makes_plan())
+    req.output_limit = max_plan_output_bytes;
   return req;
 }
 

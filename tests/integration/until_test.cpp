@@ -12,6 +12,7 @@
 
 #include "support/background.hpp"
 #include "support/cli.hpp"
+#include "support/killed_run.hpp"
 #include "support/mock_llm.hpp"
 #include "support/quiet_run.hpp"
 #include "support/report.hpp"
@@ -132,21 +133,7 @@ TEST_CASE("an until loop resumes where it was after kill -9",
           "[integration][until][journal]") {
   test::temp_dir dir;
   auto plan = dir.write("plan.yaml", counting_plan(3, 5));
-  auto journal = dir.str() + "/journal.db";
-  test::background first{{"/usr/bin/env",
-                          "TROUPE_JOURNAL_KILL_AFTER=ws_iterating:fix",
-                          TROUPE_BINARY, "run", plan, "-q", "--journal",
-                          journal, "--workdir", dir.str()}};
-  REQUIRE(first.wait() == 128 + SIGKILL);
-  auto runs = run_troupe({"runs", "--json", "--journal", journal}, dir.str());
-  REQUIRE(runs.exit_code == 0);
-  auto id = json::parse(runs.out).at(0).at("id").get<std::string>();
-  auto r = run_troupe(
-    {"resume", id, "-q", "--journal", journal, "--report", "report.json"},
-    dir.str());
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  auto report = read_json_file(dir.path() / "report.json");
+  auto report = test::kill_and_resume(dir, plan, "ws_iterating:fix");
   auto& fix = workstream_of(report, "fix");
   CHECK(fix["status"] == "succeeded");
   // The first iteration, journaled, was not run again.

@@ -133,6 +133,14 @@ struct workstream {
   gate_check until;
   /// Iterations at most while `until` fails (0 takes the default, 5).
   int32_t max_iterations = 0;
+  /// What the work produces: `result` (the default), or `plan`: a plan in
+  /// its output (a command's standard output or `outputs.plan`, an
+  /// agent's reply) that runs as this workstream's children.
+  std::string output;
+
+  bool makes_plan() const {
+    return output == "plan";
+  }
 
   bool iterates() const {
     return !until.run.empty();
@@ -152,7 +160,7 @@ typename Inspector::result_type inspect(Inspector& f, workstream& x) {
   return f(caf::meta::type_name("troupe::workstream"), x.id, x.title, x.persona,
            x.agent, x.model, x.prompt, x.owns, x.depends_on, x.executor,
            x.timeout_s, x.retries, x.estimate_s, x.estimate_usd, x.until,
-           x.max_iterations);
+           x.max_iterations, x.output);
 }
 
 /// What a failing gate dispatches before it checks again.
@@ -222,14 +230,20 @@ struct plan_settings {
   /// Expected cost of one agent's attempt by tier, over the built-in
   /// guesses (`default_cost_estimate`).
   std::map<std::string, cost_range> cost_estimates;
+  /// How deep sub-plans may nest (`output: plan` inside a sub-plan counts
+  /// one more), and how many workstreams a run may have with all of its
+  /// sub-plans'.
+  int32_t max_subplan_depth = 3;
+  int32_t max_workstreams = 1000;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, plan_settings& x) {
-  return f(caf::meta::type_name("troupe::plan_settings"),
-           x.max_parallel_agents, x.default_timeout_s, x.on_failure,
-           x.confirm_before_execute, x.max_phase_width, x.models, x.prices,
-           x.limits, x.personas, x.max_cost_usd, x.cost_estimates);
+  return f(caf::meta::type_name("troupe::plan_settings"), x.max_parallel_agents,
+           x.default_timeout_s, x.on_failure, x.confirm_before_execute,
+           x.max_phase_width, x.models, x.prices, x.limits, x.personas,
+           x.max_cost_usd, x.cost_estimates, x.max_subplan_depth,
+           x.max_workstreams);
 }
 
 /// An executor of no kind: none at all.

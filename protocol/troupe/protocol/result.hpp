@@ -280,6 +280,10 @@ enum class event_kind : uint8_t {
   /// again; `attempt` is the iteration, `result` its result with the
   /// check's verdict.
   ws_iterating,
+  /// Its work made a plan (`output: plan`), whose workstreams now run as
+  /// its children; `result` is the work's, with the plan; `message` counts
+  /// the children.
+  ws_expanded,
 };
 
 std::string to_string(event_kind x);
@@ -319,7 +323,7 @@ typename Inspector::result_type inspect(Inspector& f, event& x) {
 /// True for the events whose `result` is set.
 inline bool carries_result(event_kind k) {
   return k == event_kind::ws_retrying || k == event_kind::ws_ended
-         || k == event_kind::ws_iterating;
+         || k == event_kind::ws_iterating || k == event_kind::ws_expanded;
 }
 
 /// True for the events whose `checks` are set.

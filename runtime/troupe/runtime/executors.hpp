@@ -18,6 +18,9 @@ namespace troupe {
 class http_client;
 class process_runner;
 
+/// Bytes a command of a workstream with `output: plan` may print: its plan.
+constexpr size_t max_plan_output_bytes = 4 << 20;
+
 /// Makes the executor actor for one attempt of a workstream.
 using executor_factory = std::function<executor_actor(caf::actor_system&)>;
 

@@ -49,6 +49,11 @@ std::string llm_planner_prompt(const std::string& goal,
                                const std::string& reply,
                                const std::string& errors);
 
+/// The YAML or JSON in a reply: inside its first code fence, else from the
+/// first line a plan starts with (`name:`, `goal:`, `workstreams:`, `{`),
+/// else all of it.
+std::string plan_text_in(const std::string& reply);
+
 /// Reads a planner's reply into a plan: code fences and prose around the
 /// YAML or JSON dropped, `opts.executor` (and its fixed tier) put on every
 /// workstream and the synthesis, settings dropped, then decoded and
