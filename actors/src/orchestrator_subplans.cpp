@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include "orchestrator_state.hpp"
+#include "troupe/protocol/models.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/llm_planner.hpp"
@@ -68,6 +69,19 @@ bool expand(self_ptr self, run_state& run, size_t idx, workstream_result& r) {
            utf8_head(errors, subplan_errors_bytes));
     return false;
   }
+  // What a model wrote runs no command: an agent's reply (a prompt may
+  // have steered it) is no shell script.
+  if (is_agent_executor(run.ws[idx].def->executor.kind))
+    for (auto& cw : child.workstreams)
+      if (!is_agent_executor(cw.executor.kind) && cw.executor.kind != "noop"
+          && cw.executor.kind != "sleep") {
+        refuse(r, "workstream " + cw.id
+                    + " of the plan an agent made asks "
+                      "for a "
+                    + cw.executor.kind
+                    + " executor; an agent's sub-plan may only run agents");
+        return false;
+      }
   auto total = run.p->workstreams.size() + run.children.size()
                + child.workstreams.size();
   if (total > static_cast<size_t>(s.max_workstreams)) {

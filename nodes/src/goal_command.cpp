@@ -145,6 +145,10 @@ std::optional<int> make_plan(const plan_source& src,
                  + (asked.tries == 1 ? "y" : "ies") + "\n";
     } else {
       auto gp = plan_from_goal(goal, opts);
+      if (!gp.error.empty()) {
+        std::cerr << origin_of(src) << ": " << gp.error << '\n';
+        return exit_bad_input;
+      }
       p = std::move(gp.p);
       out.shown = shown_assessment(p, gp.assessment);
     }

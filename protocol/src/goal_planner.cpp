@@ -416,6 +416,16 @@ goal_plan plan_from_goal(const std::string& goal, const goal_options& opts) {
   auto o = outline_goal(text);
   if (o.steps.empty())
     o.steps.push_back({detail::trim(text)});
+  size_t parts = 0;
+  for (auto& step : o.steps)
+    parts += step.size();
+  if (parts > max_goal_deliverables) {
+    goal_plan out;
+    out.error = std::to_string(parts) + " deliverables, more than "
+                + std::to_string(max_goal_deliverables)
+                + " in one goal: split it into several goals";
+    return out;
+  }
   goal_assessment a;
   a.strategy = strategy_of_text(text, &a.strategy_words);
   // As the plan will have them (goal_shape.cpp).

@@ -204,16 +204,25 @@ TEST_CASE("a run resumed after kill -9 keeps the sub-plan it had",
 TEST_CASE("an agent's reply can be the plan of its children",
           "[integration][subplan][llm]") {
   test::temp_dir dir;
-  json script
-    = {{"rules",
-        {{{"match", "Split the audit by folder."},
-          {"text", "Here are the shards:\n\n```yaml\nname: shards\n"
-                   "workstreams:\n"
-                   "  - {id: src, executor: {kind: command, run: \"echo "
-                   "audited src\"}}\n"
-                   "  - {id: docs, executor: {kind: command, run: \"echo "
-                   "audited docs\"}}\n```\n"},
-          {"usage", {{"input_tokens", 300}, {"output_tokens", 60}}}}}}};
+  auto shards = [](const std::string& kind) {
+    return "Here are the shards:\n\n```yaml\nname: shards\nworkstreams:\n"
+           "  - {id: src, prompt: \"Audit src.\", executor: {kind: "
+           + kind
+           + "}}\n  - {id: docs, prompt: \"Audit docs.\", "
+             "executor: {kind: anthropic}}\n```\n";
+  };
+  json script = {{"rules",
+                  {{{"match", "Split the audit by folder."},
+                    {"text", shards("anthropic")},
+                    {"usage", {{"input_tokens", 300}, {"output_tokens", 60}}}},
+                   {{"match", "Audit src."},
+                    {"text", "audited src"},
+                    {"usage", {{"input_tokens", 20}, {"output_tokens", 2}}}},
+                   {{"match", "Audit docs."},
+                    {"text", "audited docs"},
+                    {"usage", {{"input_tokens", 10}, {"output_tokens", 1}}}},
+                   {{"match", "Split the work, with commands."},
+                    {"text", shards("command, run: touch pwned")}}}}};
   test::mock_llm mock{dir.path(), script};
   auto plan = dir.write("plan.yaml", R"(name: agent-split
 workstreams:
@@ -225,12 +234,26 @@ workstreams:
   REQUIRE(r.cli.exit_code == 0);
   CHECK(workstream_of(r.report, "split/src")["summary"] == "audited src");
   CHECK(workstream_of(r.report, "split/docs")["summary"] == "audited docs");
-  // The splitting agent's tokens are its own, counted once.
+  // The splitting agent's tokens are its own; the run counts each once.
   auto& split = workstream_of(r.report, "split");
   REQUIRE(split["usage"].size() == 1);
   CHECK(split["usage"][0]["input_tokens"] == 300);
   REQUIRE(r.report["usage"].size() == 1);
-  CHECK(r.report["usage"][0]["input_tokens"] == 300);
+  CHECK(r.report["usage"][0]["input_tokens"] == 330);
+
+  // What a model wrote runs no shell command.
+  plan = dir.write("commands.yaml", R"(name: agent-commands
+workstreams:
+  - {id: split, output: plan, prompt: "Split the work, with commands.",
+     executor: {kind: anthropic}}
+)");
+  r = test::run_quietly(dir, plan, test::anthropic_env(mock, "k"));
+  CHECK(r.cli.exit_code == 1);
+  CHECK(workstream_of(r.report, "split")["summary"]
+        == "its sub-plan cannot run: workstream src of the plan an agent "
+           "made asks for a command executor; an agent's sub-plan may only "
+           "run agents");
+  CHECK_FALSE(fs::exists(dir.path() / "pwned"));
 }
 
 TEST_CASE("a sub-plan runs across a two-worker cluster",

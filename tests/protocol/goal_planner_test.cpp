@@ -404,3 +404,21 @@ TEST_CASE("troupe parallel's tasks become one workstream each",
   validate_plan(p, {}, d);
   CHECK(d.ok());
 }
+
+TEST_CASE("a goal of too many deliverables is refused, not planned",
+          "[protocol][goal]") {
+  std::string doc = "# Everything\n";
+  for (size_t i = 0; i <= max_goal_deliverables; ++i)
+    doc += "- Add feature " + std::to_string(i) + " in src/f"
+           + std::to_string(i) + ".ts\n";
+  auto gp = plan_from_goal(doc, command_agents());
+  CHECK(gp.error
+        == "301 deliverables, more than 300 in one goal: split it into "
+           "several goals");
+  CHECK(gp.p.workstreams.empty());
+  // Just below the bound it plans, each phase within its width.
+  doc.erase(doc.rfind("- Add"));
+  auto ok = plan_of(doc);
+  CHECK(ok.gp.error.empty());
+  CHECK(ok.gp.p.workstreams.size() > 300);
+}

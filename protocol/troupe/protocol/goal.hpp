@@ -55,10 +55,16 @@ struct goal_assessment {
   int32_t estimated_lines = 0;
 };
 
-/// A plan made from a goal, with the assessment that shaped it.
+/// The most deliverables the heuristic planner takes from one goal: a
+/// requirements document longer than that is several goals.
+constexpr size_t max_goal_deliverables = 300;
+
+/// A plan made from a goal, with the assessment that shaped it; or, when
+/// the goal cannot be planned, why (`error`).
 struct goal_plan {
   plan p;
   goal_assessment assessment;
+  std::string error;
 };
 
 /// The heuristic planner (DESIGN.md, "Planning"): deterministic, no model
