@@ -12,6 +12,7 @@
 #include "troupe/protocol/goal.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/plan_io.hpp"
+#include "troupe/protocol/utf8.hpp"
 
 namespace troupe {
 
@@ -159,7 +160,7 @@ void emit(YAML::Emitter& out, const json& j) {
     out << j.get<uint64_t>();
     break;
   case json::value_t::number_float:
-    out << j.dump();
+    out << json_text(j);
     break;
   default:
     out << YAML::Null;

@@ -132,7 +132,7 @@ plan plan_from_reply(const std::string& reply, const goal_options& opts,
   } else {
     j.erase("synthesis");
   }
-  return load_plan_text(j.dump(), "json", vopts, out);
+  return load_plan_text(json_text(j), "json", vopts, out);
 }
 
 bool plan_with_llm(const std::string& goal, const goal_options& opts,
