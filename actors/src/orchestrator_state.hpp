@@ -315,6 +315,9 @@ void unsend_parked(self_ptr self, run_state& run);
 /// to, saying why): dispatches waiting for it go out.
 void journaled(self_ptr self, uint64_t ticket, const std::string& error);
 
+/// The context a dispatch of `w` carries, as JSON text: the handoff
+/// contract (orchestrator_context.cpp).
+std::string make_context(const run_state& run, const ws_run& w);
 /// Dispatches what the run's limits and the pools allow.
 void pump(self_ptr self, run_state& run);
 /// Counts a dispatch of workstream `idx` against the limits it falls under,
