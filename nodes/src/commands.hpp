@@ -120,6 +120,15 @@ std::optional<int> make_plan(const plan_source& src,
 /// The map of a planned plan, as `troupe plan` prints it.
 std::string planned_view(const planned_plan& pp, int32_t max_parallel);
 
+/// `troupe validate PLAN`: checks a plan, runs nothing.
+int validate_command(const std::string& file);
+
+/// `troupe plan PLAN`: the workstream map, estimates and complexity (with
+/// `json`, the assessment as JSON; with `show_prompts`, each agent's
+/// prompts), nothing run.
+int plan_command(const std::string& file, int32_t max_parallel, bool json,
+                 bool show_prompts);
+
 /// `troupe plan --goal`: prints (or with `output` writes) the plan a goal
 /// becomes, with its assessment.
 int plan_goal_command(const plan_source& src, const std::string& output,

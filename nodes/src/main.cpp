@@ -23,109 +23,6 @@ using namespace troupe;
 
 namespace {
 
-validation_options cli_validation() {
-  return cli::plan_loading(*executors_for(cli::configuration()));
-}
-
-int validate_command(const std::string& file) {
-  diagnostics d;
-  auto p = load_plan_file(file, cli_validation(), d);
-  if (!cli::report_diagnostics(file, d))
-    return cli::exit_bad_input;
-  std::cout << file << ": valid plan \"" << p.name << "\" ("
-            << p.workstreams.size() << " workstreams, " << p.gates.size()
-            << " gates)\n";
-  return cli::exit_ok;
-}
-
-// A workstream's system prompt and task as the run would send them, with
-// `context` for what it learns at run time.
-std::string render_prompt(const plan& p, const workstream& w,
-                          const std::string& context) {
-  std::string out = "\n=== " + w.id + " (" + w.persona + ", " + w.executor.kind;
-  auto model = resolve_model(p.settings, w);
-  if (!model.empty())
-    out += ", " + model;
-  out += ")\n";
-  if (is_agent_executor(w.executor.kind))
-    out += "--- system prompt (" + persona_prompt_source(p.settings, w.persona)
-           + ")\n" + persona_prompt(p.settings, w.persona);
-  if (!out.empty() && out.back() != '\n')
-    out += '\n';
-  out += "--- task\n" + agent_prompt(w.prompt, context);
-  if (!out.empty() && out.back() != '\n')
-    out += '\n';
-  return out;
-}
-
-// Each agent's system prompt and task as the run would send them; what
-// the work before it answers stands in brackets.
-std::string render_prompts(const plan& p) {
-  std::string out;
-  for (auto& w : p.workstreams) {
-    if (!is_agent_executor(w.executor.kind) && w.prompt.empty())
-      continue;
-    nlohmann::json deps = nlohmann::json::array();
-    for (auto& d : w.depends_on)
-      deps.push_back({{"id", d},
-                      {"status", "at run time"},
-                      {"summary", "[what " + d + " answers]"}});
-    auto context = deps.empty() ? std::string{}
-                                : json_text(nlohmann::json{{"dependencies", deps}});
-    out += render_prompt(p, w, context);
-  }
-  if (p.synthesis.by_agent()) {
-    nlohmann::json ctx{{"outcome", "[how the run's work ended]"},
-                       {"dependencies",
-                        {{{"id", "[each workstream, gate fixer]"},
-                          {"status", "at run time"},
-                          {"summary", "[what it answered]"}}}}};
-    if (!p.gates.empty())
-      ctx["gates"] = {{{"id", "[each gate]"}, {"status", "[its verdict]"}}};
-    out += render_prompt(p, synthesis_workstream(p), json_text(ctx));
-  }
-  if (out.empty())
-    out = "\nNo workstream of this plan has a prompt.\n";
-  return out;
-}
-
-int plan_command(const std::string& file, int32_t max_parallel, bool json,
-                 bool show_prompts) {
-  diagnostics d;
-  auto p = load_plan_file(file, cli_validation(), d);
-  if (!cli::report_diagnostics(file, d))
-    return cli::exit_bad_input;
-  if (max_parallel > 0)
-    p.settings.max_parallel_agents = max_parallel;
-  plan_assessment a;
-  {
-    caf::actor_system_config cfg;
-    add_message_types(cfg);
-    caf::actor_system sys{cfg};
-    auto planner = spawn_planner(sys);
-    caf::scoped_actor self{sys};
-    bool ok = true;
-    self->request(planner, std::chrono::seconds(60), assess_atom_v, p)
-      .receive([&](plan_assessment& x) { a = std::move(x); },
-               [&](caf::error& err) {
-                 std::cerr << file << ": cannot assess: " << sys.render(err)
-                           << '\n';
-                 ok = false;
-               });
-    caf::anon_send_exit(planner, caf::exit_reason::user_shutdown);
-    if (!ok)
-      return cli::exit_run_failed;
-  }
-  if (json) {
-    std::cout << json_text(a, 2) << '\n';
-  } else {
-    std::cout << cli::render_plan(p, a, p.settings.max_parallel_agents);
-    if (show_prompts)
-      std::cout << render_prompts(p);
-  }
-  return cli::exit_ok;
-}
-
 // A usage error CLI11 cannot see: said as CLI11 says its own.
 int usage_error(CLI::App* cmd, const std::string& what) {
   std::cerr << what << "\nRun with --help for more information.\n";
@@ -468,7 +365,7 @@ int main(int argc, char** argv) {
   if (*config_show)
     return cli::config_show_command(config_plan, config_json);
   if (*validate)
-    return validate_command(file);
+    return cli::validate_command(file);
   if (*plan_cmd) {
     if (plan_src.given())
       return cli::plan_goal_command(plan_src, plan_output, plan_json);
@@ -476,7 +373,7 @@ int main(int argc, char** argv) {
       return usage_error(plan_cmd, "PLAN, --goal or --goal-file is required");
     if (!plan_output.empty() || plan_src.planner != "heuristic")
       return usage_error(plan_cmd, "-o and --planner go with --goal");
-    return plan_command(file, plan_parallel, plan_json, plan_prompts);
+    return cli::plan_command(file, plan_parallel, plan_json, plan_prompts);
   }
   if (*run) {
     if (!rf.source.given() && rf.plan_file.empty())
