@@ -51,8 +51,7 @@ workstream_spec check_spec(const workstream_spec& spec) {
   c.ws.prompt.clear();
   c.context.clear();
   c.system_prompt.clear();
-  c.timeout_s = spec.ws.until.timeout_s > 0 ? spec.ws.until.timeout_s
-                                            : default_check_timeout_s;
+  c.timeout_s = until_timeout_s(spec.ws);
   return c;
 }
 
@@ -284,7 +283,10 @@ pool_actor::behavior_type agent_pool(pool_ptr self, pool_config cfg) {
       // that it knows when a slot is free, and so the answer carries the
       // dispatch's key whatever agent ran it.
       auto rp = self->make_response_promise<workstream_result>();
-      auto limit = request_timeout(spec) + executor_grace;
+      // The agent's work, then its `until` check if it has one.
+      auto limit = request_timeout(spec) + executor_grace
+                   + std::chrono::milliseconds(
+                     static_cast<int64_t>(until_timeout_s(spec.ws) * 1000));
       self->request(a, limit, dispatch_atom_v, std::move(spec),
                     std::move(progress))
         .then(

@@ -157,8 +157,12 @@ std::string make_context(const run_state& run, const ws_run& w) {
   if (w.synthesizes) {
     add_synthesis_context(run, ctx);
   } else {
+    // A sub-plan's first workstreams start from what their parent did.
+    auto* from = &w;
+    while (from->def->depends_on.empty() && from->parent != npos)
+      from = &run.ws[from->parent];
     auto deps = nlohmann::json::array();
-    for (auto& dep : w.def->depends_on)
+    for (auto& dep : from->def->depends_on)
       if (auto i = run.index.find(dep); i != run.index.end())
         deps.push_back(result_summary(run.ws[i->second].result));
     ctx["dependencies"] = std::move(deps);

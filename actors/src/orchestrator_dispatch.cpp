@@ -45,7 +45,9 @@ bool fits(const pool_entry& p, const workstream& w, const std::string& model) {
       && std::find(personas.begin(), personas.end(), w.persona)
            == personas.end())
     return false;
-  return executor_offered(p, w.executor.kind);
+  // An `until` check is a command, run by the node that did the work.
+  return executor_offered(p, w.executor.kind)
+         && (!w.iterates() || executor_offered(p, "command"));
 }
 
 // The least-loaded pool that fits `w` and has a free slot; `npos` if none.

@@ -35,6 +35,7 @@ static void on_gate_verdict(self_ptr self, run_state& run, size_t gi,
     if (g.result.status != gate_state::passed)
       g.result.status = gate_state::cancelled;
     g.state = g.result.status;
+    child_gate_ended(self, run, gi);
     return;
   }
   if (g.result.status == gate_state::passed) {
@@ -45,6 +46,7 @@ static void on_gate_verdict(self_ptr self, run_state& run, size_t gi,
       run.ws[j].remaining_gates -= 1;
       make_ready(self, run, j);
     }
+    child_gate_ended(self, run, gi);
     return;
   }
   // A failed completion check is beyond any fixer: the work it guards did
@@ -94,6 +96,7 @@ static void on_gate_verdict(self_ptr self, run_state& run, size_t gi,
   for (auto j : g.guarded)
     block(self, run, j, "blocked: gate " + g.def.id + " failed (" + failed
                           + ")");
+  child_gate_ended(self, run, gi);
 }
 
 namespace {

@@ -68,10 +68,6 @@ void iteration_ended(self_ptr self, run_state& run, size_t idx,
   auto n = static_cast<int32_t>(w.iterations.size()) + 1;
   auto bound = w.def->max_iterations > 0 ? w.def->max_iterations
                                          : default_max_iterations;
-  // A node that ran no check (it cannot run commands) gave no verdict.
-  if (r.check.name.empty())
-    r.check = {"until: " + w.def->until.run, false,
-               "the check did not run on node " + r.node};
   auto& v = w.iterations.emplace_back(r.check);
   v.name = "iteration " + std::to_string(n);
   v.detail = utf8_tail(v.detail, iteration_detail_bytes);
@@ -128,7 +124,11 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
     if (r.node.empty())
       r.node = st.pools[pool_idx].info.name;
   }
-  if (run.cancelling && r.status != ws_state::succeeded)
+  // A cancel leaves work that made a plan, or whose check has not passed,
+  // unfinished: it did not succeed.
+  if (run.cancelling
+      && (r.status != ws_state::succeeded || w.def->makes_plan()
+          || (w.def->iterates() && !r.check.passed)))
     r.status = ws_state::cancelled;
   // Nobody asked for this cancel (an agent gave up by itself): it is a
   // failure, so the failure policy decides what follows.
@@ -145,7 +145,17 @@ void accept_attempt(self_ptr self, run_state& run, size_t idx,
     maybe_finish(self, run_id);
     return;
   }
-  if (w.def->iterates() && r.status == ws_state::succeeded && !run.cancelling) {
+  // An agent of the embedding program's own ran the work but no check: no
+  // verdict, so no iteration.
+  if (w.def->iterates() && r.status == ws_state::succeeded
+      && r.check.name.empty()) {
+    r.status = ws_state::failed;
+    r.summary = "its until check did not run on node " + r.node;
+  }
+  // An iteration's end: its work succeeded, or (replayed from the journal)
+  // its check ran and decided.
+  if (w.def->iterates() && !run.cancelling
+      && (r.status == ws_state::succeeded || !r.check.name.empty())) {
     iteration_ended(self, run, idx, std::move(r));
   } else if (r.status == ws_state::succeeded
              || r.status == ws_state::cancelled) {
@@ -173,11 +183,8 @@ void send_dispatch(self_ptr self, run_state& run, outgoing_dispatch& out) {
   auto& st = self->state;
   auto& w = run.ws[out.idx];
   // An `until` workstream's node runs its check too.
-  auto& until = out.spec.ws.until;
-  auto check_s = !out.spec.ws.iterates() ? 0.0
-                 : until.timeout_s > 0   ? until.timeout_s
-                                         : default_check_timeout_s;
-  w.deadline = clock_type::now() + to_ms(out.spec.timeout_s + check_s)
+  w.deadline = clock_type::now()
+               + to_ms(out.spec.timeout_s + until_timeout_s(out.spec.ws))
                + st.cfg.dispatch_grace;
   auto run_id = run.id;
   auto idx = out.idx;

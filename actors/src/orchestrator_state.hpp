@@ -91,9 +91,10 @@ struct ws_run {
   size_t parent = npos;
   int32_t depth = 0;
   /// For a workstream whose work made a plan: its children, how many have
-  /// not ended, and the result of the work that made it.
+  /// not ended, the plan's gates, and the result of the work that made it.
   std::vector<size_t> children;
   size_t children_left = 0;
+  std::vector<size_t> child_gates;
   workstream_result plan_result;
 };
 
@@ -134,6 +135,8 @@ struct gate_run {
   std::vector<check_result> round;
   /// Command checks dispatched so far, to name each one.
   int32_t commands_run = 0;
+  /// For a sub-plan's gate: the workstream whose plan it is in.
+  size_t parent = npos;
 };
 
 struct run_state {
@@ -378,8 +381,11 @@ void wire_gate(run_state& run, size_t gi);
 /// cannot run (invalid, too deep, too many workstreams), makes `r` a
 /// failure saying why and says false.
 bool expand(self_ptr self, run_state& run, size_t idx, workstream_result& r);
-/// A child of `parent` ended: once all have, so does the parent.
+/// A child of `parent` ended: once all have, and the sub-plan's gates
+/// passed or failed, so does the parent.
 void child_ended(self_ptr self, run_state& run, size_t parent);
+/// Gate `gi` reached its verdict: if it is a sub-plan's, the parent may end.
+void child_gate_ended(self_ptr self, run_state& run, size_t gi);
 /// The order a report lists the run's workstreams in: the plan's, each
 /// followed by its children (depth first), then the rest.
 std::vector<size_t> report_order(const run_state& run);

@@ -41,6 +41,32 @@ void refuse(workstream_result& r, const std::string& why,
              + (detail.empty() ? "" : "\n" + detail);
 }
 
+// What in `p` would run a shell command, named; empty if nothing would:
+// a workstream's executor, its `until` check, a gate's command check or
+// its fixer's executor.
+std::string command_in(const plan& p) {
+  auto runs_commands = [](const executor_spec& x) {
+    return !is_agent_executor(x.kind) && x.kind != "noop" && x.kind != "sleep";
+  };
+  for (auto& ws : p.workstreams) {
+    if (runs_commands(ws.executor))
+      return "workstream " + ws.id + " of the plan an agent made asks for a "
+             + ws.executor.kind + " executor";
+    if (ws.iterates())
+      return "workstream " + ws.id
+             + " of the plan an agent made repeats until a command passes";
+  }
+  for (auto& g : p.gates) {
+    for (auto& c : g.checks)
+      if (c.kind == "command")
+        return "gate " + g.id + " of the plan an agent made runs a command";
+    if (runs_commands(g.remediate.executor))
+      return "gate " + g.id + " of the plan an agent made has a fixer with a "
+             + g.remediate.executor.kind + " executor";
+  }
+  return {};
+}
+
 } // namespace
 
 bool expand(self_ptr self, run_state& run, size_t idx, workstream_result& r) {
@@ -72,16 +98,10 @@ bool expand(self_ptr self, run_state& run, size_t idx, workstream_result& r) {
   // What a model wrote runs no command: an agent's reply (a prompt may
   // have steered it) is no shell script.
   if (is_agent_executor(run.ws[idx].def->executor.kind))
-    for (auto& cw : child.workstreams)
-      if (!is_agent_executor(cw.executor.kind) && cw.executor.kind != "noop"
-          && cw.executor.kind != "sleep") {
-        refuse(r, "workstream " + cw.id
-                    + " of the plan an agent made asks "
-                      "for a "
-                    + cw.executor.kind
-                    + " executor; an agent's sub-plan may only run agents");
-        return false;
-      }
+    if (auto what = command_in(child); !what.empty()) {
+      refuse(r, what + "; an agent's sub-plan may only run agents");
+      return false;
+    }
   auto total = run.p->workstreams.size() + run.children.size()
                + child.workstreams.size();
   if (total > static_cast<size_t>(s.max_workstreams)) {
@@ -119,7 +139,9 @@ bool expand(self_ptr self, run_state& run, size_t idx, workstream_result& r) {
     gr.def.id = prefix + gr.def.id;
     for (auto& a : gr.def.after)
       a = prefix + a;
+    gr.parent = idx;
     wire_gate(run, gi);
+    run.ws[idx].child_gates.push_back(gi);
   }
 
   auto& w = run.ws[idx];
@@ -143,10 +165,23 @@ bool expand(self_ptr self, run_state& run, size_t idx, workstream_result& r) {
   return true;
 }
 
-void child_ended(self_ptr self, run_state& run, size_t parent) {
+namespace {
+
+// Ends `parent` once its sub-plan has: every child ended, and every gate
+// passed or failed (a gate's checks and fixers run after the work it
+// follows; a cancel stops them).
+void end_subplan(self_ptr self, run_state& run, size_t parent) {
   auto& w = run.ws[parent];
-  if (w.children_left == 0 || --w.children_left > 0)
+  if (w.children_left > 0 || is_terminal(w.state))
     return;
+  std::vector<std::string> failed_gates;
+  for (auto gi : w.child_gates) {
+    auto& g = run.gates[gi];
+    if (g.state == gate_state::failed)
+      failed_gates.push_back("gate " + g.def.id + " failed");
+    else if (g.state != gate_state::passed && !run.cancelling)
+      return;
+  }
   auto r = w.plan_result;
   // The plan is in the event that expanded it; the result tells what came
   // of it.
@@ -167,9 +202,9 @@ void child_ended(self_ptr self, run_state& run, size_t parent) {
   }
   auto n = w.children.size();
   r.files_changed.assign(files.begin(), files.end());
-  r.status = ok == n          ? ws_state::succeeded
-             : run.cancelling ? ws_state::cancelled
-                              : ws_state::failed;
+  r.status = ok == n && failed_gates.empty() ? ws_state::succeeded
+             : run.cancelling                ? ws_state::cancelled
+                                             : ws_state::failed;
   r.summary = "sub-plan " + r.outputs["subplan"] + ": " + std::to_string(ok)
               + " of " + std::to_string(n) + " workstreams succeeded";
   auto list = [&](const std::vector<std::string>& xs) {
@@ -184,6 +219,8 @@ void child_ended(self_ptr self, run_state& run, size_t parent) {
     r.summary += "; " + list(failed);
   if (!other.empty())
     r.summary += "; " + list(other);
+  if (!failed_gates.empty())
+    r.summary += "; " + list(failed_gates);
   // Its children's account, handed to what depends on it.
   std::string account;
   for (auto c : w.children) {
@@ -194,6 +231,20 @@ void child_ended(self_ptr self, run_state& run, size_t parent) {
   r.output = utf8_tail(account, 64 * 1024);
   r.outputs["children"] = utf8_head(account, 64 * 1024);
   mark_terminal(self, run, parent, std::move(r));
+}
+
+} // namespace
+
+void child_ended(self_ptr self, run_state& run, size_t parent) {
+  auto& w = run.ws[parent];
+  if (w.children_left > 0)
+    w.children_left -= 1;
+  end_subplan(self, run, parent);
+}
+
+void child_gate_ended(self_ptr self, run_state& run, size_t gi) {
+  if (auto parent = run.gates[gi].parent; parent != npos)
+    end_subplan(self, run, parent);
 }
 
 std::vector<size_t> report_order(const run_state& run) {

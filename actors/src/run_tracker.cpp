@@ -112,11 +112,14 @@ void run_tracker::add(const event& ev) {
   if (added)
     extra_.push_back(ev.subject);
   auto& w = i->second;
-  // "retrying" is no state of its own: the workstream waits for its next
-  // attempt.
+  // "retrying" and "iterating" are no states of their own: the workstream
+  // waits for its next attempt. An "expanded" one runs its sub-plan.
   if (!from_string(ev.state, w.status))
-    w.status = ws_state::ready;
-  w.attempts = std::max(w.attempts, ev.attempt);
+    w.status = ev.kind == event_kind::ws_expanded ? ws_state::running
+                                                  : ws_state::ready;
+  // An iteration's event counts iterations, not attempts.
+  if (ev.kind != event_kind::ws_iterating)
+    w.attempts = std::max(w.attempts, ev.attempt);
   if (w.status == ws_state::dispatched)
     w.dispatched = ev.t_s;
   // A requeued workstream's event names the node it lost: not where it is.

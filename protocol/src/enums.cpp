@@ -73,6 +73,17 @@ std::string to_string(failure_policy x) {
   return name_of(x, failure_policy_names);
 }
 
+model_tier routed_tier(agent_kind k) {
+  switch (k) {
+  case agent_kind::explore:
+    return model_tier::fast;
+  case agent_kind::plan:
+    return model_tier::deep;
+  default:
+    return model_tier::balanced;
+  }
+}
+
 bool from_string(const std::string& s, agent_kind& x) {
   return parse_name(s, x, agent_kind_names);
 }

@@ -86,17 +86,6 @@ std::string derive_persona(const workstream& ws) {
   return "backend";
 }
 
-model_tier default_model(agent_kind k) {
-  switch (k) {
-    case agent_kind::explore:
-      return model_tier::fast;
-    case agent_kind::plan:
-      return model_tier::deep;
-    default:
-      return model_tier::balanced;
-  }
-}
-
 // -- plan parts ---------------------------------------------------------------
 
 /// The id a workstream or gate gives itself, or "" if it gives no string:
@@ -224,7 +213,7 @@ void decode_workstream(const json& v, const std::string& path, workstream& ws,
   // read-only exploration; the tier follows the agent.
   ws.agent = ws.owns.empty() ? agent_kind::explore : agent_kind::general;
   read_optional(v, path, "agent", ws.agent, out);
-  ws.model = default_model(ws.agent);
+  ws.model = routed_tier(ws.agent);
   auto exact_model = read_model(v, path, ws.model, out);
   if (!read_optional(v, path, "persona", ws.persona, out))
     ws.persona = derive_persona(ws);

@@ -44,6 +44,20 @@ using detail::ws_path;
 using detail::format_number;
 using detail::quote;
 
+// A timeout in seconds: 0 (none named) or positive, and at most
+// `max_timeout_s`, which any clock can count in milliseconds.
+void check_timeout(double x, const std::string& path, diagnostics& out,
+                   bool zero_ok = true) {
+  if (!check_finite(x, path, out))
+    return;
+  if (x < 0 || (!zero_ok && x == 0))
+    out.error(path, "must be positive, got " + format_number(x));
+  else if (x > max_timeout_s)
+    out.error(path, "must be at most "
+                      + std::to_string(static_cast<int64_t>(max_timeout_s))
+                      + " (a year), got " + format_number(x));
+}
+
 std::string index(const std::string& path, size_t i) {
   return path + "[" + std::to_string(i) + "]";
 }
@@ -94,10 +108,7 @@ void validate_settings(const plan_settings& s, diagnostics& out) {
     out.error("settings.max_parallel_agents",
               "must be at least 1, got "
                 + std::to_string(s.max_parallel_agents));
-  if (check_finite(s.default_timeout_s, "settings.default_timeout_s", out)
-      && !(s.default_timeout_s > 0))
-    out.error("settings.default_timeout_s",
-              "must be positive, got " + format_number(s.default_timeout_s));
+  check_timeout(s.default_timeout_s, "settings.default_timeout_s", out, false);
   if (s.max_phase_width < 1)
     out.error("settings.max_phase_width",
               "must be at least 1, got " + std::to_string(s.max_phase_width));
@@ -180,6 +191,24 @@ void validate_plan(const plan& p, const validation_options& opts,
                   + index("gates", pos->second) + ")");
   }
 
+  // A gate's fixers and command checks are named after it (`g.fix1`,
+  // `g.check2`): no workstream may take such a name.
+  for (size_t i = 0; i < n; ++i) {
+    auto& id = p.workstreams[i].id;
+    auto dot = id.rfind('.');
+    if (dot == std::string::npos || gate_ids.count(id.substr(0, dot)) == 0)
+      continue;
+    auto tail = id.substr(dot + 1);
+    for (std::string word : {"fix", "check"})
+      if (tail.size() > word.size() && tail.compare(0, word.size(), word) == 0
+          && tail.find_first_not_of("0123456789", word.size())
+               == std::string::npos)
+        out.error(ws_path(p, i) + ".id",
+                  quote(id) + " is how gate " + quote(id.substr(0, dot))
+                    + " names its " + word + (word == "fix" ? "ers" : "s")
+                    + "; choose another id");
+  }
+
   // Each workstream on its own; `succ[i]` lists what i depends on.
   std::vector<std::vector<size_t>> succ(n);
   bool self_dependency = false;
@@ -196,10 +225,7 @@ void validate_plan(const plan& p, const validation_options& opts,
                 "an explore agent is read-only, but this workstream owns "
                   + quote(ws.owns.front())
                   + "; use agent general, or drop owns");
-    if (check_finite(ws.timeout_s, path + ".timeout_s", out)
-        && ws.timeout_s < 0)
-      out.error(path + ".timeout_s",
-                "must be positive, got " + format_number(ws.timeout_s));
+    check_timeout(ws.timeout_s, path + ".timeout_s", out);
     if (ws.retries < 0)
       out.error(path + ".retries",
                 "must not be negative, got " + std::to_string(ws.retries));
@@ -211,9 +237,7 @@ void validate_plan(const plan& p, const validation_options& opts,
         out.error(path + ".max_iterations",
                   "must be from 1 to " + std::to_string(max_iterations_limit)
                     + ", got " + std::to_string(ws.max_iterations));
-      if (!std::isfinite(ws.until.timeout_s) || ws.until.timeout_s < 0)
-        out.error(path + ".until.timeout_s",
-                  "must be positive, got " + format_number(ws.until.timeout_s));
+      check_timeout(ws.until.timeout_s, path + ".until.timeout_s", out);
     }
     if (!(ws.estimate_usd.low >= 0 && ws.estimate_usd.high >= ws.estimate_usd.low
           && std::isfinite(ws.estimate_usd.high)))
@@ -285,10 +309,7 @@ void validate_plan(const plan& p, const validation_options& opts,
                       "command)");
       if (check.kind == "command" && check.run.empty())
         out.error(cpath + ".run", "must not be empty");
-      if (check_finite(check.timeout_s, cpath + ".timeout_s", out)
-          && check.timeout_s < 0)
-        out.error(cpath + ".timeout_s",
-                  "must be positive, got " + format_number(check.timeout_s));
+      check_timeout(check.timeout_s, cpath + ".timeout_s", out);
     }
     auto rpath = path + ".remediate";
     if (g.remediate.persona.empty())
@@ -299,6 +320,7 @@ void validate_plan(const plan& p, const validation_options& opts,
                   + std::to_string(g.remediate.max_attempts));
     check_executor(g.remediate.executor, rpath + ".executor", opts, out);
   }
+  check_timeout(p.synthesis.timeout_s, "synthesis.timeout_s", out);
   validate_synthesis(p, ws_ids, gate_ids, opts, out);
 
   // Cycles, each reported once, on its first member in plan order.

@@ -417,3 +417,74 @@ TEST_CASE("work one node can take is never held up by work only a busy "
   for (auto a : {qa, be})
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("work that repeats until a check passes goes to a node that can "
+          "run the check, and an agent that runs none fails the attempt",
+          "[actors][until]") {
+  caf::actor_system_config cfg;
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto executors = executor_registry::with_builtins();
+  auto orch = spawn_orchestrator(sys, {});
+  caf::scoped_actor self{sys};
+  // An agent of the embedding program's own: it does the work, and knows
+  // nothing of checks.
+  auto custom
+    = sys.spawn([](agent_actor::pointer) -> agent_actor::behavior_type {
+        return {
+          [](dispatch_atom, const workstream_spec& spec,
+             const progress_actor&) -> workstream_result {
+            workstream_result r;
+            r.id = spec.ws.id;
+            r.status = ws_state::succeeded;
+            r.summary = "reviewed";
+            return r;
+          },
+          [](cancel_atom, const std::string&, const std::string&) {},
+        };
+      });
+  auto lend = [&](const std::string& name, std::vector<std::string> kinds) {
+    pool_config pcfg;
+    pcfg.info.name = name;
+    pcfg.info.slots = 4;
+    auto own = std::make_shared<executor_registry>();
+    for (auto& kind : kinds)
+      own->add(kind, *executors->find(kind));
+    pcfg.info.executors = std::move(kinds);
+    pcfg.executors = own;
+    pcfg.custom_agents["reviewer"] = custom;
+    auto pool = spawn_agent_pool(sys, pcfg);
+    join(self, orch, pcfg.info, pool);
+    return pool;
+  };
+  // Listed first, and so picked first where it fits: it runs no commands.
+  auto sleeper = lend("sleeper", {"sleep"});
+  auto full = lend("full", {"sleep", "command"});
+  auto loop = sleep_ws("loop", 0.01);
+  loop.until.run = "true";
+  auto review = sleep_ws("review", 0.01);
+  review.persona = "reviewer";
+  review.until.run = "true";
+  auto rec_plan = make_plan({loop, review});
+  test::run_record rec;
+  self
+    ->request(orch, std::chrono::seconds(10), run_atom_v, rec_plan,
+              run_options{}, caf::actor_cast<observer_actor>(self))
+    .receive([](const std::string&) {},
+             [&](caf::error& err) { FAIL(sys.render(err)); });
+  test::collect_to_end(self, rec, std::chrono::seconds(60));
+  REQUIRE(rec.finished);
+  CHECK(rec.ws("loop")->status == ws_state::succeeded);
+  CHECK(rec.ws("loop")->node == "full");
+  REQUIRE(rec.ws("loop")->iterations.size() == 1);
+  CHECK(rec.ws("loop")->iterations[0].passed);
+  CHECK(rec.ws("review")->status == ws_state::failed);
+  CHECK(rec.ws("review")->summary.find("its until check did not run on node")
+        == 0);
+  CHECK(rec.ws("review")->iterations.empty());
+  stop_orchestrator(sys, orch);
+  for (auto a :
+       {caf::actor_cast<caf::actor>(sleeper), caf::actor_cast<caf::actor>(full),
+        caf::actor_cast<caf::actor>(custom)})
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}

@@ -169,3 +169,23 @@ TEST_CASE("a partial report keeps what the synthesis agent wrote, under its "
   CHECK(r.critical_path.back() == "synthesis");
   CHECK(r.markdown.find("3 of 3 workstreams succeeded") != std::string::npos);
 }
+
+TEST_CASE("a partial report counts an until loop's attempts, not its "
+          "iterations, and shows a sub-plan's parent running",
+          "[actors]") {
+  auto p = tracked_plan();
+  run_tracker t{p};
+  feeder ev{t};
+  for (int n = 1; n <= 3; ++n) {
+    ev(event_kind::ws_dispatched, "a", "dispatched", n, 1, "n1");
+    ev(event_kind::ws_iterating, "a", "iterating", n + 0.5, n, "n1",
+       "check failed");
+  }
+  ev(event_kind::ws_dispatched, "b", "dispatched", 5, 1, "n1");
+  ev(event_kind::ws_expanded, "b", "expanded", 6, 1, "n1",
+     "2 workstreams in sub-plan inner");
+  auto r = t.partial_report(7, "lost");
+  CHECK(ws(r, "a").attempts == 1);
+  CHECK(ws(r, "a").status == ws_state::ready);
+  CHECK(ws(r, "b").status == ws_state::running);
+}

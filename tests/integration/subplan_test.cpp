@@ -186,6 +186,76 @@ workstreams:
   }
 }
 
+TEST_CASE("a sub-plan's gates, fixers included, end before its parent does",
+          "[integration][subplan]") {
+  test::temp_dir dir;
+  // The gate comes last in the sub-plan and guards nothing in it; its fixer
+  // takes a while. What depends on the parent sees the fixed tree.
+  auto plan = [&](const std::string& fixer) {
+    return dir.write("plan.yaml", R"(name: gated
+workstreams:
+  - id: split
+    output: plan
+    executor:
+      kind: command
+      run: |
+        cat <<'YAML'
+        name: inner
+        workstreams:
+          - {id: work, executor: {kind: command, run: "echo work"}}
+        gates:
+          - id: g
+            after: [work]
+            checks: [{run: "test -f fixed"}]
+            remediate: {max_attempts: 1, executor: {kind: command, run: ")"
+                                    + fixer + R"("}}
+        YAML
+  - id: after
+    depends_on: [split]
+    executor: {kind: command, run: "test -f fixed && echo saw it fixed"}
+)");
+  };
+  auto r = test::run_quietly(dir, plan("sleep 0.5; touch fixed"));
+  INFO(r.cli.out << r.cli.err);
+  CHECK(r.cli.exit_code == 0);
+  CHECK(workstream_of(r.report, "split")["status"] == "succeeded");
+  CHECK(workstream_of(r.report, "after")["summary"] == "saw it fixed");
+
+  // A gate that stays failed fails its parent, and blocks what follows.
+  fs::remove(dir.path() / "fixed");
+  r = test::run_quietly(dir, plan("echo no luck"));
+  CHECK(r.cli.exit_code == 1);
+  auto& split = workstream_of(r.report, "split");
+  CHECK(split["status"] == "failed");
+  CHECK(split["summary"]
+        == "sub-plan inner: 1 of 1 workstreams succeeded; gate split/g "
+           "failed");
+  CHECK(workstream_of(r.report, "after")["status"] == "blocked");
+}
+
+TEST_CASE("a sub-plan's first workstreams get what their parent got",
+          "[integration][subplan]") {
+  test::temp_dir dir;
+  auto r = test::run_quietly(dir, dir.write("plan.yaml", R"(name: handed
+workstreams:
+  - {id: fetch, executor: {kind: command, run: "echo fetched 42 rows"}}
+  - id: split
+    depends_on: [fetch]
+    output: plan
+    executor:
+      kind: command
+      run: |
+        cat <<'YAML'
+        name: inner
+        workstreams:
+          - {id: first, executor: {kind: command, run: "grep -o 'fetched 42 rows' \"$TROUPE_CONTEXT\""}}
+        YAML
+)"));
+  INFO(r.cli.out << r.cli.err);
+  REQUIRE(r.cli.exit_code == 0);
+  CHECK(workstream_of(r.report, "split/first")["summary"] == "fetched 42 rows");
+}
+
 TEST_CASE("a run resumed after kill -9 keeps the sub-plan it had",
           "[integration][subplan][journal]") {
   test::temp_dir dir;
@@ -223,6 +293,24 @@ TEST_CASE("an agent's reply can be the plan of its children",
                     {"usage", {{"input_tokens", 10}, {"output_tokens", 1}}}},
                    {{"match", "Split the work, with commands."},
                     {"text", shards("command, run: touch pwned")}}}}};
+  // Commands by other routes than a workstream's executor.
+  std::map<std::string, std::string> sneaked = {
+    {"until", "workstreams:\n  - {id: a, prompt: x, executor: {kind: "
+              "anthropic}, until: {run: "
+              "\"touch pwned\"}}\n"},
+    {"a gate's check",
+     "workstreams:\n  - {id: a, prompt: x, executor: {kind: "
+     "anthropic}}\ngates:\n  - "
+     "{id: g, after: [a], checks: [{run: \"touch pwned\"}]}\n"},
+    {"a gate's fixer",
+     "workstreams:\n  - {id: a, prompt: x, executor: {kind: "
+     "anthropic}}\ngates:\n  - "
+     "{id: g, after: [a], checks: [completion], remediate: {executor: {kind: "
+     "command, run: \"touch pwned\"}}}\n"}};
+  for (auto& [route, yaml] : sneaked)
+    script["rules"].push_back(
+      {{"match", "Split the work, with " + route + "."},
+       {"text", "```yaml\nname: sneaked\n" + yaml + "```\n"}});
   test::mock_llm mock{dir.path(), script};
   auto plan = dir.write("plan.yaml", R"(name: agent-split
 workstreams:
@@ -254,6 +342,25 @@ workstreams:
            "made asks for a command executor; an agent's sub-plan may only "
            "run agents");
   CHECK_FALSE(fs::exists(dir.path() / "pwned"));
+  std::map<std::string, std::string> refused = {
+    {"until", "workstream a of the plan an agent made repeats until a command "
+              "passes"},
+    {"a gate's check", "gate g of the plan an agent made runs a command"},
+    {"a gate's fixer",
+     "gate g of the plan an agent made has a fixer with a command executor"}};
+  for (auto& [route, why] : refused) {
+    INFO(route);
+    plan = dir.write("sneaked.yaml",
+                     "name: sneaked\nworkstreams:\n  - {id: split, output: "
+                     "plan, prompt: \"Split the work, with "
+                       + route + ".\", executor: {kind: anthropic}}\n");
+    r = test::run_quietly(dir, plan, test::anthropic_env(mock, "k"));
+    CHECK(r.cli.exit_code == 1);
+    CHECK(workstream_of(r.report, "split")["summary"]
+          == "its sub-plan cannot run: " + why
+               + "; an agent's sub-plan may only run agents");
+    CHECK_FALSE(fs::exists(dir.path() / "pwned"));
+  }
 }
 
 TEST_CASE("a sub-plan runs across a two-worker cluster",

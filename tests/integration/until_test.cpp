@@ -31,7 +31,7 @@ namespace {
 // `fix` counts its iterations in the file `n` and logs what its context
 // says about the iteration before; its check passes once the count
 // reaches `pass_at`.
-std::string counting_plan(int pass_at, int max_iterations) {
+std::string counting_plan(int pass_at, int max_iterations, int retries = 0) {
   std::string plan = R"plan(name: iterate
 workstreams:
   - id: fix
@@ -46,6 +46,7 @@ workstreams:
       run: 'test "$(cat n)" -ge PASS_AT || { echo "count is $(cat n), want PASS_AT"; exit 1; }'
       timeout_s: 30
     max_iterations: MAX
+    retries: RETRIES
   - id: after
     depends_on: [fix]
     executor: {kind: command, run: echo after}
@@ -56,6 +57,7 @@ workstreams:
   };
   put("PASS_AT", pass_at);
   put("MAX", max_iterations);
+  put("RETRIES", retries);
   return plan;
 }
 
@@ -139,6 +141,20 @@ TEST_CASE("an until loop resumes where it was after kill -9",
   // The first iteration, journaled, was not run again.
   CHECK(fix["iterations"].size() == 3);
   CHECK(read_text(dir.path() / "n") == "3\n");
+}
+
+TEST_CASE("an until loop that reached its bound stays failed after kill -9",
+          "[integration][until][journal]") {
+  test::temp_dir dir;
+  // Retries are for failed work: a check that still fails at the bound is
+  // no reason to run the loop again, before the kill or after it.
+  auto plan = dir.write("plan.yaml", counting_plan(10, 2, 1));
+  auto report = test::kill_and_resume(dir, plan, "ws_ended:fix", 1);
+  auto& fix = workstream_of(report, "fix");
+  CHECK(fix["status"] == "failed");
+  CHECK(fix["iterations"].size() == 2);
+  CHECK(read_text(dir.path() / "n") == "2\n");
+  CHECK(workstream_of(report, "after")["status"] == "blocked");
 }
 
 TEST_CASE("an agent that iterates is told what its check said",

@@ -236,3 +236,56 @@ TEST_CASE("a plan of 100,000 workstreams loads", "[protocol]") {
   CHECK(d.ok());
   CHECK(plan.workstreams.size() == 100'001);
 }
+
+TEST_CASE("a timeout longer than a year is refused wherever it is named",
+          "[protocol]") {
+  auto plan_with = [](const std::string& where) {
+    std::string ws = "{id: a, executor: {kind: command, run: 'true'}";
+    std::string text = "name: t\n";
+    if (where == "settings")
+      text += "settings: {default_timeout_s: 1e300}\n";
+    text += "workstreams:\n  - " + ws;
+    if (where == "workstream")
+      text += ", timeout_s: 1e300";
+    if (where == "until")
+      text += ", until: {run: 'true', timeout_s: 1e300}";
+    text += "}\n";
+    if (where == "gate")
+      text += "gates:\n  - {id: g, after: [a], checks: [{run: 'true', "
+              "timeout_s: 1e300}]}\n";
+    return text;
+  };
+  for (auto [where, path] :
+       {std::pair{"settings", "settings.default_timeout_s"},
+        std::pair{"workstream", "workstreams[0] (a).timeout_s"},
+        std::pair{"until", "workstreams[0] (a).until.timeout_s"},
+        std::pair{"gate", "gates[0] (g).checks[0].timeout_s"}}) {
+    INFO(where);
+    auto r = troupe::test::load(plan_with(where), "yaml", {});
+    CHECK(only_error(r.d)
+          == std::string{path} + ": must be at most 31536000 (a year), got "
+               + "1e+300");
+  }
+  auto r = troupe::test::load(plan_with("none"), "yaml", {});
+  CHECK(r.d.ok());
+}
+
+TEST_CASE("a workstream may not take the id a gate gives its fixers or checks",
+          "[protocol]") {
+  auto with = [](const std::string& id) {
+    return "name: t\nworkstreams:\n  - {id: a}\n  - {id: " + id
+           + ", depends_on: [a]}\ngates:\n  - {id: g, after: [a]}\n";
+  };
+  auto r = troupe::test::load(with("g.fix1"), "yaml", {});
+  CHECK(only_error(r.d)
+        == "workstreams[1] (g.fix1).id: \"g.fix1\" is how gate \"g\" names its "
+           "fixers; choose another id");
+  r = troupe::test::load(with("g.check12"), "yaml", {});
+  CHECK(only_error(r.d)
+        == "workstreams[1] (g.check12).id: \"g.check12\" is how gate \"g\" "
+           "names its checks; choose another id");
+  for (auto fine : {"g.fix", "g.fixed", "h.fix1", "g.fix1a"}) {
+    INFO(fine);
+    CHECK(troupe::test::load(with(fine), "yaml", {}).d.ok());
+  }
+}

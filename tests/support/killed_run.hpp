@@ -18,10 +18,12 @@ namespace troupe::test {
 
 /// Runs `plan` in `dir`, journaled in `dir`, until the process is killed
 /// after journaling `kill_after` (`KIND` or `KIND:SUBJECT`); resumes it and
-/// returns the resumed run's JSON report (`dir`/report.json).
+/// returns the resumed run's JSON report (`dir`/report.json). The resumed
+/// run must exit with `exit_code`.
 inline nlohmann::json kill_and_resume(const temp_dir& dir,
                                       const std::string& plan,
-                                      const std::string& kill_after) {
+                                      const std::string& kill_after,
+                                      int exit_code = 0) {
   auto journal = dir.str() + "/journal.db";
   background first{{"/usr/bin/env", "TROUPE_JOURNAL_KILL_AFTER=" + kill_after,
                     TROUPE_BINARY, "run", plan, "-q", "--journal", journal,
@@ -34,7 +36,7 @@ inline nlohmann::json kill_and_resume(const temp_dir& dir,
     {"resume", id, "-q", "--journal", journal, "--report", "report.json"},
     dir.str());
   INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
+  REQUIRE(r.exit_code == exit_code);
   return read_json_file(dir.path() / "report.json");
 }
 

@@ -23,6 +23,10 @@ std::string to_string(agent_kind x);
 std::string to_string(model_tier x);
 std::string to_string(failure_policy x);
 
+/// The tier work of kind `k` goes to when it names none: read-only
+/// exploring to `fast`, planning to `deep`, writing to `balanced`.
+model_tier routed_tier(agent_kind k);
+
 /// Parses the plan spelling of an enum; false for an unknown string.
 bool from_string(const std::string& s, agent_kind& x);
 bool from_string(const std::string& s, model_tier& x);
@@ -154,6 +158,16 @@ constexpr int32_t default_max_iterations = 5;
 /// no timeout.
 constexpr double default_check_timeout_s = 600;
 constexpr int32_t max_iterations_limit = 1000;
+/// The longest timeout a plan may name, in seconds: a year.
+constexpr double max_timeout_s = 365.0 * 24 * 3600;
+
+/// Seconds `ws`'s `until` check may take after each iteration; 0 when it
+/// does not iterate.
+inline double until_timeout_s(const workstream& ws) {
+  if (!ws.iterates())
+    return 0;
+  return ws.until.timeout_s > 0 ? ws.until.timeout_s : default_check_timeout_s;
+}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workstream& x) {
