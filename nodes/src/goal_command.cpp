@@ -2,6 +2,7 @@
 // (`troupe plan --goal`, `troupe run --goal`) and from tasks
 // (`troupe parallel`).
 
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -114,6 +115,12 @@ std::optional<int> make_plan(const plan_source& src,
   goal_options opts;
   if (!planner_options(src, opts))
     return exit_bad_input;
+  // A config file's narrower phases hold for a planned plan too.
+  if (auto& base = vopts.settings_base; base && base->is_object())
+    if (auto w = base->find("max_phase_width");
+        w != base->end() && w->is_number_integer())
+      opts.max_phase_width = static_cast<int32_t>(
+        std::clamp<int64_t>(w->get<int64_t>(), 1, opts.max_phase_width));
   plan p;
   if (!src.tasks.empty()) {
     p = plan_from_tasks(src.tasks, opts);

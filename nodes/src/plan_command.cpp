@@ -102,25 +102,7 @@ int plan_command(const std::string& file, int32_t max_parallel, bool json,
     return cli::exit_bad_input;
   if (max_parallel > 0)
     p.settings.max_parallel_agents = max_parallel;
-  plan_assessment a;
-  {
-    caf::actor_system_config cfg;
-    add_message_types(cfg);
-    caf::actor_system sys{cfg};
-    auto planner = spawn_planner(sys);
-    caf::scoped_actor self{sys};
-    bool ok = true;
-    self->request(planner, std::chrono::seconds(60), assess_atom_v, p)
-      .receive([&](plan_assessment& x) { a = std::move(x); },
-               [&](caf::error& err) {
-                 std::cerr << file << ": cannot assess: " << sys.render(err)
-                           << '\n';
-                 ok = false;
-               });
-    caf::anon_send_exit(planner, caf::exit_reason::user_shutdown);
-    if (!ok)
-      return cli::exit_run_failed;
-  }
+  auto a = assess(p);
   if (json) {
     std::cout << json_text(a, 2) << '\n';
   } else {

@@ -112,10 +112,8 @@ std::optional<int> prepare(const run_flags& flags,
     }
   }
   out.workdir = flags.workdir;
-  if (out.workdir.empty()) {
-    char buf[4096];
-    out.workdir = getcwd(buf, sizeof(buf)) ? buf : ".";
-  }
+  if (out.workdir.empty())
+    out.workdir = current_dir();
   return std::nullopt;
 }
 

@@ -429,7 +429,7 @@ goal_plan plan_from_goal(const std::string& goal, const goal_options& opts) {
   goal_assessment a;
   a.strategy = strategy_of_text(text, &a.strategy_words);
   // As the plan will have them (goal_shape.cpp).
-  auto lead = detail::strategy_persona(a.strategy, text);
+  auto lead = detail::strategy_persona(a.strategy);
   std::vector<deliverable> ds;
   for (size_t s = 0; s < o.steps.size(); ++s)
     for (auto& part : o.steps[s]) {

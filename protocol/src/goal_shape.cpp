@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "goal_words.hpp"
@@ -44,8 +45,7 @@ std::string title_of(const std::string& text) {
 
 } // namespace
 
-std::string strategy_persona(const std::string& strategy,
-                             const std::string& goal) {
+std::string strategy_persona(const std::string& strategy) {
   if (strategy == "bug investigation")
     return "debugger";
   if (strategy == "security audit")
@@ -58,7 +58,6 @@ std::string strategy_persona(const std::string& strategy,
     return "devops";
   if (strategy == "data pipeline")
     return "data_engineer";
-  (void)goal;
   return "backend";
 }
 
@@ -76,8 +75,6 @@ bool user_facing(const std::string& goal) {
 }
 
 struct builder {
-  const std::string& goal;
-  const goal_outline& o;
   const goal_assessment& a;
   const goal_options& opts;
   plan p;
@@ -94,11 +91,7 @@ struct builder {
   }
 
   model_tier tier(agent_kind k) const {
-    if (opts.fixed_tier)
-      return opts.tier;
-    return k == agent_kind::explore ? model_tier::fast
-           : k == agent_kind::plan  ? model_tier::deep
-                                    : model_tier::balanced;
+    return opts.fixed_tier ? opts.tier : routed_tier(k);
   }
 
   std::string add(const std::string& id_hint, std::string title,
@@ -164,39 +157,37 @@ struct builder {
   /// that can run at once owning the same files.
   void order_overlapping_writers() {
     auto n = p.workstreams.size();
-    auto index_of = [&](const std::string& id) {
-      for (size_t i = 0; i < n; ++i)
-        if (p.workstreams[i].id == id)
-          return i;
-      return n;
+    std::unordered_map<std::string, size_t> at;
+    for (size_t i = 0; i < n; ++i)
+      at.emplace(p.workstreams[i].id, i);
+    // before[j][i]: i comes before j, through dependencies.
+    std::vector<std::vector<bool>> before(n, std::vector<bool>(n, false));
+    auto follow = [&](size_t j, size_t i) {
+      before[j][i] = true;
+      for (size_t k = 0; k < n; ++k)
+        if (before[i][k])
+          before[j][k] = true;
     };
-    auto reaches = [&](size_t from, size_t to) {
-      std::vector<bool> seen(n, false);
-      std::vector<size_t> todo{from};
-      while (!todo.empty()) {
-        auto v = todo.back();
-        todo.pop_back();
-        if (v == to)
-          return true;
-        if (v >= n || seen[v])
+    for (size_t j = 0; j < n; ++j) {
+      auto& b = p.workstreams[j];
+      for (auto& d : b.depends_on)
+        if (auto i = at.find(d); i != at.end())
+          follow(j, i->second);
+      // The nearest writer first: the ones before it it already follows.
+      for (size_t i = j; i-- > 0;) {
+        if (before[j][i] || before[i][j])
           continue;
-        seen[v] = true;
-        for (auto& d : p.workstreams[v].depends_on)
-          todo.push_back(index_of(d));
-      }
-      return false;
-    };
-    for (size_t j = 0; j < n; ++j)
-      for (size_t i = 0; i < j; ++i) {
         auto& a = p.workstreams[i];
-        auto& b = p.workstreams[j];
         bool overlap = false;
         for (auto& x : a.owns)
           for (auto& y : b.owns)
             overlap = overlap || globs_overlap(x, y);
-        if (overlap && !reaches(j, i) && !reaches(i, j))
+        if (overlap) {
           b.depends_on.push_back(a.id);
+          follow(j, i);
+        }
       }
+    }
   }
 };
 
@@ -204,7 +195,7 @@ struct builder {
 
 plan shape_goal(const std::string& goal, const goal_outline& o,
                 const goal_assessment& a, const goal_options& opts) {
-  builder b{goal, o, a, opts, {}, {}, {}};
+  builder b{a, opts, {}, {}, {}};
   b.excerpt = utf8_head(trim(goal), goal_excerpt_bytes);
   if (b.excerpt.size() < trim(goal).size())
     b.excerpt += " [...]";
@@ -214,7 +205,7 @@ plan shape_goal(const std::string& goal, const goal_outline& o,
     p.name = "goal";
   p.goal = trim(goal);
   p.settings.max_phase_width = opts.max_phase_width;
-  auto lead = strategy_persona(a.strategy, goal);
+  auto lead = strategy_persona(a.strategy);
   auto agents = is_agent_executor(opts.executor.kind);
   if (agents) {
     p.synthesis.executor = opts.executor;
@@ -389,9 +380,8 @@ namespace troupe {
 plan plan_from_tasks(const std::vector<std::string>& tasks,
                      const goal_options& opts) {
   using namespace detail;
-  goal_outline o;
   goal_assessment a;
-  builder b{"", o, a, opts, {}, {}, {}};
+  builder b{a, opts, {}, {}, {}};
   auto& p = b.p;
   p.name = "parallel";
   // As many at once as there are tasks: the run's limit is what holds them.
@@ -417,10 +407,9 @@ plan plan_from_tasks(const std::vector<std::string>& tasks,
       p.goal += "; ";
     p.goal += text;
     auto fallback = kind == agent_kind::general ? "backend" : "analyzer";
-    auto id = b.add(goal_slug(text), title_of(text),
-                    goal_persona(text, fallback), kind, text, {});
+    b.add(goal_slug(text), title_of(text), goal_persona(text, fallback), kind,
+          text, {});
     auto& w = p.workstreams.back();
-    (void)id;
     // A command with no command of its own runs the task's text.
     if (w.executor.kind == "command" && w.executor.run.empty())
       w.executor.run = text;

@@ -16,22 +16,6 @@ namespace troupe {
 
 namespace detail {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
-std::string trim(std::string_view s) {
-  auto space = [](unsigned char c) { return std::isspace(c) != 0; };
-  while (!s.empty() && space(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && space(s.back()))
-    s.remove_suffix(1);
-  return std::string(s);
-}
-
 std::vector<std::string> word_list(std::string_view text) {
   std::vector<std::string> out;
   std::string w;
@@ -85,10 +69,10 @@ bool is_verb(const std::string& word) {
     "render",       "return",      "accept",    "reject",    "let",
     "keep",         "email",       "mail",      "retry",     "sort",
     "filter",       "search",      "paginate",  "encrypt",   "hash",
-    "authenticate", "authorize",   "serve",     "run",       "write",
-    "read",         "parse",       "format",    "lint",      "annotate",
-    "localize",     "translate",   "wrap",      "fetch",     "sync",
-    "backup",       "restore",     "rotate",    "archive",   "bump"};
+    "authenticate", "authorize",   "serve",     "run",       "read",
+    "parse",        "format",      "lint",      "annotate",  "localize",
+    "wrap",         "fetch",       "sync",      "backup",    "restore",
+    "rotate",       "archive",     "bump"};
   return verbs.count(word) > 0;
 }
 
@@ -258,10 +242,12 @@ void resolve_pronouns(std::vector<std::vector<std::string>>& steps) {
     out.emplace_back();
     for (auto& part : step) {
       auto words = detail::word_list(part.substr(0, 64));
+      auto verb_end = part.find(' ');
+      // Written "verb pronoun", one space apart.
       if (words.size() >= 2 && detail::is_verb(words[0]) && is_pronoun(words[1])
-          && !prev.empty()) {
+          && !prev.empty() && verb_end != std::string::npos
+          && lower(part.substr(verb_end + 1, words[1].size())) == words[1]) {
         auto object = object_of(prev);
-        auto verb_end = part.find(' ');
         auto pronoun_end = part.find_first_of(" ,;.", verb_end + 1);
         auto rest = pronoun_end == std::string::npos ? std::string{}
                                                      : part.substr(pronoun_end);
@@ -278,6 +264,12 @@ void resolve_pronouns(std::vector<std::vector<std::string>>& steps) {
   steps = std::move(out);
 }
 
+// The text of a Markdown heading line ("## Phase 2" is "Phase 2").
+std::string heading_text(const std::string& line) {
+  auto text = line.find_first_not_of('#');
+  return trim(text == std::string::npos ? "" : line.substr(text));
+}
+
 goal_outline outline_sentence(const std::string& text) {
   goal_outline o;
   o.title = text;
@@ -290,11 +282,15 @@ goal_outline outline_sentence(const std::string& text) {
   auto colon = std::find_if(cuts.begin(), cuts.end(),
                             [&](const cut& c) { return text[c.begin] == ':'; });
   if (colon != cuts.end()) {
-    if (std::next(colon) != cuts.end()) {
+    if (colon == cuts.begin() && std::next(colon) != cuts.end()) {
       head = clean_fragment(text.substr(0, colon->begin));
       from = colon->end;
+      cuts.erase(colon);
+    } else {
+      // Several deliverables before it, or one part after it: what
+      // follows details the deliverable just before.
+      cuts.erase(colon);
     }
-    cuts.erase(cuts.begin(), std::next(colon));
   }
   auto take = [&](size_t to, bool sentence_end) {
     auto part = clean_fragment(text.substr(from, to - from));
@@ -392,9 +388,7 @@ goal_outline outline_document(const std::vector<std::string>& lines) {
     }
     std::string item;
     if (t[0] == '#') {
-      auto heading = trim(t.substr(t.find_first_not_of('#') == std::string::npos
-                                     ? t.size()
-                                     : t.find_first_not_of('#')));
+      auto heading = heading_text(t);
       if (o.title.empty())
         o.title = heading;
       else
@@ -405,11 +399,15 @@ goal_outline outline_document(const std::vector<std::string>& lines) {
       if (item_indent == std::string::npos)
         item_indent = indent;
       auto& items = sections.back().items;
-      // A nested item details the one above it.
-      if (indent > item_indent && !items.empty())
-        items.back() += "; " + clean_fragment(item);
+      // A nested item details the one above it; one of punctuation alone
+      // says nothing.
+      auto fragment = clean_fragment(item);
+      if (fragment.empty())
+        ;
+      else if (indent > item_indent && !items.empty())
+        items.back() += "; " + fragment;
       else
-        items.push_back(clean_fragment(item));
+        items.push_back(std::move(fragment));
       last_was_item = true;
     } else if (last_was_item && indent_of(line) > 0
                && !sections.back().items.empty()) {
@@ -426,8 +424,7 @@ goal_outline outline_document(const std::vector<std::string>& lines) {
     if (phased || o.steps.empty())
       o.steps.emplace_back();
     for (auto& item : s.items)
-      if (!item.empty())
-        o.steps.back().push_back(item);
+      o.steps.back().push_back(item);
   }
   if (o.title.empty() && !o.steps.empty())
     o.title = o.steps.front().front();
@@ -463,10 +460,7 @@ goal_outline outline_goal(const std::string& text) {
     if (t.empty())
       continue;
     if (t[0] == '#')
-      t = trim(t.substr(t.find_first_not_of('#') == std::string::npos
-                          ? t.size()
-                          : t.find_first_not_of('#')))
-          + ".";
+      t = heading_text(t) + ".";
     if (!joined.empty())
       joined += ' ';
     joined += t;

@@ -7,13 +7,10 @@
 #include <string_view>
 #include <vector>
 
+#include "text.hpp"
 #include "troupe/protocol/goal.hpp"
 
 namespace troupe::detail {
-
-std::string lower(std::string_view s);
-
-std::string trim(std::string_view s);
 
 /// The words of `text` in lower case: letters, digits, '_' and inner '-';
 /// bytes beyond ASCII are letters.
@@ -42,8 +39,7 @@ std::string goal_slug(const std::string& text, size_t max_words = 3,
 
 /// The persona a strategy's own work falls to, and the one its
 /// deliverables get when their words point at none.
-std::string strategy_persona(const std::string& strategy,
-                             const std::string& goal);
+std::string strategy_persona(const std::string& strategy);
 
 /// The plan for an outlined and scored goal (goal_shape.cpp).
 plan shape_goal(const std::string& goal, const goal_outline& o,

@@ -96,9 +96,7 @@ std::string read_plan_file(int fd, std::string& text) {
 }
 
 std::string format_of(const std::string& path) {
-  auto ext = std::filesystem::path{path}.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  auto ext = detail::lower(std::filesystem::path{path}.extension().string());
   if (ext == ".json")
     return "json";
   if (ext == ".yaml" || ext == ".yml")

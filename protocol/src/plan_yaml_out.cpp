@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "text.hpp"
 #include "troupe/protocol/goal.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/plan_io.hpp"
@@ -35,13 +36,6 @@ void prune(json& j, const json& defaults,
   }
 }
 
-model_tier routed_tier(const json& ws) {
-  auto agent = ws.value("agent", std::string{"general"});
-  return agent == "explore" ? model_tier::fast
-         : agent == "plan"  ? model_tier::deep
-                            : model_tier::balanced;
-}
-
 // The order keys are written in; the rest follow, sorted.
 const std::vector<std::string>& key_order() {
   static const std::vector<std::string> order{
@@ -53,11 +47,13 @@ const std::vector<std::string>& key_order() {
 }
 
 // Text written as a literal block: lines of text without a line break at
-// its end (the block is written `|-`), or spaces that YAML would eat.
+// its end (the block is written `|-`), or spaces that YAML would eat, or a
+// `|` at a line's end (which `plan_yaml` would take for the block's own).
 bool literal(const std::string& s) {
   if (s.find('\n') == std::string::npos || s.find('\r') != std::string::npos
-      || s.front() == ' ' || s.front() == '\n' || s.back() == '\n'
-      || s.back() == ' ')
+      || s.find("|\n") != std::string::npos || s.front() == ' '
+      || s.front() == '\n' || s.back() == '\n' || s.back() == ' '
+      || s.back() == '|')
     return false;
   for (size_t i = 0; i < s.size(); ++i)
     if (s[i] == '\n' && i > 0 && (s[i - 1] == ' ' || s[i - 1] == '\t'))
@@ -74,10 +70,7 @@ bool plain(const std::string& s) {
     return false;
   static const std::vector<std::string> typed{
     "true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"};
-  auto low = s;
-  std::transform(low.begin(), low.end(), low.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  if (std::find(typed.begin(), typed.end(), low) != typed.end())
+  if (std::find(typed.begin(), typed.end(), detail::lower(s)) != typed.end())
     return false;
   if (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-'
       || s[0] == '.' || s[0] == '+')
@@ -195,11 +188,16 @@ std::string plan_yaml(const plan& p) {
     j.erase("settings");
   auto& ws_default = defaults["workstreams"][0];
   auto& exec_default = ws_default["executor"];
-  for (auto& w : j["workstreams"]) {
-    if (w.value("model", "") == to_string(routed_tier(w)))
+  for (size_t i = 0; i < p.workstreams.size(); ++i) {
+    auto& ws = p.workstreams[i];
+    auto& w = j["workstreams"][i];
+    if (ws.model == routed_tier(ws.agent))
       w.erase("model");
+    if (ws.title == ws.id)
+      w.erase("title");
     // A persona left out is derived from the files a workstream owns.
-    prune(w, ws_default, {"id", "persona", "agent", "executor", "model"});
+    prune(w, ws_default,
+          {"id", "title", "persona", "agent", "executor", "model"});
     prune(w["executor"], exec_default, {"kind"});
   }
   auto& gate_default = defaults["gates"][0];
@@ -230,8 +228,9 @@ std::string plan_yaml(const plan& p) {
   emit(out, j);
   // yaml-cpp writes literal blocks as `|`, which keeps a line break at
   // the end; none of ours has one (see `literal`), so they are `|-`. No
-  // other text holds `|` before a line break: plain text has no `|`, and
-  // quoted text writes its line breaks as `\n`.
+  // other text holds `|` before a line break: plain text has no `|`,
+  // quoted text writes its line breaks as `\n`, and no line of a literal
+  // block ends in `|`.
   std::string text = out.c_str();
   for (size_t at = 0; (at = text.find("|\n", at)) != std::string::npos; at += 3)
     if (at > 0 && text[at - 1] == ' ')

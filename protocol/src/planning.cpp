@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "text.hpp"
 #include "troupe/protocol/models.hpp"
 #include "troupe/protocol/plan.hpp"
 #include "troupe/protocol/planning.hpp"
@@ -154,12 +155,6 @@ double simulate(const plan& p, const schedule_graph& g, int32_t workers) {
     }
   }
   return now;
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return s;
 }
 
 std::vector<std::string> words(const std::string& text) {
@@ -343,7 +338,7 @@ plan_assessment assess(const plan& p) {
       auto dot = file.find_last_of('.');
       if (dot != std::string::npos && dot > 0 && dot + 1 < file.size()
           && !has_wildcard(file.substr(dot + 1)))
-        extensions.insert(lower(file.substr(dot + 1)));
+        extensions.insert(detail::lower(file.substr(dot + 1)));
       auto first_slash = pattern.find('/');
       if (first_slash != std::string::npos && first_slash > 0
           && !has_wildcard(pattern.substr(0, first_slash)))

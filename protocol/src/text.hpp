@@ -6,6 +6,12 @@
 
 namespace troupe::detail {
 
+/// `s` with ASCII letters in lower case.
+std::string lower(std::string_view s);
+
+/// `s` without white space at its ends.
+std::string trim(std::string_view s);
+
 /// Edit distance with transpositions (optimal string alignment), for "did
 /// you mean" suggestions.
 size_t edit_distance(const std::string& a, const std::string& b);

@@ -17,6 +17,11 @@ namespace fs = std::filesystem;
 
 namespace troupe {
 
+std::string current_dir() {
+  char buf[4096];
+  return getcwd(buf, sizeof(buf)) != nullptr ? buf : ".";
+}
+
 namespace {
 
 std::error_code last_error() {

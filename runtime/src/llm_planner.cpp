@@ -4,8 +4,8 @@
 #include "troupe/runtime/llm_planner.hpp"
 
 #include <chrono>
+#include <algorithm>
 #include <memory>
-#include <unistd.h>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -14,6 +14,7 @@
 #include "troupe/protocol/models.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/config.hpp"
+#include "troupe/runtime/files.hpp"
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/prompts.hpp"
 
@@ -142,6 +143,10 @@ bool plan_with_llm(const std::string& goal, const goal_options& opts,
   auto settings = cfg.settings
                     ? decode_plan_settings(*cfg.settings, "settings", sd)
                     : plan_settings{};
+  if (!sd.ok()) {
+    out.errors = error_lines(sd);
+    return false;
+  }
   workstream w;
   w.id = "planner";
   w.title = "Plan the goal";
@@ -171,8 +176,7 @@ bool plan_with_llm(const std::string& goal, const goal_options& opts,
     find_price(settings, spec.model, spec.price);
   spec.system_prompt = persona_prompt(settings, w.persona);
   spec.timeout_s = settings.default_timeout_s;
-  char buf[4096];
-  spec.workdir = getcwd(buf, sizeof(buf)) != nullptr ? buf : ".";
+  spec.workdir = current_dir();
   out.model = spec.model;
 
   caf::actor_system_config sys_cfg;
@@ -188,12 +192,16 @@ bool plan_with_llm(const std::string& goal, const goal_options& opts,
     auto exec = (*factory)(sys);
     workstream_result r;
     std::string failure;
-    self
-      ->request(exec,
-                std::chrono::seconds(static_cast<int64_t>(spec.timeout_s + 60)),
-                run_atom_v, spec)
+    // The executor keeps its own timeout; this only catches a lost one.
+    auto limit = std::chrono::seconds(
+      static_cast<int64_t>(std::min(spec.timeout_s, max_timeout_s) + 60));
+    self->request(exec, limit, run_atom_v, spec)
       .receive([&](workstream_result& x) { r = std::move(x); },
-               [&](caf::error& err) { failure = sys.render(err); });
+               [&](caf::error& err) {
+                 failure = sys.render(err);
+                 // Nothing it started outlives the call.
+                 self->send(exec, cancel_atom_v);
+               });
     for (auto& u : r.usage)
       add_usage(out.usage, u);
     if (!failure.empty() || r.status != ws_state::succeeded) {

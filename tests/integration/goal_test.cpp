@@ -191,3 +191,26 @@ TEST_CASE("bad goals and planning flags are refused with what is wrong",
   std::ofstream{dir.path() / "binary.md"} << std::string("\xff\xfe\x00x", 4);
   refused({"plan", "--goal-file", "binary.md"}, "not UTF-8 text");
 }
+
+TEST_CASE("a planned plan keeps to the config file's phase width",
+          "[integration][goal]") {
+  test::temp_dir dir;
+  auto config = dir.write("config.yaml", "settings: {max_phase_width: 2}\n");
+  auto r = run_troupe({"plan", "--config", config, "--goal",
+                       "Add a login page and a signup page and a profile page "
+                       "and a settings page",
+                       "--executor", "command", "--run", agent, "--json"},
+                      dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("warning") == std::string::npos);
+  auto j = json::parse(r.out);
+  CHECK(j["plan"]["settings"]["max_phase_width"] == 2);
+  size_t pages = 0;
+  for (auto& phase : j["assessment"]["phases"]) {
+    CHECK(phase.size() <= 2);
+    for (auto& id : phase)
+      pages += id.get<std::string>().find("page") != std::string::npos;
+  }
+  CHECK(pages == 4);
+}

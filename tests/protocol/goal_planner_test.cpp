@@ -308,6 +308,21 @@ TEST_CASE("a goal is taken apart into steps of deliverables",
   CHECK(o.steps
         == std::vector<strings>{{"Build a catalog API (search, filters)",
                                  "Build a \"cart and checkout\" page"}});
+  // A colon after several deliverables, or before one part, heads
+  // nothing: what follows it details the deliverable before it.
+  o = outline_goal("Add a login page and a logout endpoint, then write "
+                   "tests: all of them");
+  CHECK(o.steps
+        == std::vector<strings>{{"Add a login page", "Add a logout endpoint"},
+                                {"Write tests: all of them"}});
+  o = outline_goal("Add a login page, then write tests: unit, end-to-end");
+  CHECK(o.steps
+        == std::vector<strings>{{"Add a login page"},
+                                {"Write tests: unit", "Write end-to-end"}});
+  // A pronoun written otherwise than "verb pronoun" is left as it is.
+  o = outline_goal("Design the cache layer then fix\tit");
+  REQUIRE(o.steps.size() == 2);
+  CHECK(o.steps[1] == strings{"Fix\tit"});
   // A sentence without a verb says more about the deliverable before it.
   o = outline_goal("Fix the crash in the parser. It happens on empty input.");
   CHECK(o.steps
@@ -421,4 +436,68 @@ TEST_CASE("a goal of too many deliverables is refused, not planned",
   auto ok = plan_of(doc);
   CHECK(ok.gp.error.empty());
   CHECK(ok.gp.p.workstreams.size() > 300);
+}
+
+TEST_CASE("a plan written as YAML reads back as itself, whatever its text",
+          "[protocol][goal]") {
+  auto opts = command_agents();
+  const strings texts = {
+    "| a | b |\n| - | - |\n| 1 | 2 |",
+    "make |\ngrep x",
+    "first line\nends in a pipe |",
+    "w",
+    "yes",
+    "~",
+    "- a list?",
+    "key: value",
+    "# a comment",
+    "1.5",
+    "0x1F",
+    "null",
+    "tab\tinside\nand a line",
+    "  leading spaces\nkept",
+    "trailing newline\n",
+    "\xc3\xa9t\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x9a\x80\nnon-ASCII",
+    "quotes \" and ' and \\ backslash",
+  };
+  auto p = plan_from_tasks({"a", "b"}, opts);
+  for (auto& text : texts) {
+    INFO(text);
+    p.goal = text;
+    p.workstreams[0].title = text;
+    p.workstreams[0].prompt = text;
+    p.workstreams[1].executor.run = text;
+    auto yaml = plan_yaml(p);
+    diagnostics d;
+    auto back = load_plan_text(yaml, "yaml", {}, d);
+    INFO(yaml);
+    REQUIRE(d.ok());
+    CHECK(back.goal == text);
+    CHECK(back.workstreams[0].title == text);
+    CHECK(back.workstreams[0].prompt == text);
+    CHECK(back.workstreams[1].executor.run == text);
+    CHECK(json_text(back) == json_text(p));
+  }
+}
+
+TEST_CASE("goals of punctuation, or of many deliverables on one file, plan",
+          "[protocol][goal]") {
+  // Items that say nothing are left out, however they are nested.
+  for (auto goal : {"- .\n- .",
+                    "# Rewrite the whole system and integrate "
+                    "it\n- .\n- ;",
+                    "- ,\n  - .\n- Add a login page"}) {
+    auto out = plan_of(goal);
+    CHECK_FALSE(out.gp.p.workstreams.empty());
+  }
+  // Writers of one file wait for each other, one after another.
+  std::string doc = "# One file\n";
+  for (size_t i = 0; i < max_goal_deliverables; ++i)
+    doc += "- Add feature " + std::to_string(i) + " to src/app.ts\n";
+  auto out = plan_of(doc);
+  size_t writers = 0;
+  for (auto& w : out.gp.p.workstreams)
+    if (std::find(w.owns.begin(), w.owns.end(), "src/app.ts") != w.owns.end())
+      ++writers;
+  CHECK(writers == max_goal_deliverables);
 }

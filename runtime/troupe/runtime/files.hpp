@@ -7,6 +7,10 @@
 
 namespace troupe {
 
+/// The process's working directory, or "." when it cannot be told (gone,
+/// or a path longer than 4095 bytes).
+std::string current_dir();
+
 /// Writes `text` to `path` so that a reader finds the previous file or the
 /// new one, never a part: into a temporary file beside it, synced to disk,
 /// then renamed over it. On failure `path` is untouched and the temporary
