@@ -8,6 +8,7 @@
 #include <string>
 
 #include <catch2/catch.hpp>
+#include <sys/stat.h>
 #include <nlohmann/json.hpp>
 
 #include "support/background.hpp"
@@ -15,6 +16,7 @@
 #include "support/killed_run.hpp"
 #include "support/mock_llm.hpp"
 #include "support/quiet_run.hpp"
+#include "support/reaper.hpp"
 #include "support/report.hpp"
 #include "support/temp_dir.hpp"
 
@@ -155,6 +157,31 @@ TEST_CASE("an until loop that reached its bound stays failed after kill -9",
   CHECK(fix["iterations"].size() == 2);
   CHECK(read_text(dir.path() / "n") == "2\n");
   CHECK(workstream_of(report, "after")["status"] == "blocked");
+}
+
+TEST_CASE("work cancelled while its check runs did not succeed",
+          "[integration][until]") {
+  test::become_subreaper();
+  test::temp_dir dir;
+  REQUIRE(::mkfifo((dir.str() + "/check.pid").c_str(), 0600) == 0);
+  auto plan = dir.write("plan.yaml", R"(name: cancelled-check
+workstreams:
+  - id: fix
+    executor: {kind: command, run: "echo fixed"}
+    until: {run: "echo $$ > check.pid; exec sleep 600"}
+)");
+  test::background troupe{{TROUPE_BINARY, "run", plan, "--no-journal", "-q",
+                           "--workdir", dir.str(), "--report",
+                           dir.str() + "/report.json"}};
+  // Reading the fifo waits until the check really runs.
+  auto check = test::read_pid(dir.str() + "/check.pid");
+  REQUIRE(check > 0);
+  troupe.signal(SIGINT);
+  CHECK(troupe.wait() != 0);
+  auto report = read_json_file(dir.path() / "report.json");
+  CHECK(report["status"] == "cancelled");
+  CHECK(workstream_of(report, "fix")["status"] == "cancelled");
+  CHECK(test::process_gone(check));
 }
 
 TEST_CASE("an agent that iterates is told what its check said",
