@@ -9,6 +9,7 @@
 
 #include <caf/all.hpp>
 
+#include "support/custom_agent.hpp"
 #include "support/reaper.hpp"
 #include "support/run_fixture.hpp"
 #include "support/temp_dir.hpp"
@@ -429,20 +430,7 @@ TEST_CASE("work that repeats until a check passes goes to a node that can "
   caf::scoped_actor self{sys};
   // An agent of the embedding program's own: it does the work, and knows
   // nothing of checks.
-  auto custom
-    = sys.spawn([](agent_actor::pointer) -> agent_actor::behavior_type {
-        return {
-          [](dispatch_atom, const workstream_spec& spec,
-             const progress_actor&) -> workstream_result {
-            workstream_result r;
-            r.id = spec.ws.id;
-            r.status = ws_state::succeeded;
-            r.summary = "reviewed";
-            return r;
-          },
-          [](cancel_atom, const std::string&, const std::string&) {},
-        };
-      });
+  auto custom = test::spawn_custom_agent(sys);
   auto lend = [&](const std::string& name, std::vector<std::string> kinds) {
     pool_config pcfg;
     pcfg.info.name = name;

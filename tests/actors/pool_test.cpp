@@ -6,6 +6,7 @@
 #include "troupe/actors/gate.hpp"
 #include "troupe/protocol/errors.hpp"
 #include "troupe/protocol/message_types.hpp"
+#include "support/custom_agent.hpp"
 #include "troupe/runtime/executors.hpp"
 
 using namespace troupe;
@@ -104,19 +105,7 @@ TEST_CASE_METHOD(actor_fixture, "an agent refuses an executor it does not have",
 
 TEST_CASE_METHOD(actor_fixture, "a custom agent takes its persona's work",
                  "[actors]") {
-  auto custom = sys().spawn([](agent_actor::pointer) -> agent_actor::behavior_type {
-    return {
-      [](dispatch_atom, const workstream_spec& spec,
-         const progress_actor&) -> workstream_result {
-        workstream_result r;
-        r.id = spec.ws.id;
-        r.status = ws_state::succeeded;
-        r.summary = "custom: " + spec.ws.persona;
-        return r;
-      },
-      [](cancel_atom, const std::string&, const std::string&) {},
-    };
-  });
+  auto custom = test::spawn_custom_agent(sys());
   auto cfg = pool_for({});
   cfg.custom_agents["reviewer"] = custom;
   auto pool = spawn_agent_pool(sys(), cfg);

@@ -438,48 +438,6 @@ TEST_CASE("a goal of too many deliverables is refused, not planned",
   CHECK(ok.gp.p.workstreams.size() > 300);
 }
 
-TEST_CASE("a plan written as YAML reads back as itself, whatever its text",
-          "[protocol][goal]") {
-  auto opts = command_agents();
-  const strings texts = {
-    "| a | b |\n| - | - |\n| 1 | 2 |",
-    "make |\ngrep x",
-    "first line\nends in a pipe |",
-    "w",
-    "yes",
-    "~",
-    "- a list?",
-    "key: value",
-    "# a comment",
-    "1.5",
-    "0x1F",
-    "null",
-    "tab\tinside\nand a line",
-    "  leading spaces\nkept",
-    "trailing newline\n",
-    "\xc3\xa9t\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x9a\x80\nnon-ASCII",
-    "quotes \" and ' and \\ backslash",
-  };
-  auto p = plan_from_tasks({"a", "b"}, opts);
-  for (auto& text : texts) {
-    INFO(text);
-    p.goal = text;
-    p.workstreams[0].title = text;
-    p.workstreams[0].prompt = text;
-    p.workstreams[1].executor.run = text;
-    auto yaml = plan_yaml(p);
-    diagnostics d;
-    auto back = load_plan_text(yaml, "yaml", {}, d);
-    INFO(yaml);
-    REQUIRE(d.ok());
-    CHECK(back.goal == text);
-    CHECK(back.workstreams[0].title == text);
-    CHECK(back.workstreams[0].prompt == text);
-    CHECK(back.workstreams[1].executor.run == text);
-    CHECK(json_text(back) == json_text(p));
-  }
-}
-
 TEST_CASE("goals of punctuation, or of many deliverables on one file, plan",
           "[protocol][goal]") {
   // Items that say nothing are left out, however they are nested.
