@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <filesystem>
+#include <memory>
 #include <tuple>
 #include <unordered_map>
 
@@ -11,7 +13,9 @@
 #include "troupe/protocol/errors.hpp"
 #include "troupe/protocol/utf8.hpp"
 #include "troupe/runtime/executors.hpp"
+#include "troupe/runtime/git.hpp"
 #include "troupe/runtime/log.hpp"
+#include "troupe/runtime/process.hpp"
 
 namespace troupe {
 
@@ -79,9 +83,69 @@ struct agent_state {
   std::shared_ptr<const executor_registry> executors;
   executor_actor exec;
   bool cancelled = false;
+  /// The attempt's worktree, in a run on a git repository.
+  std::unique_ptr<attempt_worktree> tree;
+  std::string workspace_mode;
 };
 
 using agent_ptr = agent_actor::stateful_pointer<agent_state>;
+
+/// The directory of dispatch `spec` under `root`: one per dispatch, named
+/// after its workstream ('/' of a sub-plan's id made '+').
+std::string worktree_dir(const std::string& root, const workstream_spec& spec) {
+  auto name = spec.ws.id;
+  std::replace(name.begin(), name.end(), '/', '+');
+  return root + "/" + name + "-" + std::to_string(spec.dispatch);
+}
+
+/// Makes the attempt's worktree (an agent with one runs on a thread of its
+/// own, so it may wait for git) and runs the attempt in it; false, with
+/// `r` failed saying why, when it cannot be made.
+bool open_workspace(agent_ptr self, workstream_spec& spec,
+                    workstream_result& r) {
+  auto& ws = spec.workspace;
+  auto root = ws.root;
+  std::error_code ec;
+  std::filesystem::create_directories(root, ec);
+  auto dir = worktree_dir(root, spec);
+  self->state.workspace_mode = ws.mode;
+  self->state.tree = std::make_unique<attempt_worktree>(
+    process_runner::shared(), std::move(ws), dir);
+  spec.workspace = {};
+  std::string why;
+  if (!ec && self->state.tree->open(why)) {
+    spec.workdir = dir;
+    return true;
+  }
+  if (ec)
+    why = "cannot make " + root + ": " + ec.message();
+  self->state.tree.reset();
+  r = attempt_result(spec);
+  r.status = ws_state::failed;
+  r.node = self->state.node;
+  r.summary = "its workspace could not be made: " + why;
+  r.output = r.summary;
+  return false;
+}
+
+/// Takes the attempt's change from its worktree (when it writes), removes
+/// the worktree, answers `rp` with `r` and quits.
+void finish(agent_ptr self, caf::typed_response_promise<workstream_result> rp,
+            workstream_result r) {
+  auto& st = self->state;
+  if (st.tree) {
+    std::string why;
+    // Read-only work's change is taken too: it must have none.
+    if (st.workspace_mode != "check" && r.status == ws_state::succeeded
+        && !st.tree->capture(r.diff, why)) {
+      r.status = ws_state::failed;
+      r.summary = "its change could not be taken: " + why;
+    }
+    st.tree.reset();
+  }
+  rp.deliver(std::move(r));
+  self->quit();
+}
 
 /// Runs the `until` check of `spec` after its work `r` succeeded, then
 /// answers `rp` with `r` and the check's verdict.
@@ -94,8 +158,7 @@ void run_check(agent_ptr self, const workstream_spec& spec, workstream_result r,
     self->send(self->state.exec, cancel_atom_v);
   auto done = [=](workstream_result outcome) mutable {
     r.check = verdict(spec, outcome);
-    rp.deliver(std::move(r));
-    self->quit();
+    finish(self, rp, std::move(r));
   };
   self->request(self->state.exec, request_timeout(c), run_atom_v, c)
     .then([=](workstream_result& outcome) mutable { done(std::move(outcome)); },
@@ -142,6 +205,13 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
         return caf::make_error(errc::unknown_executor, spec.ws.executor.kind,
                                st.node);
       }
+      if (spec.workspace.enabled()) {
+        workstream_result failed;
+        if (!open_workspace(self, spec, failed)) {
+          self->quit();
+          return failed;
+        }
+      }
       if (progress)
         self->send(progress, started_atom_v, spec.run_id, spec.ws.id,
                    spec.attempt, st.node, spec.key);
@@ -168,8 +238,7 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
               run_check(self, spec, std::move(r), *checker, rp);
               return;
             }
-            rp.deliver(std::move(r));
-            self->quit();
+            finish(self, rp, std::move(r));
           },
           [=](caf::error& err) mutable {
             auto r = attempt_result(spec);
@@ -186,8 +255,7 @@ agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
               r.summary = self->system().render(err);
             }
             r.output = r.summary;
-            rp.deliver(std::move(r));
-            self->quit();
+            finish(self, rp, std::move(r));
           });
       return rp;
     },
@@ -270,8 +338,11 @@ pool_actor::behavior_type agent_pool(pool_ptr self, pool_config cfg) {
       if (custom != st.cfg.custom_agents.end()) {
         a = custom->second;
       } else {
+        // An attempt in a worktree waits for git on a thread of its own.
+        if (spec.workspace.enabled() && spec.workspace.root.empty())
+          spec.workspace.root = st.cfg.workspace_root;
         a = spawn_agent(self->system(), persona, st.cfg.info.name,
-                        st.cfg.executors);
+                        st.cfg.executors, spec.workspace.enabled());
         auto running_key
           = pool_state::key{spec.run_id, spec.ws.id, spec.dispatch};
         self->monitor(a);
@@ -338,7 +409,11 @@ pool_actor::behavior_type agent_pool(pool_ptr self, pool_config cfg) {
 
 agent_actor spawn_agent(caf::actor_system& sys, std::string persona,
                         std::string node,
-                        std::shared_ptr<const executor_registry> executors) {
+                        std::shared_ptr<const executor_registry> executors,
+                        bool own_thread) {
+  if (own_thread)
+    return sys.spawn<caf::detached>(agent, std::move(persona), std::move(node),
+                                    std::move(executors));
   return sys.spawn(agent, std::move(persona), std::move(node),
                    std::move(executors));
 }

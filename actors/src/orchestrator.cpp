@@ -24,6 +24,7 @@
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
+#include "troupe/runtime/run_dir.hpp"
 
 namespace troupe {
 
@@ -221,9 +222,17 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
           return caf::make_error(errc::journal_failed, e.what());
         }
       }
+      // A run on a repository works in its own directory: its workspaces
+      // are made there, and nothing runs in the user's checkout.
+      if (opts.repo.enabled()) {
+        if (opts.repo.run_dir.empty())
+          opts.repo.run_dir = default_run_dir(opts.repo.path, id);
+        opts.workdir = opts.repo.run_dir;
+      }
       auto workdir = opts.workdir;
       auto& run = open_run(self, id, std::move(p), std::move(opts),
                            std::move(observer), max_parallel, started_at);
+      start_integrator(self, run);
       if (auto& w = st.writer)
         run.last_ticket = w->begin_run(
           {id, run.p, max_parallel, std::move(workdir), started_at});

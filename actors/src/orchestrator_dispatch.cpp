@@ -232,6 +232,7 @@ void dispatch(self_ptr self, run_state& run, size_t idx, size_t pool_idx) {
   spec.timeout_s = w.def->timeout_s > 0 ? w.def->timeout_s
                                        : run.p->settings.default_timeout_s;
   spec.workdir = run.opts.workdir;
+  spec.workspace = workspace_for(run, w);
   spec.key = w.key;
   spec.model = run.shapes[w.shape].model;
   if (!spec.model.empty())

@@ -116,6 +116,19 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
   report.rerun = run.rerun;
   report.budget_stopped = run.budget_stopped;
   report.planning_usage = run.opts.planning_usage;
+  // On a repository, the run's changes wait for approval, or are committed
+  // now; either way its integration tree goes.
+  auto integrator = run.integrator;
+  change_set changes;
+  bool approved = run.opts.repo.approved;
+  if (on_repository(run)) {
+    report.run_dir = run.opts.repo.run_dir;
+    report.base = run.opts.repo.base;
+    auto c = changes_of(run);
+    report.branch = c.branch;
+    if (status == run_status::succeeded)
+      changes = std::move(c);
+  }
   report.workstreams.reserve(run.ws.size());
   for (auto i : report_order(run))
     if (run.ws[i].checks_gate == npos) // checks report in their gates
@@ -139,6 +152,38 @@ void maybe_finish(self_ptr self, const std::string& run_id) {
                                    : *shared;
   shared.reset();
   st.runs.erase(i);
+  if (!integrator) {
+    synthesize_report(self, std::move(p), std::move(report), journaled);
+    return;
+  }
+  auto held = std::make_shared<std::pair<plan, run_report>>(std::move(p),
+                                                            std::move(report));
+  self
+    ->request(integrator, caf::infinite, seal_atom_v, std::move(changes),
+              approved)
+    .then(
+      [=](seal_outcome& o) {
+        auto& r = held->second;
+        r.approval = o.approval;
+        r.commits = o.commits;
+        r.commit_error = o.why;
+        if (!o.why.empty())
+          log()->error("run {}: {}", r.run_id, o.why);
+        synthesize_report(self, std::move(held->first), std::move(r),
+                          journaled);
+      },
+      [=](caf::error& err) {
+        auto& r = held->second;
+        r.commit_error = "the integrator failed: " + self->system().render(err);
+        log()->error("run {}: {}", r.run_id, r.commit_error);
+        synthesize_report(self, std::move(held->first), std::move(r),
+                          journaled);
+      });
+}
+
+void synthesize_report(self_ptr self, plan p, run_report report,
+                       bool journaled) {
+  auto& st = self->state;
   // The report moves into the request; should synthesis fail, the observer
   // still learns how the run ended.
   run_report outline;

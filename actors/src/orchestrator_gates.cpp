@@ -73,6 +73,8 @@ static void on_gate_verdict(self_ptr self, run_state& run, size_t gi,
                    ? "Make gate " + g.def.id + " pass; failed: " + failed
                    : g.def.remediate.prompt;
     def.executor = g.def.remediate.executor;
+    if (on_repository(run))
+      def.owns = fixer_owns(run, g);
     if (def.executor.kind.empty())
       def.executor.kind = "noop";
     run.fixers.push_back(std::move(def));
@@ -145,7 +147,9 @@ void advance_round(self_ptr self, run_state& run, size_t gi) {
       continue;
     }
     if (check.kind == "conflicts") {
-      g.round.push_back(check_conflicts(results_after(run, g)));
+      g.round.push_back(on_repository(run)
+                          ? check_integration(run, g)
+                          : check_conflicts(results_after(run, g)));
       ++g.next_check;
       continue;
     }

@@ -9,6 +9,7 @@
 // What was dispatched and has no result was in flight: it runs again,
 // its lost attempt not charged.
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,14 @@ caf::error resume_run(self_ptr self, const std::string& run_id,
     return caf::make_error(errc::invalid_plan,
                            "run " + id + ": its journaled plan is no longer "
                            "valid here");
+  // Its integrated changes live in the integrator it had.
+  if (std::filesystem::exists(found.workdir + "/repository"))
+    return caf::make_error(errc::invalid_plan,
+                           "run " + id
+                             + " works on a git repository, and "
+                               "such runs cannot be resumed yet; its accepted "
+                               "changes are in "
+                             + found.workdir + "/diffs");
   opts.workdir = found.workdir;
   opts.run_id = id;
   auto max_parallel = opts.max_parallel > 0 ? opts.max_parallel

@@ -33,6 +33,8 @@ void on_attempt_end(self_ptr self, const std::string& run_id, size_t idx,
                 st.pools[pool_idx].info.name);
     return;
   }
+  if (integrate_result(self, run, idx, pool_idx, r))
+    return;
   accept_attempt(self, run, idx, pool_idx, std::move(r));
 }
 

@@ -21,6 +21,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "integrator.hpp"
 #include "troupe/actors/orchestrator.hpp"
 #include "troupe/protocol/plan_io.hpp"
 #include "troupe/runtime/journal.hpp"
@@ -96,6 +97,15 @@ struct ws_run {
   size_t children_left = 0;
   std::vector<size_t> child_gates;
   workstream_result plan_result;
+  /// In a run on a git repository: set while its change is with the
+  /// integrator; once integrated, the file the change is kept in (under the
+  /// run directory); why it did not apply, when a gate's `conflicts` check
+  /// is to say so; and an `until` workstream's change so far, which its
+  /// next iteration starts from.
+  bool integrating = false;
+  std::string diff_file;
+  std::string conflict;
+  std::string carry;
 };
 
 /// Ready workstreams that need the same kind of node (persona, executor
@@ -211,6 +221,11 @@ struct run_state {
   /// Workstreams that were in flight when the run was interrupted, and ran
   /// again once it was resumed.
   std::vector<std::string> rerun;
+  /// In a run on a git repository: its integrator, everything integrated
+  /// so far as one diff from the base, and who changed each file.
+  orch::integrator_actor integrator;
+  std::string integrated_patch;
+  std::map<std::string, std::set<std::string>> file_writers;
 
   double now_s() const {
     return std::chrono::duration<double>(clock_type::now() - start).count();
@@ -368,6 +383,9 @@ run_status work_status(const run_state& run);
 /// that writes its synthesis, if its plan has one; true if it did.
 bool maybe_synthesize(self_ptr self, run_state& run);
 void report_delivered(self_ptr self, run_report report, bool journaled);
+/// Has the synthesizer fold `report` of a run of `p`, then delivers it.
+void synthesize_report(self_ptr self, plan p, run_report report,
+                       bool journaled);
 /// Builds a run's bookkeeping from a validated plan.
 void prepare(run_state& run);
 /// Wires gate `gi` of `run.gates` (its `def` set) to the workstreams it
@@ -428,6 +446,29 @@ void guarded(self_ptr self, const std::string& run_id, F&& f) {
     fail_run(self, run_id, failure_reason(e));
   }
 }
+
+// -- runs on a repository: orchestrator_repo.cpp -----------------------------
+
+bool on_repository(const run_state& run);
+/// Whether `w`'s change is captured and integrated: the work of a writing
+/// agent (the plan's `general` workstreams, and gates' fixers).
+bool writes(const ws_run& w);
+/// Spawns the run's integrator, on a repository.
+void start_integrator(self_ptr self, run_state& run);
+/// The workspace a dispatch of `w` runs in; none off a repository.
+workspace_spec workspace_for(const run_state& run, const ws_run& w);
+/// What a fixer of gate `g` may change: what the gate's work owns.
+std::vector<std::string> fixer_owns(const run_state& run, const gate_run& g);
+/// Hands the change of a successful attempt to the integrator and says
+/// true: the attempt is accepted once integrated (or refused: not owned,
+/// not applying). False when there is nothing to integrate.
+bool integrate_result(self_ptr self, run_state& run, size_t idx,
+                      size_t pool_idx, workstream_result& r);
+/// The `conflicts` check of gate `g` on a repository: the changes of its
+/// work that did not apply.
+check_result check_integration(const run_state& run, const gate_run& g);
+/// The run's integrated changes, in the order they are committed.
+change_set changes_of(const run_state& run);
 
 // -- queries: orchestrator_queries.cpp ----------------------------------------
 

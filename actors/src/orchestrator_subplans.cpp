@@ -45,6 +45,8 @@ void refuse(workstream_result& r, const std::string& why,
 // a workstream's executor, its `until` check, a gate's command check or
 // its fixer's executor.
 std::string command_in(const plan& p) {
+  if (!p.repo.empty())
+    return "the plan an agent made names a repository";
   auto runs_commands = [](const executor_spec& x) {
     return !is_agent_executor(x.kind) && x.kind != "noop" && x.kind != "sleep";
   };

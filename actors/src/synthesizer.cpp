@@ -207,6 +207,40 @@ void fold_report(const plan& p, run_report& r) {
     r.synthesis = synthesis_text(*synthesis);
 }
 
+// The changes of a run on a repository, and what became of them.
+void render_changes(std::ostringstream& md, const run_report& r) {
+  md << "\n## Changes\n\nOn " << r.base.substr(0, 12) << ", for branch "
+     << cell(r.branch) << ".\n\n| workstream | files | lines |\n"
+     << "|---|---|---|\n";
+  size_t changed = 0;
+  for (auto& w : r.workstreams) {
+    if (w.files_changed.empty())
+      continue;
+    ++changed;
+    std::string files;
+    for (auto& f : w.files_changed)
+      files += (files.empty() ? "" : ", ") + f;
+    md << "| " << cell(w.id) << " | " << cell(files) << " | +" << w.lines_added
+       << " -" << w.lines_removed << " |\n";
+  }
+  if (changed == 0)
+    md << "| (no workstream changed a file) | | |\n";
+  md << "\n";
+  if (!r.commit_error.empty())
+    md << "Not committed: " << cell(r.commit_error) << "\n";
+  else if (r.approval == "committed")
+    md << "Committed: " << r.commits.size() << " commit"
+       << (r.commits.size() == 1 ? "" : "s") << " onto " << cell(r.branch)
+       << ".\n";
+  else if (r.approval == "awaiting")
+    md << "Awaiting approval: `troupe approve " << r.run_id
+       << "` commits them, `troupe reject " << r.run_id << "` drops them.\n";
+  else
+    md << "Nothing is committed: the run did not succeed; the accepted "
+          "changes stay in "
+       << cell(r.run_dir) << "/diffs.\n";
+}
+
 std::string render_markdown(const plan& p, const run_report& r) {
   std::ostringstream md;
   md << "# " << (r.plan.empty() ? "Run" : r.plan) << ": "
@@ -302,6 +336,8 @@ std::string render_markdown(const plan& p, const run_report& r) {
          << g.attempts << " | " << cell(checks) << " |\n";
     }
   }
+  if (!r.run_dir.empty())
+    render_changes(md, r);
   if (!r.usage.empty()) {
     md << "\n## Usage\n\n| | model | input | output | cache read | "
           "cache write | cost |\n"

@@ -155,7 +155,32 @@ struct run_flags {
   std::string coordinator;
   std::string token_file;
   tls_flags tls;
+  /// The git repository the run works on, the commit it starts from and
+  /// the branch its commits land on.
+  std::string repo;
+  std::string base;
+  std::string branch;
 };
+
+/// Checks `--repo`, `--base` and `--branch` (else the plan's `repo`) and
+/// fills `out` from them; false, having said what is wrong, when they
+/// cannot be used.
+bool prepare_repository(const run_flags& flags, const repo_spec& planned,
+                        repo_options& out);
+
+/// After a run on a repository: says what became of its changes, and when
+/// they await approval, asks on the terminal (if there is one); returns the
+/// exit code.
+int settle_changes(const run_report& report, const run_flags& flags);
+
+/// `troupe approve RUN` and `troupe reject RUN`.
+struct approve_flags {
+  std::string run_id;
+  std::string repo;
+  bool approve = true;
+};
+
+int approve_command(const approve_flags& flags);
 
 /// `troupe run`: runs a plan on this machine; returns the exit code.
 int run_command(const run_flags& flags);

@@ -145,9 +145,47 @@ int main(int argc, char** argv) {
   run->add_option("--workdir", rf.workdir,
                   "directory workstreams run in (default: the current one)")
     ->check(CLI::ExistingDirectory);
-  run->add_flag("--yes,-y", rf.yes, "run without asking for confirmation");
+  run->add_flag("--yes,-y", rf.yes,
+                "run without asking for confirmation, and commit a run's "
+                "changes without asking for approval");
   run->add_flag("--quiet,-q", rf.quiet, "no progress, only the report");
+  run
+    ->add_option("--repo", rf.repo,
+                 "work on this git repository: a worktree per workstream, "
+                 "one commit per workstream once approved")
+    ->group("Repository");
+  run
+    ->add_option("--base", rf.base,
+                 "the commit the run starts from (default: HEAD)")
+    ->group("Repository");
+  run
+    ->add_option("--branch", rf.branch,
+                 "the branch the commits land on (default: troupe/RUN_ID)")
+    ->group("Repository");
   add_journal(run, rf.journal);
+
+  // `troupe approve` and `troupe reject`.
+  auto add_decision = [&](const char* name, const char* help,
+                          cli::approve_flags& f) {
+    auto cmd = app.add_subcommand(name, help);
+    cmd->add_option("RUN", f.run_id, "the run's id (or its start)")->required();
+    cmd->add_option("--repo", f.repo,
+                    "the repository (default: the current directory's)");
+    return cmd;
+  };
+  cli::approve_flags af;
+  auto approve = add_decision(
+    "approve",
+    "commit the changes of a run on a repository that await approval: one "
+    "commit per workstream, all or none",
+    af);
+  cli::approve_flags xf;
+  xf.approve = false;
+  auto reject = add_decision("reject",
+                             "drop the changes of a run on a repository that "
+                             "await approval: no branch changes, the diffs "
+                             "stay",
+                             xf);
 
   cli::run_flags resume_flags;
   auto resume = app.add_subcommand(
@@ -403,5 +441,9 @@ int main(int argc, char** argv) {
     return cli::logs_command(sf);
   if (*report)
     return cli::report_command(lf);
+  if (*approve)
+    return cli::approve_command(af);
+  if (*reject)
+    return cli::approve_command(xf);
   return cli::exit_bad_input;
 }

@@ -49,6 +49,8 @@ struct prepared_run {
   std::string journal_path;
   /// What planning it spent, for the report.
   std::vector<usage> planning_usage;
+  /// The git repository it works on, if any.
+  repo_options repo;
 };
 
 // Everything before a run starts; returns an exit code when it must not.
@@ -74,6 +76,8 @@ std::optional<int> prepare(const run_flags& flags,
     std::cerr << "--max-parallel: must be at least 1\n";
     return exit_bad_input;
   }
+  if (!prepare_repository(flags, out.p.repo, out.repo))
+    return exit_bad_input;
   auto& p = out.p;
   if (flags.max_cost >= 0)
     p.settings.max_cost_usd = flags.max_cost;
@@ -163,6 +167,7 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
   opts.max_parallel = pr.max_parallel;
   opts.workdir = pr.workdir;
   opts.planning_usage = pr.planning_usage;
+  opts.repo = pr.repo;
   opts.cancel_key = make_secret();
   std::string run_id;
   std::string failure;
@@ -243,8 +248,10 @@ int follow(caf::actor_system& sys, const orchestrator_actor& orch,
     return exit_run_failed;
   std::cout << report.markdown << std::flush;
   bool written = write_outputs(pr, flags, report);
-  return written && report.status == run_status::succeeded ? exit_ok
-                                                           : exit_run_failed;
+  auto settled = settle_changes(report, flags);
+  return written && report.status == run_status::succeeded && settled == exit_ok
+           ? exit_ok
+           : exit_run_failed;
 }
 
 } // namespace

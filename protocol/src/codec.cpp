@@ -176,6 +176,17 @@ void to_json(json& j, const plan_settings& x) {
   j["max_workstreams"] = x.max_workstreams;
 }
 
+void to_json(json& j, const repo_spec& x) {
+  j = json::object();
+  j["path"] = x.path;
+  if (!x.url.empty())
+    j["url"] = x.url;
+  if (!x.base.empty())
+    j["base"] = x.base;
+  if (!x.branch.empty())
+    j["branch"] = x.branch;
+}
+
 void to_json(json& j, const plan& x) {
   j = {{"name", x.name},
        {"goal", x.goal},
@@ -183,6 +194,9 @@ void to_json(json& j, const plan& x) {
        {"workstreams", x.workstreams},
        {"gates", x.gates},
        {"synthesis", x.synthesis}};
+  // Only a plan that names a repository has this.
+  if (!x.repo.empty())
+    j["repo"] = x.repo;
 }
 
 // -- results ------------------------------------------------------------------
@@ -228,6 +242,11 @@ void to_json(json& j, const workstream_result& x) {
     j["check"] = x.check;
   if (!x.iterations.empty())
     j["iterations"] = x.iterations;
+  // Only a change in a run on a repository has lines.
+  if (x.lines_added != 0 || x.lines_removed != 0) {
+    j["lines_added"] = x.lines_added;
+    j["lines_removed"] = x.lines_removed;
+  }
 }
 
 void from_json(const json& j, workstream_result& x) {
@@ -243,6 +262,8 @@ void from_json(const json& j, workstream_result& x) {
   read(j, "summary", x.summary);
   read(j, "output", x.output);
   read(j, "files_changed", x.files_changed);
+  x.lines_added = j.value("lines_added", int64_t{0});
+  x.lines_removed = j.value("lines_removed", int64_t{0});
   read(j, "outputs", x.outputs);
   read(j, "usage", x.usage);
   x.sub_agent_usage.clear();
@@ -311,6 +332,12 @@ void to_json(json& j, const run_report& x) {
     j["max_cost_usd"] = x.max_cost_usd;
     j["budget_stopped"] = x.budget_stopped;
   }
+  // Only a run on a git repository has this.
+  if (!x.run_dir.empty())
+    j["repository"]
+      = {{"run_dir", x.run_dir}, {"base", x.base},
+         {"branch", x.branch},   {"approval", x.approval},
+         {"commits", x.commits}, {"commit_error", x.commit_error}};
 }
 
 void from_json(const json& j, run_report& x) {
@@ -345,6 +372,16 @@ void from_json(const json& j, run_report& x) {
   x.deep_tier_cost_usd = j.value("deep_tier_cost_usd", 0.0);
   x.max_cost_usd = j.value("max_cost_usd", 0.0);
   x.budget_stopped = j.value("budget_stopped", false);
+  x.run_dir = x.base = x.branch = x.approval = x.commit_error = {};
+  x.commits.clear();
+  if (auto i = j.find("repository"); i != j.end() && i->is_object()) {
+    read(*i, "run_dir", x.run_dir);
+    read(*i, "base", x.base);
+    read(*i, "branch", x.branch);
+    read(*i, "approval", x.approval);
+    read(*i, "commits", x.commits);
+    read(*i, "commit_error", x.commit_error);
+  }
 }
 
 void to_json(json& j, const event& x) {

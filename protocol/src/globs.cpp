@@ -1,8 +1,11 @@
-// Ownership globs: whether two of them can match the same path.
+// Ownership globs: whether a path matches one, and whether two of them can
+// match the same path.
 
 #include <cstdint>
 #include <set>
 #include <string>
+#include <string_view>
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -20,7 +23,8 @@ struct glob_automaton {
     one,     // `?`: one character but '/'
     star,    // `*`: any run without '/'
     any,     // `**`: any run
-    dirs,    // `**/`: empty, or any run ending in '/'
+    opt,     // before `dirs`: reads nothing, and may skip it
+    dirs,    // `**/` once started: any run ending in '/'
   };
   struct token {
     kind_t kind;
@@ -52,6 +56,7 @@ struct glob_automaton {
           tokens.push_back({star, 0});
         } else if ((i == 0 || p[i - 1] == '/') && j < p.size() && p[j] == '/') {
           // `a/**/z` matches `a/z`: the slash after `**` is part of it.
+          tokens.push_back({opt, 0});
           tokens.push_back({dirs, 0});
           ++j;
         } else {
@@ -74,9 +79,17 @@ struct glob_automaton {
     return tokens.size() + 1;
   }
 
-  /// Where state `i` goes without reading, if anywhere.
-  bool skips(size_t i) const {
-    return i < tokens.size() && tokens[i].kind >= star;
+  /// Where state `i` goes without reading, if anywhere: past a `*` or
+  /// `**` matching nothing; into `**/`, or past it.
+  void skips(size_t i, std::vector<size_t>& to) const {
+    to.clear();
+    if (i >= tokens.size())
+      return;
+    auto k = tokens[i].kind;
+    if (k == star || k == any || k == opt)
+      to.push_back(i + 1);
+    if (k == opt)
+      to.push_back(i + 2);
   }
 
   /// The states reading `c` in state `i` leads to.
@@ -101,6 +114,8 @@ struct glob_automaton {
       case any:
         next.push_back(i);
         break;
+      case opt:
+        break;
       case dirs:
         next.push_back(i);
         if (c == '/')
@@ -111,6 +126,47 @@ struct glob_automaton {
 };
 
 } // namespace
+
+bool glob_matches(const std::string& glob, std::string_view path) {
+  glob_automaton g{glob};
+  while (path.compare(0, 2, "./") == 0)
+    path.remove_prefix(2);
+  // The set of states the path read so far leads to, closed under skips.
+  std::vector<bool> now(g.size(), false), next(g.size(), false);
+  std::vector<size_t> skip;
+  // Skips lead forward only: one pass in order closes the set.
+  auto close = [&](std::vector<bool>& set) {
+    for (size_t i = 0; i < g.size(); ++i) {
+      if (!set[i])
+        continue;
+      g.skips(i, skip);
+      for (auto j : skip)
+        set[j] = true;
+    }
+  };
+  now[0] = true;
+  close(now);
+  std::vector<size_t> to;
+  for (char c : path) {
+    std::fill(next.begin(), next.end(), false);
+    bool any = false;
+    for (size_t i = 0; i < g.size(); ++i) {
+      if (!now[i])
+        continue;
+      g.step(i, c, to);
+      for (auto j : to)
+        next[j] = any = true;
+    }
+    if (!any)
+      return false;
+    close(next);
+    now.swap(next);
+  }
+  for (size_t i = 0; i < g.size(); ++i)
+    if (now[i] && g.accepting[i])
+      return true;
+  return false;
+}
 
 bool globs_overlap(const std::string& a, const std::string& b) {
   glob_automaton x{a}, y{b};
@@ -143,10 +199,12 @@ bool globs_overlap(const std::string& a, const std::string& b) {
     todo.pop_back();
     if (x.accepting[i] && y.accepting[j])
       return true;
-    if (x.skips(i))
-      visit(i + 1, j);
-    if (y.skips(j))
-      visit(i, j + 1);
+    x.skips(i, next_x);
+    for (auto i2 : next_x)
+      visit(i2, j);
+    y.skips(j, next_y);
+    for (auto j2 : next_y)
+      visit(i, j2);
     for (auto c : alphabet) {
       x.step(i, c, next_x);
       if (next_x.empty())

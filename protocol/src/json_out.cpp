@@ -67,6 +67,12 @@ void write(writer& w, const workstream_result& x) {
     w.key("iterations");
     write_all(w, x.iterations);
   }
+  if (x.lines_added != 0 || x.lines_removed != 0) {
+    w.key("lines_added");
+    w.integer(x.lines_added);
+    w.key("lines_removed");
+    w.integer(x.lines_removed);
+  }
   w.key("node");
   w.string(x.node);
   w.key("output");
@@ -150,6 +156,23 @@ std::string json_text(const run_report& x) {
   if (!x.planning_usage.empty()) {
     w.key("planning_usage");
     write_all(w, x.planning_usage);
+  }
+  if (!x.run_dir.empty()) {
+    w.key("repository");
+    w.open('{');
+    w.key("approval");
+    w.string(x.approval);
+    w.key("base");
+    w.string(x.base);
+    w.key("branch");
+    w.string(x.branch);
+    w.key("commit_error");
+    w.string(x.commit_error);
+    w.key("commits");
+    w.strings(x.commits);
+    w.key("run_dir");
+    w.string(x.run_dir);
+    w.close('}');
   }
   w.key("rerun");
   w.strings(x.rerun);

@@ -363,6 +363,29 @@ void decode_synthesis(const json& v, const std::string& path, synthesis_spec& x,
     check_at_least(x.retries, 0, key_path(path, "retries"), out);
 }
 
+// `repo: PATH`, or `repo: {path, url, base, branch}`.
+void decode_repo(const json& v, const std::string& path, repo_spec& x,
+                 diagnostics& out) {
+  if (v.is_string()) {
+    x.path = v.get<std::string>();
+  } else {
+    if (!expect_object(v, path, out))
+      return;
+    reject_unknown_keys(v, path, {"path", "url", "base", "branch"}, out);
+    read_optional(v, path, "path", x.path, out);
+    read_optional(v, path, "url", x.url, out);
+    read_optional(v, path, "base", x.base, out);
+    read_optional(v, path, "branch", x.branch, out);
+    if (!has(v, "path")) {
+      out.error(key_path(path, "path"), "missing");
+      return;
+    }
+  }
+  if (x.path.empty())
+    out.error(v.is_string() ? path : key_path(path, "path"),
+              "must not be empty");
+}
+
 } // namespace
 
 plan decode_plan(const json& j, diagnostics& out) {
@@ -373,10 +396,13 @@ plan decode_plan(const json& j, diagnostics& out) {
     return p;
   }
   reject_unknown_keys(
-    j, "", {"name", "goal", "settings", "workstreams", "gates", "synthesis"},
+    j, "",
+    {"name", "goal", "repo", "settings", "workstreams", "gates", "synthesis"},
     out);
   read_optional(j, "", "name", p.name, out);
   read_optional(j, "", "goal", p.goal, out);
+  if (has(j, "repo"))
+    decode_repo(j["repo"], "repo", p.repo, out);
   if (has(j, "settings"))
     p.settings = decode_plan_settings(j["settings"], "settings", out);
   if (auto i = j.find("workstreams"); i == j.end()) {

@@ -222,6 +222,25 @@ std::string json_text(const plan& x) {
   w.string(x.goal);
   w.key("name");
   w.string(x.name);
+  if (!x.repo.empty()) {
+    w.key("repo");
+    w.open('{');
+    if (!x.repo.base.empty()) {
+      w.key("base");
+      w.string(x.repo.base);
+    }
+    if (!x.repo.branch.empty()) {
+      w.key("branch");
+      w.string(x.repo.branch);
+    }
+    w.key("path");
+    w.string(x.repo.path);
+    if (!x.repo.url.empty()) {
+      w.key("url");
+      w.string(x.repo.url);
+    }
+    w.close('}');
+  }
   w.key("settings");
   w.open('{');
   w.key("confirm_before_execute");

@@ -420,7 +420,22 @@ void validate_plan(const plan& p, const validation_options& opts,
     }
   }
 
-  // Writers that can run at the same time must own disjoint files.
+  // Writers that can run at the same time must own disjoint files, unless
+  // a gate that checks for conflicts comes after both: then integration
+  // tells whether their changes meet, and that gate says so.
+  auto conflicts_checked = [&](const std::string& x, const std::string& y) {
+    for (auto& g : p.gates) {
+      auto has = [&](const std::string& id) {
+        return std::find(g.after.begin(), g.after.end(), id) != g.after.end();
+      };
+      auto checks = std::any_of(
+        g.checks.begin(), g.checks.end(),
+        [](const gate_check& c) { return c.kind == "conflicts"; });
+      if (checks && has(x) && has(y))
+        return g.id;
+    }
+    return std::string{};
+  };
   for (size_t j = 0; j < n; ++j) {
     auto& b = p.workstreams[j];
     if (!first[j] || b.owns.empty())
@@ -434,10 +449,16 @@ void validate_plan(const plan& p, const validation_options& opts,
         for (size_t ka = 0; ka < a.owns.size() && !found; ++ka)
           if (!a.owns[ka].empty() && !b.owns[kb].empty()
               && globs_overlap(b.owns[kb], a.owns[ka])) {
-            out.error(index(ws_path(p, j) + ".owns", kb),
-                      quote(b.owns[kb]) + " overlaps " + quote(a.owns[ka])
+            auto what = quote(b.owns[kb]) + " overlaps " + quote(a.owns[ka])
                         + " owned by workstream " + quote(a.id)
-                        + ", which can run at the same time");
+                        + ", which can run at the same time";
+            auto gate = conflicts_checked(a.id, b.id);
+            if (gate.empty())
+              out.error(index(ws_path(p, j) + ".owns", kb), what);
+            else
+              out.warn(index(ws_path(p, j) + ".owns", kb),
+                       what + "; gate " + quote(gate)
+                         + " checks their changes for conflicts");
             found = true;
           }
     }

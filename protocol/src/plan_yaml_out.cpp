@@ -39,10 +39,11 @@ void prune(json& j, const json& defaults,
 // The order keys are written in; the rest follow, sorted.
 const std::vector<std::string>& key_order() {
   static const std::vector<std::string> order{
-    "name",      "goal",       "settings",    "id",       "title",    "persona",
-    "agent",     "model",      "depends_on",  "after",    "owns",     "retries",
-    "timeout_s", "estimate_s", "prompt",      "executor", "kind",     "run",
-    "checks",    "remediate",  "workstreams", "gates",    "synthesis"};
+    "name",       "goal",      "repo",        "path",    "settings",
+    "id",         "title",     "persona",     "agent",   "model",
+    "depends_on", "after",     "owns",        "retries", "timeout_s",
+    "estimate_s", "prompt",    "executor",    "kind",    "run",
+    "checks",     "remediate", "workstreams", "gates",   "synthesis"};
   return order;
 }
 

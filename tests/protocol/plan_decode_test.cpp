@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/diagnostics.hpp"
+#include "troupe/protocol/goal.hpp"
 #include "troupe/protocol/plan_io.hpp"
 
 using troupe::test::all;
@@ -339,4 +340,32 @@ synthesis: {executor: {kind: command, run: ./sum.sh}, model: gpt-5}
   CHECK_THAT(at(command.d, "synthesis.model"),
              Catch::Contains("an exact model name needs an agent's executor, "
                              "not \"command\""));
+}
+
+TEST_CASE("a plan names its repository as a path or with base, branch and "
+          "url, and says what is wrong with it",
+          "[protocol][repo]") {
+  auto plain = load("repo: ../calc\nworkstreams: [{id: a}]\n");
+  INFO(all(plain.d));
+  CHECK(plain.d.ok());
+  CHECK(plain.p.repo.path == "../calc");
+  auto full = load("repo: {path: ., base: v1, branch: feature/x, url: "
+                   "'https://example.com/r.git'}\nworkstreams: [{id: a}]\n");
+  CHECK(full.d.ok());
+  CHECK(full.p.repo.base == "v1");
+  CHECK(full.p.repo.branch == "feature/x");
+  CHECK(full.p.repo.url == "https://example.com/r.git");
+  // It reads back as itself, in both of the forms plans are written in.
+  auto back = troupe::test::load(troupe::plan_yaml(full.p), "yaml");
+  CHECK(troupe::json_text(back.p) == troupe::json_text(full.p));
+  CHECK(troupe::json_text(full.p).find("\"repo\":{\"base\":\"v1\"")
+        != std::string::npos);
+
+  auto bad = load("repo: {base: v1, brnch: x}\nworkstreams: [{id: a}]\n");
+  CHECK(at(bad.d, "repo.path") == "missing");
+  CHECK(at(bad.d, "repo.brnch") == "unknown field (did you mean \"branch\"?)");
+  CHECK(at(load("repo: ''\nworkstreams: [{id: a}]\n").d, "repo")
+        == "must not be empty");
+  CHECK_THAT(at(load("repo: [a]\nworkstreams: [{id: a}]\n").d, "repo"),
+             Catch::StartsWith("expected an object"));
 }

@@ -106,6 +106,26 @@ TEST_CASE("workstreams that can run at the same time may not own "
   CHECK(r.d.error_count() == 2);
 }
 
+TEST_CASE("overlapping writers may run at the same time when a gate "
+          "checks their changes for conflicts",
+          "[protocol]") {
+  auto gate = [](const std::string& checks) {
+    return "gates:\n  - {id: merge, after: [a, b], checks: [" + checks + "]}\n";
+  };
+  auto plan = "workstreams:\n" + ws("id: a, owns: [shared.txt]")
+              + ws("id: b, owns: [shared.txt]");
+  auto checked = load(plan + gate("completion, conflicts"));
+  INFO(all(checked.d));
+  CHECK(checked.d.ok());
+  CHECK(at(checked.d, "workstreams[1] (b).owns[0]")
+        == "\"shared.txt\" overlaps \"shared.txt\" owned by workstream "
+           "\"a\", which can run at the same time; gate \"merge\" checks "
+           "their changes for conflicts");
+  // A gate that does not check for conflicts does not make it safe.
+  auto unchecked = load(plan + gate("completion"));
+  CHECK(unchecked.d.error_count() == 1);
+}
+
 TEST_CASE("ownership may overlap between workstreams ordered by their "
           "dependencies",
           "[protocol]") {
@@ -351,48 +371,6 @@ TEST_CASE("ids and keys that are not plain words are quoted in paths, "
   for (auto& x : r.d.items())
     for (unsigned char c : troupe::to_string(x))
       CHECK(c >= 0x20);
-}
-
-TEST_CASE("globs overlap exactly when some path matches both", "[protocol]") {
-  struct row {
-    const char* a;
-    const char* b;
-    bool overlap;
-  };
-  auto table = GENERATE(values<row>({
-    {"src/**", "src/a/b.ts", true},
-    {"*.ts", "a/b.ts", false},
-    {"src/*.ts", "src/x.js", false},
-    {"docs", "docs/a.md", true},
-    {"a/**/z", "a/b/c/z", true},
-    {"a/**/z", "a/z", true},
-    {"a/**/z", "a/b/c/*.y", false},
-    // A plain path may be a directory: it owns a/b/c/y/z.
-    {"a/**/z", "a/b/c/y", true},
-    {"src/api/", "src/api/x/y.ts", true},
-    {"src/api", "src/apix.ts", false},
-    {"src/*.ts", "src/a*", true},
-    {"src/*.ts", "src/*.js", false},
-    {"src/?.ts", "src/ab.ts", false},
-    {"src/?.ts", "src/a.ts", true},
-    {"**/*.md", "docs/guide/readme.md", true},
-    {"**/*.md", "README.md", true},
-    {"tests/**", "src/**", false},
-    {"auth/types.ts", "auth/jwt.ts", false},
-    {"auth/types.ts", "auth/types.ts", true},
-    {"a/*/c", "a/b/*", true},
-    {"*", "a/b", false},
-    {"**", "a/b", true},
-    {"src/**/*.test.ts", "src/x/*.js", false},
-    {"src/**/*.test.ts", "src/x/*.ts", true},
-    {"src/**/*.test.ts", "src/**/foo.*", true},
-    {"./src/x.ts", "src/*", true},
-    {"src", "src.ts", false},
-    {"src/*", "src/a/b", false},
-  }));
-  CAPTURE(table.a, table.b);
-  CHECK(troupe::globs_overlap(table.a, table.b) == table.overlap);
-  CHECK(troupe::globs_overlap(table.b, table.a) == table.overlap);
 }
 
 TEST_CASE("the built-in executor kinds are the commands' and the LLM APIs'",

@@ -14,10 +14,14 @@ class executor_registry;
 
 /// Spawns an agent for one workstream: it drives the executor the
 /// workstream names, tells `progress` when the attempt starts, answers with
-/// the attempt's result and quits. `noop` needs no executor actor.
+/// the attempt's result and quits. `noop` needs no executor actor. An
+/// attempt in a workspace (a run on a git repository) runs in a worktree
+/// the agent makes and removes, waiting for git on a thread of its own
+/// (`own_thread`).
 agent_actor spawn_agent(caf::actor_system& sys, std::string persona,
                         std::string node,
-                        std::shared_ptr<const executor_registry> executors);
+                        std::shared_ptr<const executor_registry> executors,
+                        bool own_thread = false);
 
 /// What an agent pool offers and how it runs work.
 struct pool_config {
@@ -30,6 +34,9 @@ struct pool_config {
   /// When set, work runs here whatever directory the run names (a worker
   /// whose checkout lives elsewhere than the submitter's).
   std::string workdir;
+  /// Where attempts in a run on a git repository get their worktrees when
+  /// the run names no directory for them.
+  std::string workspace_root;
 };
 
 /// Spawns a node's agent pool: one agent per running workstream.

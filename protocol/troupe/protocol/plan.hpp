@@ -299,10 +299,35 @@ typename Inspector::result_type inspect(Inspector& f, synthesis_spec& x) {
            x.executor, x.prompt, x.model, x.timeout_s, x.retries);
 }
 
+/// The git repository a plan's runs work on, unless the command line names
+/// one (`--repo`, `--base`, `--branch`).
+struct repo_spec {
+  /// The repository, relative to the plan file's directory.
+  std::string path;
+  /// Where workers fetch it from; empty: `path`.
+  std::string url;
+  /// The commit runs start from (empty: HEAD), and the branch their
+  /// commits land on (empty: `troupe/<run id>`).
+  std::string base;
+  std::string branch;
+
+  bool empty() const {
+    return path.empty() && url.empty() && base.empty() && branch.empty();
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, repo_spec& x) {
+  return f(caf::meta::type_name("troupe::repo_spec"), x.path, x.url, x.base,
+           x.branch);
+}
+
 /// A goal broken into workstreams, gates and a synthesis.
 struct plan {
   std::string name;
   std::string goal;
+  /// The repository it works on, if it names one.
+  repo_spec repo;
   plan_settings settings;
   std::vector<workstream> workstreams;
   std::vector<gate> gates;
@@ -311,8 +336,8 @@ struct plan {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, plan& x) {
-  return f(caf::meta::type_name("troupe::plan"), x.name, x.goal, x.settings,
-           x.workstreams, x.gates, x.synthesis);
+  return f(caf::meta::type_name("troupe::plan"), x.name, x.goal, x.repo,
+           x.settings, x.workstreams, x.gates, x.synthesis);
 }
 
 /// Whether `id` names the work of the agent that writes the synthesis of
@@ -330,6 +355,7 @@ void to_json(nlohmann::json& j, const remediation& x);
 void to_json(nlohmann::json& j, const gate& x);
 void to_json(nlohmann::json& j, const plan_settings& x);
 void to_json(nlohmann::json& j, const synthesis_spec& x);
+void to_json(nlohmann::json& j, const repo_spec& x);
 void to_json(nlohmann::json& j, const plan& x);
 /// `x` as one line of JSON, the text `to_json` makes, written without
 /// building a JSON tree.

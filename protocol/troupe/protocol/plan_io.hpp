@@ -4,6 +4,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -80,5 +81,8 @@ plan load_plan_text(const std::string& text, const std::string& format,
 /// True if some path matches both ownership globs (`*`, `?`, `**`; a plain
 /// path also owns everything below it).
 bool globs_overlap(const std::string& a, const std::string& b);
+
+/// True if `path` (relative, '/'-separated) matches ownership glob `glob`.
+bool glob_matches(const std::string& glob, std::string_view path);
 
 } // namespace troupe

@@ -14,7 +14,7 @@
 namespace troupe {
 
 /// The protocol version; a coordinator refuses nodes with another one.
-constexpr int32_t protocol_version = 11;
+constexpr int32_t protocol_version = 12;
 
 /// Workstream states:
 ///
@@ -75,6 +75,37 @@ typename Inspector::result_type inspect(Inspector& f, usage& x) {
            x.cost_usd);
 }
 
+/// Where an attempt of a run on a git repository gets its files: a
+/// worktree of its own at `base` with `patch` (the run's integrated change)
+/// applied, made before the work and removed after it.
+struct workspace_spec {
+  /// `write`: the change the work makes is captured (`diff` in the
+  /// result); `read`: its files cannot be written; `check`: a gate's check,
+  /// whose change is thrown away. Empty: no workspace, the work runs in
+  /// the spec's `workdir`.
+  std::string mode;
+  /// Where the node finds the repository: a path it can read.
+  std::string repo;
+  /// The run's base commit, a full object id.
+  std::string base;
+  /// Applied onto `base` first; the captured change is what the work adds.
+  std::string patch;
+  /// Applied after `patch` and kept in the captured change: an `until`
+  /// workstream's change from its earlier iterations.
+  std::string carry;
+  /// The directory worktrees are made in; empty takes the node's own.
+  std::string root;
+
+  bool enabled() const {
+    return !mode.empty();
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, workspace_spec& x) {
+  return f(caf::meta::type_name("troupe::workspace_spec"), x.mode, x.repo,
+           x.base, x.patch, x.carry, x.root);
+}
 
 /// What an agent is asked to do: one attempt at one workstream.
 struct workstream_spec {
@@ -103,6 +134,8 @@ struct workstream_spec {
   /// For agents: US dollars this attempt may spend, its share of what is
   /// left of the run's budget; 0 for no limit.
   double budget_usd = 0;
+  /// For a run on a git repository: the worktree the attempt runs in.
+  workspace_spec workspace;
   /// Where the attempt's executor may send how far it got (a
   /// `progress_actor`): set by the agent that runs it, on its own node,
   /// and never sent over the network.
@@ -113,7 +146,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workstream_spec& x) {
   return f(caf::meta::type_name("troupe::workstream_spec"), x.run_id, x.ws,
            x.attempt, x.dispatch, x.timeout_s, x.workdir, x.context, x.key,
-           x.model, x.price, x.system_prompt, x.budget_usd);
+           x.model, x.price, x.system_prompt, x.budget_usd, x.workspace);
 }
 
 /// The verdict of one gate check.
@@ -145,6 +178,13 @@ struct workstream_result {
   /// The tail of the attempt's standard output and error.
   std::string output;
   std::vector<std::string> files_changed;
+  /// In a run on a git repository: the lines the change adds and removes
+  /// (`files_changed` is then the change's files, whatever the work said).
+  int64_t lines_added = 0;
+  int64_t lines_removed = 0;
+  /// The change, as `git diff --binary` writes it: bytes, never in JSON
+  /// (the run directory keeps it as a file).
+  std::string diff;
   std::map<std::string, std::string> outputs;
   /// What the attempts spent, per model: the agent's own calls and its
   /// sub-agents', each token once.
@@ -165,8 +205,9 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workstream_result& x) {
   return f(caf::meta::type_name("troupe::workstream_result"), x.id, x.persona,
            x.title, x.status, x.attempts, x.node, x.wall_s, x.started_s,
-           x.exit_code, x.summary, x.output, x.files_changed, x.outputs,
-           x.usage, x.sub_agent_usage, x.key, x.check, x.iterations);
+           x.exit_code, x.summary, x.output, x.files_changed, x.lines_added,
+           x.lines_removed, x.diff, x.outputs, x.usage, x.sub_agent_usage,
+           x.key, x.check, x.iterations);
 }
 
 /// The verdict of a gate, after any remediation.
@@ -224,6 +265,16 @@ struct run_report {
   /// What making the plan spent, per model (the LLM planner); in `usage`
   /// and `cost_usd` too.
   std::vector<troupe::usage> planning_usage;
+  /// For a run on a git repository: its directory, base commit and branch;
+  /// what became of its changes: `awaiting` approval, `committed` (the
+  /// commits, oldest first), `rejected`, or empty when its work did not
+  /// succeed; and why committing failed, if it did.
+  std::string run_dir;
+  std::string base;
+  std::string branch;
+  std::string approval;
+  std::vector<std::string> commits;
+  std::string commit_error;
 };
 
 template <class Inspector>
@@ -233,7 +284,8 @@ typename Inspector::result_type inspect(Inspector& f, run_report& x) {
            x.critical_path, x.workstreams, x.gates, x.usage, x.sub_agent_usage,
            x.rerun, x.synthesized_by, x.synthesis, x.markdown, x.cost_usd,
            x.deep_tier_cost_usd, x.max_cost_usd, x.budget_stopped,
-           x.planning_usage);
+           x.planning_usage, x.run_dir, x.base, x.branch, x.approval, x.commits,
+           x.commit_error);
 }
 
 /// What an event tells. Every state change of a run, its workstreams,
@@ -382,6 +434,36 @@ typename Inspector::result_type inspect(Inspector& f, node_info& x) {
            x.personas, x.executors, x.protocol_version, x.models);
 }
 
+/// How a run works on a git repository (`troupe run --repo`).
+struct repo_options {
+  /// The repository's top directory, where the coordinator reaches it;
+  /// empty: the run works in a plain directory.
+  std::string path;
+  /// Where workers fetch it from; empty: `path`.
+  std::string url;
+  /// The commit the run starts from, a full object id.
+  std::string base;
+  /// The branch its commits land on (`troupe/<run id>` when empty).
+  std::string branch;
+  /// The run's directory: workspaces, diffs, the integration tree.
+  std::string run_dir;
+  /// Commit without asking once everything has passed (`--yes`).
+  bool approved = false;
+  /// Who the commits are by.
+  std::string author_name;
+  std::string author_email;
+
+  bool enabled() const {
+    return !path.empty();
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, repo_options& x) {
+  return f(caf::meta::type_name("troupe::repo_options"), x.path, x.url, x.base,
+           x.branch, x.run_dir, x.approved, x.author_name, x.author_email);
+}
+
 /// How to run a plan, beside the plan itself.
 struct run_options {
   /// Overrides the plan's max_parallel_agents when above zero.
@@ -395,6 +477,9 @@ struct run_options {
   /// A secret the submitter chooses: `cancel_atom` must present it, so only
   /// the submitter can cancel its run. Empty: nobody can.
   std::string cancel_key;
+  /// The git repository the run works on: its workstreams' changes are
+  /// captured, checked against what they own, integrated and committed.
+  repo_options repo;
   /// What making the plan spent (the LLM planner), per model: the report
   /// counts it, and so does the budget.
   std::vector<troupe::usage> planning_usage;
@@ -403,7 +488,8 @@ struct run_options {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, run_options& x) {
   return f(caf::meta::type_name("troupe::run_options"), x.max_parallel,
-           x.workdir, x.run_id, x.token, x.cancel_key, x.planning_usage);
+           x.workdir, x.run_id, x.token, x.cancel_key, x.repo,
+           x.planning_usage);
 }
 
 /// A worker's request to lend its pool to a coordinator.
