@@ -86,6 +86,9 @@ struct agent_state {
   /// The attempt's worktree, in a run on a git repository.
   std::unique_ptr<attempt_worktree> tree;
   std::string workspace_mode;
+  /// The node's own directory for worktrees and its repository cache;
+  /// empty: worktrees of the run's repository, in the run's directory.
+  std::string workspaces;
 };
 
 using agent_ptr = agent_actor::stateful_pointer<agent_state>;
@@ -104,13 +107,17 @@ std::string worktree_dir(const std::string& root, const workstream_spec& spec) {
 bool open_workspace(agent_ptr self, workstream_spec& spec,
                     workstream_result& r) {
   auto& ws = spec.workspace;
-  auto root = ws.root;
+  // A node with a directory of its own (a worker) fetches the repository
+  // into its cache there; otherwise the run's repository is at hand.
+  auto& own = self->state.workspaces;
+  auto root = own.empty() ? ws.root : own + "/" + spec.run_id;
+  auto cache = own.empty() ? std::string{} : own + "/cache.git";
   std::error_code ec;
   std::filesystem::create_directories(root, ec);
   auto dir = worktree_dir(root, spec);
   self->state.workspace_mode = ws.mode;
   self->state.tree = std::make_unique<attempt_worktree>(
-    process_runner::shared(), std::move(ws), dir);
+    process_runner::shared(), std::move(ws), dir, cache);
   spec.workspace = {};
   std::string why;
   if (!ec && self->state.tree->open(why)) {
@@ -176,7 +183,9 @@ void run_check(agent_ptr self, const workstream_spec& spec, workstream_result r,
 
 agent_actor::behavior_type
 agent(agent_actor::stateful_pointer<agent_state> self, std::string persona,
-      std::string node, std::shared_ptr<const executor_registry> executors) {
+      std::string node, std::shared_ptr<const executor_registry> executors,
+      std::string workspaces) {
+  self->state.workspaces = std::move(workspaces);
   self->state.persona = std::move(persona);
   self->state.node = std::move(node);
   self->state.executors = std::move(executors);
@@ -339,10 +348,9 @@ pool_actor::behavior_type agent_pool(pool_ptr self, pool_config cfg) {
         a = custom->second;
       } else {
         // An attempt in a worktree waits for git on a thread of its own.
-        if (spec.workspace.enabled() && spec.workspace.root.empty())
-          spec.workspace.root = st.cfg.workspace_root;
         a = spawn_agent(self->system(), persona, st.cfg.info.name,
-                        st.cfg.executors, spec.workspace.enabled());
+                        st.cfg.executors, spec.workspace.enabled(),
+                        st.cfg.workspace_root);
         auto running_key
           = pool_state::key{spec.run_id, spec.ws.id, spec.dispatch};
         self->monitor(a);
@@ -410,12 +418,13 @@ pool_actor::behavior_type agent_pool(pool_ptr self, pool_config cfg) {
 agent_actor spawn_agent(caf::actor_system& sys, std::string persona,
                         std::string node,
                         std::shared_ptr<const executor_registry> executors,
-                        bool own_thread) {
+                        bool own_thread, std::string workspaces) {
   if (own_thread)
     return sys.spawn<caf::detached>(agent, std::move(persona), std::move(node),
-                                    std::move(executors));
+                                    std::move(executors),
+                                    std::move(workspaces));
   return sys.spawn(agent, std::move(persona), std::move(node),
-                   std::move(executors));
+                   std::move(executors), std::move(workspaces));
 }
 
 pool_actor spawn_agent_pool(caf::actor_system& sys, pool_config cfg) {

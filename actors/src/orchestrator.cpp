@@ -24,7 +24,6 @@
 #include "troupe/runtime/executors.hpp"
 #include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
-#include "troupe/runtime/run_dir.hpp"
 
 namespace troupe {
 
@@ -212,6 +211,8 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
                                      : p.settings.max_parallel_agents,
                                    1);
       auto started_at = unix_now();
+      if (auto why = settle_repository(opts, id, st.cfg.name); !why.empty())
+        return caf::make_error(errc::invalid_plan, why);
       if (auto& j = st.cfg.journal) {
         // Claimed here, so that a run another process holds is refused;
         // recorded by the writer, before any of the run's events.
@@ -221,13 +222,6 @@ orchestrator(self_ptr self, orchestrator_config cfg) {
           log()->error("run {} refused: {}", id, e.what());
           return caf::make_error(errc::journal_failed, e.what());
         }
-      }
-      // A run on a repository works in its own directory: its workspaces
-      // are made there, and nothing runs in the user's checkout.
-      if (opts.repo.enabled()) {
-        if (opts.repo.run_dir.empty())
-          opts.repo.run_dir = default_run_dir(opts.repo.path, id);
-        opts.workdir = opts.repo.run_dir;
       }
       auto workdir = opts.workdir;
       auto& run = open_run(self, id, std::move(p), std::move(opts),

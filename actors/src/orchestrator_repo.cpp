@@ -4,6 +4,7 @@
 // leaves for approval.
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include "orchestrator_state.hpp"
 #include "troupe/runtime/log.hpp"
+#include "troupe/runtime/run_dir.hpp"
 
 namespace troupe::orch {
 
@@ -23,6 +25,27 @@ bool on_repository(const run_state& run) {
 bool writes(const ws_run& w) {
   return w.def->agent == agent_kind::general && w.checks_gate == npos
          && !w.synthesizes;
+}
+
+std::string settle_repository(run_options& opts, const std::string& id,
+                              const std::string& node) {
+  auto& repo = opts.repo;
+  if (!repo.enabled())
+    return {};
+  auto& base = repo.base;
+  auto hex = (base.size() == 40 || base.size() == 64)
+             && base.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (repo.path.front() != '/' || !hex
+      || (!repo.run_dir.empty() && repo.run_dir.front() != '/'))
+    return "repository: an absolute path and a full commit id are needed";
+  std::error_code ec;
+  if (!std::filesystem::exists(repo.path + "/.git", ec))
+    return "repository: " + repo.path + " is no git checkout on " + node;
+  if (repo.run_dir.empty())
+    repo.run_dir = default_run_dir(repo.path, id);
+  // The run works in its own directory, never in the user's checkout.
+  opts.workdir = repo.run_dir;
+  return {};
 }
 
 void start_integrator(self_ptr self, run_state& run) {
@@ -39,7 +62,8 @@ workspace_spec workspace_for(const run_state& run, const ws_run& w) {
     return ws;
   auto& repo = run.opts.repo;
   ws.mode = w.checks_gate != npos ? "check" : writes(w) ? "write" : "read";
-  ws.repo = repo.url.empty() ? repo.path : repo.url;
+  ws.repo = repo.path;
+  ws.url = repo.url;
   ws.base = repo.base;
   ws.patch = run.integrated_patch;
   ws.carry = w.carry;

@@ -450,6 +450,11 @@ void guarded(self_ptr self, const std::string& run_id, F&& f) {
 // -- runs on a repository: orchestrator_repo.cpp -----------------------------
 
 bool on_repository(const run_state& run);
+/// Checks the repository a run asks for (`opts.repo`), which must be a git
+/// checkout here, and gives the run its directory, where its work runs;
+/// says what is wrong, or nothing.
+std::string settle_repository(run_options& opts, const std::string& id,
+                              const std::string& node);
 /// Whether `w`'s change is captured and integrated: the work of a writing
 /// agent (the plan's `general` workstreams, and gates' fixers).
 bool writes(const ws_run& w);

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iomanip>
@@ -344,6 +345,11 @@ int worker_command(const worker_flags& flags) {
     pcfg.info.protocol_version = flags.protocol_version;
   pcfg.executors = executors;
   pcfg.workdir = flags.workdir;
+  pcfg.workspace_root
+    = std::filesystem::absolute(flags.workspaces.empty() ? ".troupe/workspaces"
+                                                         : flags.workspaces)
+        .lexically_normal()
+        .string();
   auto pool = spawn_agent_pool(sys, pcfg);
   std::promise<std::pair<int, std::string>> done;
   auto finished = done.get_future();

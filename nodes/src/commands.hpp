@@ -213,6 +213,9 @@ struct worker_flags {
   std::string name;
   std::string token_file;
   std::string workdir;
+  /// For runs on a git repository: the worker's worktrees and its cache of
+  /// the repositories.
+  std::string workspaces;
   int32_t protocol_version = 0;
   tls_flags tls;
 };

@@ -123,6 +123,22 @@ int main(int argc, char** argv) {
       cmd->add_flag("--no-journal", j.off, "journal nothing")->excludes(path);
   };
 
+  auto add_repo = [](CLI::App* cmd, cli::run_flags& f) {
+    cmd
+      ->add_option("--repo", f.repo,
+                   "work on this git repository: a worktree per workstream, "
+                   "one commit per workstream once approved")
+      ->group("Repository");
+    cmd
+      ->add_option("--base", f.base,
+                   "the commit the run starts from (default: HEAD)")
+      ->group("Repository");
+    cmd
+      ->add_option("--branch", f.branch,
+                   "the branch the commits land on (default: troupe/RUN_ID)")
+      ->group("Repository");
+  };
+
   cli::run_flags rf;
   auto run = app.add_subcommand("run", "run a plan on this machine");
   auto run_file
@@ -149,19 +165,7 @@ int main(int argc, char** argv) {
                 "run without asking for confirmation, and commit a run's "
                 "changes without asking for approval");
   run->add_flag("--quiet,-q", rf.quiet, "no progress, only the report");
-  run
-    ->add_option("--repo", rf.repo,
-                 "work on this git repository: a worktree per workstream, "
-                 "one commit per workstream once approved")
-    ->group("Repository");
-  run
-    ->add_option("--base", rf.base,
-                 "the commit the run starts from (default: HEAD)")
-    ->group("Repository");
-  run
-    ->add_option("--branch", rf.branch,
-                 "the branch the commits land on (default: troupe/RUN_ID)")
-    ->group("Repository");
+  add_repo(run, rf);
   add_journal(run, rf.journal);
 
   // `troupe approve` and `troupe reject`.
@@ -239,8 +243,11 @@ int main(int argc, char** argv) {
                      "the current one)");
   submit->add_option("--token-file", rf.token_file,
                      "file holding the cluster's token");
-  submit->add_flag("--yes,-y", rf.yes, "run without asking for confirmation");
+  submit->add_flag("--yes,-y", rf.yes,
+                   "run without asking for confirmation, and commit a run's "
+                   "changes without asking for approval");
   submit->add_flag("--quiet,-q", rf.quiet, "no progress, only the report");
+  add_repo(submit, rf);
   add_tls(submit, rf.tls);
 
   cli::run_flags pf;
@@ -318,6 +325,10 @@ int main(int argc, char** argv) {
                      "run every workstream here instead of the directory "
                      "the run names")
     ->check(CLI::ExistingDirectory);
+  worker->add_option("--workspaces", wf.workspaces,
+                     "where worktrees of runs on a git repository are made, "
+                     "and the repositories fetched (default: "
+                     ".troupe/workspaces here)");
   worker->add_option("--protocol-version", wf.protocol_version,
                      "claim another protocol version (for testing)")
     ->group("");

@@ -17,11 +17,13 @@ class executor_registry;
 /// the attempt's result and quits. `noop` needs no executor actor. An
 /// attempt in a workspace (a run on a git repository) runs in a worktree
 /// the agent makes and removes, waiting for git on a thread of its own
-/// (`own_thread`).
+/// (`own_thread`): made from the run's repository in the run's directory,
+/// or with `workspaces` set (a worker's), under that directory from a cache
+/// of the repository there.
 agent_actor spawn_agent(caf::actor_system& sys, std::string persona,
                         std::string node,
                         std::shared_ptr<const executor_registry> executors,
-                        bool own_thread = false);
+                        bool own_thread = false, std::string workspaces = {});
 
 /// What an agent pool offers and how it runs work.
 struct pool_config {
@@ -34,8 +36,10 @@ struct pool_config {
   /// When set, work runs here whatever directory the run names (a worker
   /// whose checkout lives elsewhere than the submitter's).
   std::string workdir;
-  /// Where attempts in a run on a git repository get their worktrees when
-  /// the run names no directory for them.
+  /// A worker's own directory for the worktrees of runs on a git
+  /// repository and its cache of their repositories; empty: worktrees of
+  /// the run's repository, in the run's directory (the coordinator's
+  /// machine).
   std::string workspace_root;
 };
 

@@ -84,8 +84,12 @@ struct workspace_spec {
   /// whose change is thrown away. Empty: no workspace, the work runs in
   /// the spec's `workdir`.
   std::string mode;
-  /// Where the node finds the repository: a path it can read.
+  /// The repository, where the coordinator has it: a node there makes
+  /// worktrees of it.
   std::string repo;
+  /// Where a worker fetches it from into a cache of its own: a URL or a
+  /// path; empty: `repo`.
+  std::string url;
   /// The run's base commit, a full object id.
   std::string base;
   /// Applied onto `base` first; the captured change is what the work adds.
@@ -104,7 +108,7 @@ struct workspace_spec {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, workspace_spec& x) {
   return f(caf::meta::type_name("troupe::workspace_spec"), x.mode, x.repo,
-           x.base, x.patch, x.carry, x.root);
+           x.url, x.base, x.patch, x.carry, x.root);
 }
 
 /// What an agent is asked to do: one attempt at one workstream.

@@ -59,8 +59,11 @@ bool read_diff_stat(process_runner& runner, const std::string& repo,
 /// applied, its change captured, then removed.
 class attempt_worktree {
 public:
-  attempt_worktree(process_runner& runner, workspace_spec spec,
-                   std::string dir);
+  /// A worktree at `dir`, made from `spec.repo` itself, or with `cache`
+  /// set, from that bare repository of the node's own, into which the
+  /// base commit is fetched from `spec.url` (else `spec.repo`) first.
+  attempt_worktree(process_runner& runner, workspace_spec spec, std::string dir,
+                   std::string cache = {});
   ~attempt_worktree();
   attempt_worktree(const attempt_worktree&) = delete;
   attempt_worktree& operator=(const attempt_worktree&) = delete;
@@ -82,9 +85,14 @@ public:
   }
 
 private:
+  bool fetch_base(std::string& why);
+
   process_runner& runner_;
   workspace_spec spec_;
   std::string dir_;
+  /// The repository the worktree belongs to: `spec_.repo`, or the cache.
+  std::string git_dir_;
+  std::string cache_;
   std::string start_tree_;
   bool made_ = false;
 };
