@@ -2,7 +2,9 @@
 // everything else has ended, and its report, journaled and sent to its
 // observers.
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +13,7 @@
 
 #include "orchestrator_state.hpp"
 #include "troupe/protocol/planning.hpp"
+#include "troupe/runtime/files.hpp"
 #include "troupe/runtime/journal.hpp"
 #include "troupe/runtime/log.hpp"
 
@@ -39,8 +42,32 @@ run_status work_status(const run_state& run) {
 // Journals the report of a run that was reporting (unless its journal
 // failed) and sends it to its observers, all sharing one message; answers
 // a pending shutdown once every run has reported.
+// A run on a repository keeps its report, and each workstream's output,
+// in its directory beside its diffs.
+static void keep_in_run_dir(const run_report& report) {
+  auto& dir = report.run_dir;
+  std::string failed;
+  auto keep = [&](const std::string& name, const std::string& text) {
+    if (auto ec = write_file_atomically(dir + "/" + name, text))
+      failed = name + ": " + ec.message();
+  };
+  std::error_code ec;
+  std::filesystem::create_directories(dir + "/logs", ec);
+  keep("report.json", json_text(report) + "\n");
+  keep("report.md", report.markdown);
+  for (auto& w : report.workstreams) {
+    auto name = w.id;
+    std::replace(name.begin(), name.end(), '/', '+');
+    keep("logs/" + name + ".log", w.output);
+  }
+  if (!failed.empty())
+    log()->warn("run {}: cannot keep {} in {}", report.run_id, failed, dir);
+}
+
 void report_delivered(self_ptr self, run_report report, bool journaled) {
   auto& st = self->state;
+  if (!report.run_dir.empty())
+    keep_in_run_dir(report);
   auto i = st.reporting.find(report.run_id);
   std::vector<observer_actor> observers;
   std::vector<caf::typed_response_promise<run_report>> waiters;

@@ -18,6 +18,7 @@
 
 #include "commands.hpp"
 #include "troupe/protocol/utf8.hpp"
+#include "troupe/runtime/config.hpp"
 #include "troupe/runtime/files.hpp"
 #include "troupe/runtime/git.hpp"
 #include "troupe/runtime/process.hpp"
@@ -217,6 +218,8 @@ bool prepare_repository(const run_flags& flags, const repo_spec& planned,
   out.branch = branch;
   out.url = planned.url;
   out.approved = flags.yes;
+  out.author_name = configuration().git_author_name;
+  out.author_email = configuration().git_author_email;
   return true;
 }
 

@@ -328,7 +328,19 @@ troupe_config load_config(const std::string& explicit_path, diagnostics& out) {
     reader r{path, out};
     if (!r.expect_object(j, ""))
       return cfg;
-    r.reject_unknown(j, "", {"settings", "providers"});
+    r.reject_unknown(j, "", {"settings", "providers", "git"});
+    if (auto i = j.find("git");
+        i != j.end() && !i->is_null() && r.expect_object(*i, "git")) {
+      r.reject_unknown(*i, "git", {"author_name", "author_email"});
+      r.string_at(*i, "git", "author_name", cfg.git_author_name);
+      r.string_at(*i, "git", "author_email", cfg.git_author_email);
+      // Git refuses these in a name or address.
+      for (auto* f : {&cfg.git_author_name, &cfg.git_author_email})
+        if (f->find_first_of("<>\n") != std::string::npos)
+          out.error(f == &cfg.git_author_name ? "git.author_name"
+                                              : "git.author_email",
+                    "must not hold '<', '>' or a line break");
+    }
     if (auto i = j.find("settings"); i != j.end() && !i->is_null()) {
       if (r.expect_object(*i, "settings")) {
         read_persona_files(r, *i, cfg);

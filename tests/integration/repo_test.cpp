@@ -104,6 +104,15 @@ TEST_CASE("workstreams on a repository land as one commit each, in order, "
   CHECK(split_lines(repo.git("worktree list")).size() == 1);
   CHECK(report.at("markdown").get<std::string>().find("## Changes")
         != std::string::npos);
+  // The run's directory keeps its diffs, report and logs.
+  auto dir = rep.at("run_dir").get<std::string>();
+  CHECK(dir
+        == repo.str() + "/.troupe/runs/"
+             + report.at("run_id").get<std::string>());
+  CHECK(test::names_in(dir + "/diffs").size() == 4);
+  CHECK(json::parse(test::run_shell("cat report.json", dir).out).at("run_id")
+        == report.at("run_id"));
+  CHECK(test::run_shell("cat logs/edit-a.log", dir).exit_code == 0);
 }
 
 TEST_CASE("a change outside what a workstream owns fails it, naming the "
@@ -236,10 +245,12 @@ workstreams:
   CHECK(ws_of(report, "slow").at("status") == "cancelled");
   CHECK(test::process_gone(work));
   CHECK(split_lines(repo.git("worktree list")).size() == 1);
-  // What stays of the run: its marker, and any change it accepted.
-  for (auto& name :
-       test::names_in(report.at("repository").at("run_dir").get<std::string>()))
-    CHECK((name == "repository" || name == "diffs"));
+  // What stays of the run: its marker, report and logs, and any change it
+  // accepted; no workspace, no integration tree.
+  auto dir = report.at("repository").at("run_dir").get<std::string>();
+  for (auto& name : test::names_in(dir))
+    CHECK((name == "repository" || name == "diffs" || name == "logs"
+           || name == "report.json" || name == "report.md"));
   CHECK(repo.run_branches().empty());
   CHECK(repo.tree() == tree);
 }
@@ -260,10 +271,21 @@ TEST_CASE("a plan names its repository relative to its file, and its "
                                          "  - {id: idle, owns: [b.txt], "
                                          "executor: {kind: command, run: "
                                          "'true'}}\n");
-  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--yes"}, "/");
+  // The config file names who commits.
+  auto config = out.write("config.yaml", "git: {author_name: Release Bot, "
+                                         "author_email: bot@example.com}\n");
+  auto r = run_troupe({"run", plan, "-q", "--no-journal", "--yes"}, "/",
+                      "export TROUPE_CONFIG=" + test::sh_quote(config) + "; ");
   INFO(r.err);
   CHECK(r.exit_code == 0);
   CHECK(subjects(repo, "main", "from-plan") == std::vector<std::string>{"a"});
+  CHECK(repo.git("log -1 --format='%an <%ae>|%cn <%ce>' from-plan")
+        == "Release Bot <bot@example.com>|Release Bot <bot@example.com>\n");
+  auto bad = out.write("bad.yaml", "git: {author_name: 'a <b>'}\n");
+  auto b = run_troupe({"run", plan, "-q", "--no-journal", "--yes"}, "/",
+                      "export TROUPE_CONFIG=" + test::sh_quote(bad) + "; ");
+  CHECK(b.exit_code == 2);
+  CHECK(b.err.find("git.author_name: must not hold") != std::string::npos);
   auto over = run_troupe(
     {"run", plan, "-q", "--no-journal", "--yes", "--branch", "from-flag"}, "/");
   CHECK(over.exit_code == 0);

@@ -24,6 +24,9 @@ namespace troupe {
 ///       anthropic: {api_key_file: anthropic.key, retries: 6}
 ///       openai: {base_url: "http://127.0.0.1:8080/v1"}
 ///       claude-code: {program: /opt/claude/bin/claude}
+///     git:                 # who the commits of runs on a repository are by
+///       author_name: Release Bot
+///       author_email: bot@example.com
 ///
 /// Relative paths are relative to the file; `~/` is the home directory.
 /// The environment wins over the file: ANTHROPIC_BASE_URL,
@@ -42,6 +45,10 @@ struct troupe_config {
   llm_endpoint openai;
   /// The Claude Code CLI the file names; empty to look for it.
   std::string claude_program;
+  /// Who the commits of runs on a repository are by; empty takes Troupe's
+  /// own ("Troupe", "troupe@localhost").
+  std::string git_author_name;
+  std::string git_author_email;
   /// Where each provider value came from ("default", "config",
   /// "env ANTHROPIC_API_KEY", "file /path"), by its path such as
   /// `providers.anthropic.base_url`.
